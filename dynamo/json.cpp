@@ -1,0 +1,339 @@
+#include "dynamo/json.h"
+
+#include <array>
+#include <fmt/format.h>
+
+#include "dynamo/errors.h"
+#include "dynamo/json_read.h"
+
+namespace dynamorph::dynamo {
+namespace {
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+constexpr std::array<signed char, 256> make_b64_table() {
+  std::array<signed char, 256> t{};
+  for (auto& x : t) x = -1;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<signed char>(i);
+  return t;
+}
+constexpr auto kB64Rev = make_b64_table();
+
+// Which bytes need escaping in a JSON string.
+constexpr std::array<bool, 256> make_escape_table() {
+  std::array<bool, 256> t{};
+  for (int i = 0; i < 0x20; ++i) t[i] = true;
+  t['"'] = true;
+  t['\\'] = true;
+  return t;
+}
+constexpr auto kNeedsEscape = make_escape_table();
+
+void write_set_strings(std::string& out, const StringSet& s) {
+  out.push_back('[');
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) out.push_back(',');
+    write_json_string(out, s[i]);
+  }
+  out.push_back(']');
+}
+
+}  // namespace
+
+void write_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  std::size_t run = 0;  // start of the pending run of plain bytes
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (!kNeedsEscape[c]) continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+void base64_encode(std::string& out, std::string_view bytes) {
+  std::size_t i = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  for (; i + 3 <= bytes.size(); i += 3) {
+    unsigned v = (p[i] << 16) | (p[i + 1] << 8) | p[i + 2];
+    char q[4] = {kB64[v >> 18], kB64[(v >> 12) & 63], kB64[(v >> 6) & 63], kB64[v & 63]};
+    out.append(q, 4);
+  }
+  std::size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    unsigned v = p[i] << 16;
+    char q[4] = {kB64[v >> 18], kB64[(v >> 12) & 63], '=', '='};
+    out.append(q, 4);
+  } else if (rest == 2) {
+    unsigned v = (p[i] << 16) | (p[i + 1] << 8);
+    char q[4] = {kB64[v >> 18], kB64[(v >> 12) & 63], kB64[(v >> 6) & 63], '='};
+    out.append(q, 4);
+  }
+}
+
+bool base64_decode(std::string& out, std::string_view text) {
+  unsigned acc = 0;
+  int bits = 0;
+  std::size_t pad = 0;
+  for (char ch : text) {
+    if (ch == '=') {
+      ++pad;
+      continue;
+    }
+    if (pad) return false;  // data after padding
+    int v = kB64Rev[static_cast<unsigned char>(ch)];
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return pad <= 2 && (text.size() % 4 == 0 || pad == 0);
+}
+
+void write_value(std::string& out, const AttributeValue& v) {
+  switch (v.type()) {
+    case AttrType::S:
+      out += "{\"S\":";
+      write_json_string(out, v.as<std::string>());
+      break;
+    case AttrType::N:
+      out += "{\"N\":\"";
+      out += v.as<Number>().text();
+      out += '"';
+      break;
+    case AttrType::B:
+      out += "{\"B\":\"";
+      base64_encode(out, v.as<Binary>().bytes);
+      out += '"';
+      break;
+    case AttrType::BOOL:
+      out += v.as<bool>() ? "{\"BOOL\":true" : "{\"BOOL\":false";
+      break;
+    case AttrType::NUL:
+      out += "{\"NULL\":true";
+      break;
+    case AttrType::M:
+      out += "{\"M\":";
+      write_item(out, v.as<Map>());
+      break;
+    case AttrType::L: {
+      out += "{\"L\":[";
+      const auto& l = v.as<List>();
+      for (std::size_t i = 0; i < l.size(); ++i) {
+        if (i) out.push_back(',');
+        write_value(out, l[i]);
+      }
+      out.push_back(']');
+      break;
+    }
+    case AttrType::SS:
+      out += "{\"SS\":";
+      write_set_strings(out, v.as<StringSet>());
+      break;
+    case AttrType::NS: {
+      out += "{\"NS\":[";
+      const auto& s = v.as<NumberSet>();
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        if (i) out.push_back(',');
+        out.push_back('"');
+        out += s[i].text();
+        out.push_back('"');
+      }
+      out.push_back(']');
+      break;
+    }
+    case AttrType::BS: {
+      out += "{\"BS\":[";
+      const auto& s = v.as<BinarySet>();
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        if (i) out.push_back(',');
+        out.push_back('"');
+        base64_encode(out, s[i].bytes);
+        out.push_back('"');
+      }
+      out.push_back(']');
+      break;
+    }
+  }
+  out.push_back('}');
+}
+
+void write_item(std::string& out, const Item& item) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : item) {
+    if (!first) out.push_back(',');
+    first = false;
+    write_json_string(out, k);
+    out.push_back(':');
+    write_value(out, v);
+  }
+  out.push_back('}');
+}
+
+void pad_for_parsing(std::string& buffer) {
+  if (buffer.capacity() < buffer.size() + simdjson::SIMDJSON_PADDING) {
+    buffer.reserve(buffer.size() + simdjson::SIMDJSON_PADDING);
+  }
+}
+
+namespace detail {
+
+simdjson::ondemand::parser& thread_parser() {
+  thread_local simdjson::ondemand::parser parser;
+  return parser;
+}
+
+simdjson::padded_string_view padded(const std::string& buffer) {
+  return simdjson::padded_string_view(buffer.data(), buffer.size(), buffer.capacity());
+}
+
+namespace {
+
+[[noreturn]] void bad(std::string_view what) {
+  throw Error(fmt::format("malformed DynamoDB JSON: {}", what));
+}
+
+std::string_view get_string(simdjson::ondemand::value v) {
+  std::string_view s;
+  if (v.get_string().get(s)) bad("expected a string");
+  return s;
+}
+
+Binary get_binary(simdjson::ondemand::value v) {
+  Binary b;
+  if (!base64_decode(b.bytes, get_string(v))) bad("invalid base64 in a binary value");
+  return b;
+}
+
+}  // namespace
+
+void read_item_into(simdjson::ondemand::object obj, Item& out) {
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) bad("bad attribute name");
+    simdjson::ondemand::value v;
+    if (field.value().get(v)) bad("bad attribute value");
+    out.append(std::string(key), read_value(v));
+  }
+}
+
+Item read_item(simdjson::ondemand::value v) {
+  simdjson::ondemand::object obj;
+  if (v.get_object().get(obj)) bad("expected an object of attributes");
+  Item item;
+  read_item_into(obj, item);
+  return item;
+}
+
+AttributeValue read_value(simdjson::ondemand::value v) {
+  simdjson::ondemand::object obj;
+  if (v.get_object().get(obj)) bad("expected an attribute value object");
+  for (auto field : obj) {
+    std::string_view tag;
+    if (field.unescaped_key().get(tag)) bad("bad type tag");
+    simdjson::ondemand::value x;
+    if (field.value().get(x)) bad("bad value");
+    switch (tag.size()) {
+      case 1:
+        if (tag[0] == 'S') return AttributeValue(std::string(get_string(x)));
+        if (tag[0] == 'N') return AttributeValue(Number::from_canonical(std::string(get_string(x))));
+        if (tag[0] == 'B') return AttributeValue(get_binary(x));
+        if (tag[0] == 'M') return AttributeValue(read_item(x));
+        if (tag[0] == 'L') {
+          simdjson::ondemand::array arr;
+          if (x.get_array().get(arr)) bad("L must be an array");
+          List l;
+          for (auto e : arr) {
+            simdjson::ondemand::value ev;
+            if (e.get(ev)) bad("bad list element");
+            l.push_back(read_value(ev));
+          }
+          return AttributeValue(std::move(l));
+        }
+        break;
+      case 2: {
+        simdjson::ondemand::array arr;
+        if (x.get_array().get(arr)) bad("a set must be an array");
+        if (tag == "SS") {
+          StringSet s;
+          for (auto e : arr) {
+            simdjson::ondemand::value ev;
+            if (e.get(ev)) bad("bad set element");
+            s.emplace_back(get_string(ev));
+          }
+          return AttributeValue(std::move(s));
+        }
+        if (tag == "NS") {
+          NumberSet s;
+          for (auto e : arr) {
+            simdjson::ondemand::value ev;
+            if (e.get(ev)) bad("bad set element");
+            s.push_back(Number::from_canonical(std::string(get_string(ev))));
+          }
+          return AttributeValue(std::move(s));
+        }
+        if (tag == "BS") {
+          BinarySet s;
+          for (auto e : arr) {
+            simdjson::ondemand::value ev;
+            if (e.get(ev)) bad("bad set element");
+            s.push_back(get_binary(ev));
+          }
+          return AttributeValue(std::move(s));
+        }
+        break;
+      }
+      case 4:
+        if (tag == "BOOL") {
+          bool b;
+          if (x.get_bool().get(b)) bad("BOOL must be true or false");
+          return AttributeValue(b);
+        }
+        if (tag == "NULL") {
+          bool b;
+          if (x.get_bool().get(b)) bad("NULL must be true");
+          return AttributeValue(Null{});
+        }
+        break;
+      default: break;
+    }
+    bad(fmt::format("unknown type tag '{}'", tag));
+  }
+  bad("empty attribute value");
+}
+
+}  // namespace detail
+
+Item parse_item(std::string_view json) {
+  simdjson::padded_string padded(json);
+  auto doc = detail::thread_parser().iterate(padded);
+  simdjson::ondemand::value v;
+  if (doc.get_value().get(v)) throw Error("malformed DynamoDB JSON: not a JSON document");
+  return detail::read_item(v);
+}
+
+AttributeValue parse_value(std::string_view json) {
+  simdjson::padded_string padded(json);
+  auto doc = detail::thread_parser().iterate(padded);
+  simdjson::ondemand::value v;
+  if (doc.get_value().get(v)) throw Error("malformed DynamoDB JSON: not a JSON document");
+  return detail::read_value(v);
+}
+
+}  // namespace dynamorph::dynamo

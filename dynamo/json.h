@@ -1,0 +1,29 @@
+// DynamoDB JSON codec. Writers append to a caller-owned (reused) buffer; readers parse with
+// simdjson On-Demand using one parser per thread. All functions are thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "dynamo/attribute_value.h"
+
+namespace dynamorph::dynamo {
+
+// ---- writing -------------------------------------------------------------------------------
+void write_json_string(std::string& out, std::string_view s);  // quoted and escaped
+void write_value(std::string& out, const AttributeValue& v);   // {"S":"x"}
+void write_item(std::string& out, const Item& item);           // {"a":{"S":"x"},…}
+
+void base64_encode(std::string& out, std::string_view bytes);
+// Appends the decoded bytes; false on malformed input.
+bool base64_decode(std::string& out, std::string_view text);
+
+// ---- reading -------------------------------------------------------------------------------
+// Parse one item / value in DynamoDB JSON. Throws dynamorph::Error naming what is wrong.
+Item parse_item(std::string_view json);
+AttributeValue parse_value(std::string_view json);
+
+// Ensures `buffer` can be handed to simdjson without a copy (capacity ≥ size + padding).
+void pad_for_parsing(std::string& buffer);
+
+}  // namespace dynamorph::dynamo

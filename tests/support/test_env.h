@@ -1,0 +1,18 @@
+// Where tests find the DynamoDB Local started by the ctest fixture, the source tree and the
+// dynamorph binary. Thread-safe (reads only).
+#pragma once
+
+#include <string>
+
+namespace dynamorph::test {
+
+// http://127.0.0.1:PORT of the fixture's DynamoDB Local; starts one for this process when the
+// test runs outside ctest (and stops it at exit).
+std::string ddb_endpoint();
+std::string source_dir();                       // the repository root
+std::string source_path(const std::string& rel);  // source_dir() + "/" + rel
+std::string dynamorph_bin();                    // path of the built dynamorph executable
+// A table name unique to this process and call, so tests never collide on a shared server.
+std::string unique_name(const std::string& prefix);
+
+}  // namespace dynamorph::test
