@@ -1,0 +1,140 @@
+// The DynamoDB client: signs, sends through the HTTP transport's I/O thread, retries with
+// full-jitter back-off, corrects clock skew, and returns typed outcomes. Thread-safe: one
+// Client serves every thread. Async calls complete on the I/O thread (keep callbacks short);
+// sync calls block the caller and must never be made from the I/O thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dynamo/http_transport.h"
+#include "dynamo/requests.h"
+#include "dynamo/service_error.h"
+#include "dynamo/sigv4.h"
+
+namespace dynamorph::dynamo {
+
+class CredentialsProvider;
+
+struct RetryPolicy {
+  int max_attempts = 10;                        // per request, first try included
+  std::chrono::milliseconds base{25};           // back-off base for 5xx and transport errors
+  std::chrono::milliseconds throttle_base{100};  // back-off base for throttling
+  std::chrono::milliseconds cap{20000};
+  int max_unprocessed_rounds = 12;  // BatchWriteItem / BatchGetItem re-sends of leftovers
+};
+
+struct ClientOptions {
+  std::string endpoint;  // http(s)://host[:port]
+  std::string region;
+  std::shared_ptr<CredentialsProvider> credentials;
+  RetryPolicy retry;
+  TransportOptions transport;
+};
+
+struct RawResponse {
+  std::string body;  // padded for parsing
+  std::string request_id;
+  int attempts = 1;
+  int throttled = 0;  // attempts that ended in throttling
+};
+
+// Counters over the client's life; read at any time (relaxed).
+struct ClientStats {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> throttles{0};
+  std::atomic<std::uint64_t> unprocessed_resent{0};
+};
+
+struct BatchWriteSummary {
+  double consumed_capacity = 0;
+  int requests = 1;
+  int throttled = 0;  // throttled attempts plus rounds that left items unprocessed
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  using RawDone = std::function<void(Outcome<RawResponse>)>;
+
+  // One operation ("Scan", "BatchWriteItem", …) with a JSON body; retried as the policy says.
+  void call_async(std::string_view operation, std::string body, RawDone done);
+  Outcome<RawResponse> call(std::string_view operation, std::string body);
+
+  // BatchWriteItem of ≤ 25 entries; UnprocessedItems are re-sent (with back-off) until none
+  // remain. Fails only when the retry budget is spent; then nothing is known about which
+  // entries were written, so the caller must treat the whole batch as not written.
+  void batch_write_async(std::vector<BatchWriteEntry> entries,
+                         std::function<void(Outcome<BatchWriteSummary>)> done);
+  Outcome<BatchWriteSummary> batch_write(std::vector<BatchWriteEntry> entries);
+
+  // TransactWriteItems (≤ 100 actions) with a ClientRequestToken, so that a retry after a lost
+  // response is not applied twice. An empty token gets a fresh one.
+  void transact_write_async(std::vector<TransactAction> actions, std::string token,
+                            std::function<void(Outcome<double>)> done);
+  Outcome<double> transact_write(std::vector<TransactAction> actions, std::string token = {});
+
+  // ---- typed synchronous operations (schema steps, tests, state table) ---------------------
+  Outcome<TableDescription> create_table(const CreateTableRequest& request);
+  Outcome<TableDescription> describe_table(std::string_view table);
+  Outcome<TableDescription> update_table(std::string_view table,
+                                         const std::vector<GlobalIndexUpdate>& updates,
+                                         const std::optional<Throughput>& throughput = {});
+  Outcome<TableDescription> delete_table(std::string_view table);
+  Outcome<std::vector<std::string>> list_tables();  // every page
+  Outcome<TimeToLive> update_ttl(std::string_view table, std::string_view attribute, bool enabled);
+  Outcome<TimeToLive> describe_ttl(std::string_view table);
+  Outcome<Page> scan(const ScanRequest& request);
+  Outcome<Page> query(const QueryRequest& request);
+  Outcome<std::optional<Item>> get_item(const GetItemRequest& request);
+  Outcome<WriteResult> put_item(const PutItemRequest& request);
+  Outcome<WriteResult> update_item(const UpdateItemRequest& request);
+  Outcome<WriteResult> delete_item(const DeleteItemRequest& request);
+  // BatchGetItem in chunks of 100 keys; UnprocessedKeys re-sent.
+  Outcome<std::vector<Item>> batch_get(const BatchGetRequest& request);
+
+  // Polls DescribeTable until the table (and every GSI) is ACTIVE or `timeout` passes.
+  Outcome<TableDescription> wait_until_active(std::string_view table,
+                                              std::chrono::seconds timeout,
+                                              const std::function<void(const TableDescription&)>& tick = {});
+  // Polls until DescribeTable says ResourceNotFound.
+  Outcome<bool> wait_until_deleted(std::string_view table, std::chrono::seconds timeout);
+
+  const ClientStats& stats() const { return stats_; }
+  const std::string& endpoint() const { return options_.endpoint; }
+  const std::string& region() const { return options_.region; }
+  // Server time minus local time, learnt from a clock-skew error's Date header.
+  std::chrono::milliseconds clock_skew() const { return std::chrono::milliseconds(skew_ms_.load()); }
+
+ private:
+  struct Call;
+  void send(std::shared_ptr<Call> call);
+  void on_response(std::shared_ptr<Call> call, HttpResponse&& response);
+  std::chrono::milliseconds backoff(int attempt, bool throttled) const;
+  HttpRequest build_request(const Call& call);
+
+  ClientOptions options_;
+  std::string url_;
+  std::string host_;  // Host header value
+  Signer signer_;
+  std::atomic<std::int64_t> skew_ms_{0};
+  ClientStats stats_;
+  std::unique_ptr<HttpTransport> transport_;  // last: its thread stops before the rest dies
+};
+
+// "https://dynamodb.us-east-1.amazonaws.com" → host part with port when not default.
+std::string endpoint_host(std::string_view endpoint);
+
+// Parses an error response into a ServiceError (DynamoDB's __type, message, CancellationReasons).
+ServiceError parse_service_error(std::string_view operation, const HttpResponse& response);
+
+}  // namespace dynamorph::dynamo

@@ -1,0 +1,56 @@
+// HTTP transport: one I/O thread drives libcurl's multi interface; any thread submits requests
+// and gets a completion callback on the I/O thread. Callbacks must be short and must not block:
+// they hand the response to whoever waits for it. Keep-alive connections are pooled by the
+// multi handle; timers (retry back-off) run on the same thread, so nobody sleeps to wait.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dynamorph::dynamo {
+
+struct HttpRequest {
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::shared_ptr<const std::string> body;  // shared so a retry re-sends without a copy
+};
+
+struct HttpResponse {
+  long status = 0;           // 0 when no response arrived
+  std::string body;          // padded for simdjson (see pad_for_parsing)
+  std::string request_id;    // x-amzn-RequestId
+  std::string date;          // Date header, for clock-skew correction
+  int curl_code = 0;         // CURLcode; non-zero means a transport failure
+  std::string curl_error;    // one line describing the transport failure
+};
+
+struct TransportOptions {
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds request_timeout{30000};
+  long max_connections = 64;  // per host
+};
+
+class HttpTransport {
+ public:
+  using Callback = std::function<void(HttpResponse&&)>;
+
+  explicit HttpTransport(TransportOptions options = {});
+  ~HttpTransport();  // lets what is in flight finish (or time out), fires due timers, joins
+  HttpTransport(const HttpTransport&) = delete;
+  HttpTransport& operator=(const HttpTransport&) = delete;
+
+  // Thread-safe. `done` runs on the I/O thread exactly once.
+  void submit(HttpRequest request, Callback done);
+  // Runs `fn` on the I/O thread at `when` (or right away if past). Thread-safe.
+  void schedule(std::chrono::steady_clock::time_point when, std::function<void()> fn);
+  bool on_io_thread() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dynamorph::dynamo

@@ -1,0 +1,69 @@
+#include "dynamo/service_error.h"
+
+#include <fmt/format.h>
+
+namespace dynamorph::dynamo {
+
+ErrorClass classify(std::string_view type, long http_status) {
+  // Throttling: the request was fine, capacity was not.
+  static constexpr std::string_view kThrottling[] = {
+      "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+      "Throttling", "TooManyRequestsException", "SlowDown", "TransactionInProgressException"};
+  // Transient server-side or signing-time conditions worth another try.
+  static constexpr std::string_view kTransient[] = {
+      "InternalServerError", "InternalFailure", "ServiceUnavailable",
+      "ServiceUnavailableException", "InternalServerErrorException",
+      "TransactionConflictException", "LimitExceededException", "RequestTimeout",
+      "RequestTimeoutException", "PriorRequestNotComplete", "RequestExpired",
+      "RequestTimeTooSkewed"};
+  for (auto t : kThrottling) {
+    if (type == t) return {true, true};
+  }
+  for (auto t : kTransient) {
+    if (type == t) return {true, false};
+  }
+  if (http_status == 0) return {type != "UnknownHost", false};  // reset, refused, timeout
+  if (http_status < 0) return {false, false};  // failed before sending (no credentials)
+  if (http_status == 429) return {true, true};
+  if (http_status >= 500) return {true, false};
+  return {false, false};
+}
+
+bool ServiceError::throttling() const { return classify(type, http_status).throttling; }
+
+bool ServiceError::retryable() const {
+  if (clock_skew()) return true;
+  return classify(type, http_status).retryable;
+}
+
+bool ServiceError::conditional_check_failed() const {
+  if (type == "ConditionalCheckFailedException") return true;
+  if (type == "TransactionCanceledException") {
+    for (const auto& r : cancellation_reasons) {
+      if (r == "ConditionalCheckFailed") return true;
+    }
+  }
+  return false;
+}
+
+bool ServiceError::clock_skew() const {
+  if (type == "RequestTimeTooSkewed" || type == "RequestExpired") return true;
+  return type == "InvalidSignatureException" &&
+         (message.find("Signature expired") != std::string::npos ||
+          message.find("Signature not yet current") != std::string::npos);
+}
+
+std::string ServiceError::to_string() const {
+  std::string out = fmt::format("{}: ", operation);
+  if (transport()) {
+    out += fmt::format("no response from DynamoDB: {}", message);
+  } else {
+    out += fmt::format("{}: {} (HTTP {}", type.empty() ? "error" : type, message, http_status);
+    if (!request_id.empty()) out += fmt::format(", request id {}", request_id);
+    out += ")";
+  }
+  if (attempts > 1) out += fmt::format(" after {} attempts", attempts);
+  return out;
+}
+
+}  // namespace dynamorph::dynamo

@@ -1,0 +1,113 @@
+// A pipeline step run as a oneTBB flow graph: parallel segment scan (or query) → where →
+// transform → writer, with bounded pages and writes in flight, capacity throttling, per-segment
+// checkpoints committed in page order, resume, progress and clean stop on a signal.
+// run_pipeline() blocks the calling thread (not a TBB worker) until the step ends.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dynamo/attribute_value.h"
+#include "dynamo/client.h"
+#include "stages/step_spec.h"
+
+namespace dynamorph::pipeline {
+
+// Counters of one step; resumed runs continue them from the checkpoint.
+struct Counters {
+  std::int64_t scanned = 0;    // items the server examined (ScannedCount)
+  std::int64_t matched = 0;    // passed filter and where
+  std::int64_t written = 0;    // items whose write was acknowledged (puts/updates/deletes)
+  std::int64_t skipped = 0;    // version_attribute already at this version, or no change
+  std::int64_t conflicts = 0;  // guard failures that were re-read and transformed again
+  std::int64_t failed = 0;     // items that could not be written (the run stops)
+  std::int64_t retries = 0;    // requests retried (throttling, 5xx, resets, unprocessed)
+  double consumed_rcu = 0;
+  double consumed_wcu = 0;
+  // Writes issued, by kind (dry runs count what they would issue).
+  std::int64_t puts = 0, updates = 0, deletes = 0, transactions = 0;
+  Counters& operator+=(const Counters& o);
+};
+
+// The resume point of one segment: the LastEvaluatedKey of the last page whose every write was
+// acknowledged, all earlier pages included.
+struct SegmentCheckpoint {
+  int segment = 0;
+  std::int64_t pages = 0;                  // pages committed so far
+  std::optional<dynamo::Item> resume_key;  // absent: start of the segment (when !done)
+  bool done = false;
+  Counters counters;                       // this segment's share
+};
+
+struct RunCheckpoint {
+  int total_segments = 0;
+  std::vector<SegmentCheckpoint> segments;
+};
+
+// Where checkpoints live. save() is called from TBB workers, in page order per segment, and
+// must not wait on the network: a remote store queues and coalesces. flush() (called by the
+// thread that runs the pipeline, at the end or on stop) makes every saved checkpoint durable.
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+  virtual std::optional<RunCheckpoint> load() = 0;
+  virtual void save(const SegmentCheckpoint& checkpoint, int total_segments) = 0;
+  virtual void flush() = 0;
+};
+
+// Checkpoints in a local JSON file (tests, and runs without a state table).
+std::unique_ptr<CheckpointStore> file_checkpoint_store(std::string path);
+// Keeps nothing (dry runs, benchmarks).
+std::unique_ptr<CheckpointStore> null_checkpoint_store();
+
+struct ProgressEvent {
+  Counters counters;
+  double elapsed_s = 0;
+  double items_per_s = 0;
+  double rcu_per_s = 0, wcu_per_s = 0;
+  std::int64_t table_items = 0;  // DescribeTable's ItemCount (estimate), 0 if unknown
+  int segments_done = 0, segments_total = 0;
+  bool final = false;
+};
+
+struct RunOptions {
+  int segments = 8;              // used when no checkpoint says otherwise
+  double max_rcu = 0;            // capacity units per second; 0 = no client-side cap
+  double max_wcu = 0;
+  double capacity_percent = 0;   // of the table's provisioned capacity; 0 = off
+  int max_pages_in_flight = 0;   // 0 = 2 per segment
+  int max_writes_in_flight = 16;
+  bool dry_run = false;          // the none writer, whatever the spec says
+  std::int64_t version = 0;      // migration version, for version_attribute
+  std::string now_iso;           // the run's start time (ISO-8601 UTC); empty = now
+  const std::atomic<bool>* stop = nullptr;  // set by a signal handler: stop reading, drain
+  std::function<void(const ProgressEvent&)> progress;  // called about once per second + final
+  int max_conflict_retries = 5;
+  // Keep the first few changed items (before, after) for dry-run diffs.
+  int sample_changes = 0;
+};
+
+struct ChangeSample {
+  dynamo::Item before;
+  std::optional<dynamo::Item> after;  // absent: deleted
+};
+
+struct RunResult {
+  enum class Status { Done, Stopped, Failed };
+  Status status = Status::Done;
+  Counters counters;
+  std::string error;  // one line when Failed
+  std::vector<ChangeSample> samples;
+  double wall_s = 0;
+};
+
+// Runs (or resumes) one pipeline step. Throws UsageError for a spec that cannot run (unknown
+// table, key change in update mode, guard with batch …) before anything is written.
+RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec,
+                       CheckpointStore& checkpoints, const RunOptions& options);
+
+}  // namespace dynamorph::pipeline

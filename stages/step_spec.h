@@ -1,0 +1,61 @@
+// What one `pipeline` step of a migration file asks for, as plain data: the loader in
+// migrations/ fills it from YAML, the pipeline compiles and runs it. Immutable once built.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dynamo/attribute_value.h"
+
+namespace dynamorph::stages {
+
+enum class WriteMode { Batch, Update, Transact, Delete, None };
+enum class Guard { Default, None, Unchanged };  // Default: unchanged for update/transact, else none
+
+// Every expression carries a label used as its error prefix: "migrations/x.yaml:14: where".
+struct Expression {
+  std::string text;
+  std::string label;
+  bool empty() const { return text.empty(); }
+};
+
+struct SourceSpec {
+  std::string table;                 // physical name (namespace applied)
+  std::optional<std::string> index;  // scan or query an index
+  int segments = 0;                  // 0: the run's --segments
+  Expression filter;                 // server-side FilterExpression
+  Expression query_key;              // set: Query with this KeyConditionExpression
+  int page_size = 0;                 // Limit per request; 0: server default (1 MB)
+  bool consistent_read = false;
+  bool scan_forward = true;
+};
+
+struct TransformSpec {
+  Expression update;  // an update expression …
+  std::string stage;  // … or the name of a registered C++ stage
+  std::map<std::string, std::string> args;  // the C++ stage's arguments
+};
+
+struct WriteSpec {
+  std::string table;  // physical name; empty: the source table
+  WriteMode mode = WriteMode::Batch;
+  Guard guard = Guard::Default;
+  std::string version_attribute;  // empty: none
+};
+
+struct StepSpec {
+  std::string label;  // "migrations/x.yaml:9: pipeline", for messages
+  std::map<std::string, std::string> names;                // "#n" -> "name"
+  std::map<std::string, dynamo::AttributeValue> values;    // ":v" -> value
+  SourceSpec source;
+  Expression where;
+  std::vector<TransformSpec> transform;
+  WriteSpec write;
+};
+
+std::string_view to_string(WriteMode m);
+std::optional<WriteMode> parse_write_mode(std::string_view s);
+
+}  // namespace dynamorph::stages
