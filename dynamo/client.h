@@ -109,6 +109,12 @@ class Client {
   // Polls until DescribeTable says ResourceNotFound.
   Outcome<bool> wait_until_deleted(std::string_view table, std::chrono::seconds timeout);
 
+  // Runs `fn` on the I/O thread at `when`: how callers wait (back-off, rate limits) without
+  // blocking a thread.
+  void schedule(std::chrono::steady_clock::time_point when, std::function<void()> fn) {
+    transport_->schedule(when, std::move(fn));
+  }
+
   const ClientStats& stats() const { return stats_; }
   const std::string& endpoint() const { return options_.endpoint; }
   const std::string& region() const { return options_.region; }

@@ -1,0 +1,57 @@
+// Turns per-item decisions into DynamoDB write requests for the step's mode: BatchWriteItem
+// groups (≤ 25, no key twice, a key change's put and delete kept together), guarded
+// UpdateItem/PutItem/DeleteItem, or TransactWriteItems groups. One WriteBuilder per page
+// (a state object, one thread at a time); the ItemProcessor it reads is shared and immutable.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dynamo/requests.h"
+#include "stages/item_processor.h"
+
+namespace dynamorph::stages {
+
+struct WriteOp {
+  enum class Kind { Batch, Update, Put, Delete, Transact };
+  Kind kind = Kind::Batch;
+  std::vector<dynamo::BatchWriteEntry> batch;   // Batch
+  dynamo::UpdateItemRequest update;             // Update
+  dynamo::PutItemRequest put;                   // Put
+  dynamo::DeleteItemRequest del;                // Delete
+  std::vector<dynamo::TransactAction> actions;  // Transact
+  // The scanned items this op writes, so a failed guard can re-read and redo them; for
+  // Transact, action_owner[i] is the index in `scanned` of the item action i belongs to.
+  std::vector<dynamo::Item> scanned;
+  std::vector<int> action_owner;
+  int conflict_round = 0;  // how many times these items were re-read already
+  // Counters of what the op does.
+  int puts = 0, updates = 0, deletes = 0;
+  double wcu_estimate = 0;
+  int items() const { return static_cast<int>(scanned.empty() ? puts + updates + deletes : scanned.size()); }
+};
+
+class WriteBuilder {
+ public:
+  explicit WriteBuilder(const ItemProcessor& processor, int transact_items = 25)
+      : p_(processor), transact_items_(transact_items) {}
+
+  // Adds the write for one item (decision kinds Put, Update, Delete); completed ops go to out.
+  void add(const dynamo::Item& scanned, const Decision& d, std::vector<WriteOp>& out, int conflict_round = 0);
+  // Emits what is still open.
+  void flush(std::vector<WriteOp>& out);
+
+ private:
+  void add_batch(std::vector<dynamo::BatchWriteEntry> entries, double wcu, int puts, int deletes,
+                 std::vector<WriteOp>& out);
+  dynamo::WireExpression guard_condition(const dynamo::Item& scanned, bool whole_item) const;
+  dynamo::WireExpression update_expression(const dynamo::Item& before, const dynamo::Item& after) const;
+
+  const ItemProcessor& p_;
+  int transact_items_;
+  WriteOp open_batch_;
+  std::vector<std::string> open_keys_;  // serialized keys in open_batch_
+  WriteOp open_transact_;
+};
+
+}  // namespace dynamorph::stages
