@@ -86,7 +86,7 @@ void base64_encode(std::string& out, std::string_view bytes) {
 bool base64_decode(std::string& out, std::string_view text) {
   unsigned acc = 0;
   int bits = 0;
-  std::size_t pad = 0;
+  std::size_t pad = 0, data = 0;
   for (char ch : text) {
     if (ch == '=') {
       ++pad;
@@ -95,6 +95,7 @@ bool base64_decode(std::string& out, std::string_view text) {
     if (pad) return false;  // data after padding
     int v = kB64Rev[static_cast<unsigned char>(ch)];
     if (v < 0) return false;
+    ++data;
     acc = (acc << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
@@ -102,7 +103,8 @@ bool base64_decode(std::string& out, std::string_view text) {
       out.push_back(static_cast<char>((acc >> bits) & 0xFF));
     }
   }
-  return pad <= 2 && (text.size() % 4 == 0 || pad == 0);
+  // A lone last character carries 6 bits: no byte can end there.
+  return pad <= 2 && data % 4 != 1 && (text.size() % 4 == 0 || pad == 0);
 }
 
 void write_value(std::string& out, const AttributeValue& v) {
@@ -320,20 +322,42 @@ AttributeValue read_value(simdjson::ondemand::value v) {
 
 }  // namespace detail
 
+namespace {
+// True when the document has been read to its end (nothing but whitespace left).
+bool at_end(simdjson::ondemand::document& doc) {
+  const char* where = nullptr;
+  return doc.current_location().get(where) != simdjson::SUCCESS;
+}
+}  // namespace
+
 Item parse_item(std::string_view json) {
   simdjson::padded_string padded(json);
-  auto doc = detail::thread_parser().iterate(padded);
+  simdjson::ondemand::document doc;
+  if (detail::thread_parser().iterate(padded).get(doc)) throw Error("malformed DynamoDB JSON: not a JSON document");
   simdjson::ondemand::value v;
   if (doc.get_value().get(v)) throw Error("malformed DynamoDB JSON: not a JSON document");
-  return detail::read_item(v);
+  Item item = detail::read_item(v);
+  if (!at_end(doc)) throw Error("malformed DynamoDB JSON: text after the item");
+  return item;
 }
 
 AttributeValue parse_value(std::string_view json) {
-  simdjson::padded_string padded(json);
-  auto doc = detail::thread_parser().iterate(padded);
-  simdjson::ondemand::value v;
-  if (doc.get_value().get(v)) throw Error("malformed DynamoDB JSON: not a JSON document");
-  return detail::read_value(v);
+  {
+    // A whole document must hold exactly one type tag (read_value, used inside pages, trusts
+    // the server and stops at the first tag).
+    simdjson::padded_string padded(json);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object obj;
+    std::size_t fields = 0;
+    if (detail::thread_parser().iterate(padded).get(doc) || doc.get_object().get(obj) ||
+        obj.count_fields().get(fields)) {
+      throw Error("malformed DynamoDB JSON: not a JSON object");
+    }
+    if (fields != 1) throw Error("malformed DynamoDB JSON: an attribute value has exactly one type tag");
+  }
+  // Read it as the only attribute of an item, so that the document is consumed to its end.
+  Item wrapper = parse_item(std::string("{\"v\":").append(json).append("}"));
+  return std::move(*wrapper.find("v"));
 }
 
 }  // namespace dynamorph::dynamo
