@@ -1,0 +1,186 @@
+// Migration file and dynamorph.yaml loading: types, defaults, namespaces and file:line errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "dynamo/errors.h"
+#include "migrations/checksum.h"
+#include "migrations/config.h"
+#include "migrations/migration_file.h"
+
+namespace dynamorph::migrations {
+namespace {
+
+LoadOptions opts() { return LoadOptions{"ns-", "2026-11-22T10:15:00.000Z"}; }
+
+Migration parse(const std::string& text, const std::string& file = "7_x.yaml") {
+  return parse_migration(text, "migrations/" + file, file, opts());
+}
+
+std::string error_of(const std::string& text, const std::string& file = "7_x.yaml") {
+  try {
+    parse(text, file);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Loader, FullFile) {
+  auto m = parse(R"Y(version: 7
+name: normalize
+up:
+  - create_table:
+      table: posts
+      partition_key: id:string
+      sort_key: created_at:number
+      billing: { read: 5, write: 5 }
+      gsi:
+        - { partition_key: updated_at:string }
+      lsi:
+        - { sort_key: title:S, projection: keys_only }
+      ttl: expires_at
+      stream: new_and_old_images
+  - add_gsi: { table: posts, name: by_author, partition_key: author:string, projection: [a, b] }
+  - delete_gsi: { table: posts, name: by_author }
+  - update_ttl: { table: posts, attribute: exp }
+  - delete_table: { table: old_posts }
+  - pipeline:
+      values: { ":user": "USER#", ":n": 5, ":t": true, ":typed": {N: "5.50"}, ":ss": {SS: [a, b]}, ":b": {B: aGVsbG8=}, ":l": [1, x], ":q": "42" }
+      names: { "#n": name }
+      source: { table: app, segments: 4, filter: "begins_with(PK, :user)", page_size: 100 }
+      where: "#n <> :q AND a = :n AND b = :t AND c = :typed AND d = :ss AND e = :b AND f = :l"
+      transform:
+        - update: "SET migratedAt = :now"
+      write: { mode: update, guard: unchanged, version_attribute: _v }
+down:
+  - delete_table: { table: posts }
+)Y");
+  EXPECT_EQ(m.version, 7);
+  EXPECT_EQ(m.name, "normalize");
+  EXPECT_EQ(m.checksum.size(), 64u);
+  ASSERT_EQ(m.up.size(), 6u);
+  const auto& ct = std::get<CreateTableStep>(m.up[0].body);
+  EXPECT_EQ(ct.request.table, "ns-posts");
+  EXPECT_EQ(ct.request.sort_key->type, dynamo::AttrType::N);
+  EXPECT_EQ(ct.request.global_indexes.at(0).name, "updated_at-index");
+  EXPECT_EQ(ct.request.global_indexes.at(0).throughput->read, 5);
+  EXPECT_EQ(ct.request.local_indexes.at(0).name, "title-index");
+  EXPECT_EQ(ct.request.local_indexes.at(0).partition_key.name, "id");
+  EXPECT_EQ(*ct.ttl_attribute, "expires_at");
+  EXPECT_EQ(*ct.request.stream_view_type, "NEW_AND_OLD_IMAGES");
+  EXPECT_EQ(m.up[0].where, "migrations/7_x.yaml:4");
+  const auto& gsi = std::get<AddGsiStep>(m.up[1].body);
+  EXPECT_EQ(gsi.index.projection.kind, dynamo::Projection::Kind::Include);
+  const auto& p = std::get<PipelineStep>(m.up[5].body).spec;
+  EXPECT_EQ(p.source.table, "ns-app");
+  EXPECT_EQ(p.source.segments, 4);
+  EXPECT_EQ(p.values.at(":user").as<std::string>(), "USER#");
+  EXPECT_EQ(p.values.at(":n").as<dynamo::Number>().text(), "5");
+  EXPECT_EQ(p.values.at(":q").as<std::string>(), "42");
+  EXPECT_TRUE(p.values.at(":t").as<bool>());
+  EXPECT_EQ(p.values.at(":typed").as<dynamo::Number>().text(), "5.5");
+  EXPECT_EQ(p.values.at(":ss").type(), dynamo::AttrType::SS);
+  EXPECT_EQ(p.values.at(":b").as<dynamo::Binary>().bytes, "hello");
+  EXPECT_EQ(p.values.at(":l").type(), dynamo::AttrType::L);
+  EXPECT_EQ(p.values.at(":now").as<std::string>(), "2026-11-22T10:15:00.000Z");
+  EXPECT_EQ(p.where.label, "migrations/7_x.yaml:23: where");
+  EXPECT_EQ(p.write.mode, stages::WriteMode::Update);
+  EXPECT_EQ(p.write.guard, stages::Guard::Unchanged);
+  ASSERT_TRUE(m.down);
+  EXPECT_EQ(m.down->size(), 1u);
+}
+
+TEST(Loader, NowOnlyWhenUsed) {
+  auto m = parse("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = b\"\n");
+  EXPECT_FALSE(std::get<PipelineStep>(m.up[0].body).spec.values.contains(":now"));
+  EXPECT_EQ(m.name, "x");
+  EXPECT_FALSE(m.down);
+}
+
+TEST(Loader, ErrorsNameFileAndLine) {
+  EXPECT_EQ(error_of("version: 7\nup:\n  - create_table: { table: t, partition_key: id:strin }\n"),
+            "migrations/7_x.yaml:3: partition_key: key type must be string, number or binary (S, N, B), got 'strin'");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\nbogus: 1\n"),
+            "migrations/7_x.yaml:4: unknown key 'bogus' in a migration file (expected one of: description, down, "
+            "max_rcu, max_wcu, name, segments, up, version)");
+  EXPECT_EQ(error_of("version: 8\nup:\n  - delete_table: { table: t }\n"),
+            "migrations/7_x.yaml:1: version: 8 does not match the file name's 7");
+  EXPECT_EQ(error_of("version: 7\nup: []\n"), "migrations/7_x.yaml:2: up: a migration needs at least one step");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - drop_table: { table: t }\n"),
+            "migrations/7_x.yaml:3: unknown key 'drop_table' in a step (expected one of: add_gsi, create_table, "
+            "delete_gsi, delete_table, pipeline, update_ttl)");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n"),
+            error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n"));
+  EXPECT_NE(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n").find("migrations/7_x.yaml:"),
+            std::string::npos);
+  auto unused = error_of("version: 7\nup:\n  - pipeline:\n      values: { \":x\": 1 }\n      source: { table: t }\n      where: \"a = b\"\n");
+  EXPECT_EQ(unused.rfind("migrations/7_x.yaml:3: values: ", 0), 0u) << unused;
+  EXPECT_NE(unused.find(":x"), std::string::npos) << unused;
+  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      write: { mode: batch, guard: unchanged }\n"),
+            "migrations/7_x.yaml:5: guard: unchanged is not possible with mode: batch (use update or transact)");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n", "x.yaml"),
+            "migrations/x.yaml: the file name must be <version>_<name>.yaml");
+  EXPECT_EQ(error_of("version: 7\nversion: 7\nup:\n  - delete_table: { table: t }\n"),
+            "migrations/7_x.yaml:2: 'version' appears twice");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      values: { \":n\": {N: \"abc\"} }\n      source: { table: t }\n      where: \"a = :n\"\n")
+                .substr(0, 47),
+            "migrations/7_x.yaml:4: N: 'abc' is not a Dynamo");
+}
+
+TEST(Loader, UndefinedPlaceholderHasColumn) {
+  auto e = error_of("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = :missing\"\n");
+  EXPECT_EQ(e.rfind("migrations/7_x.yaml:5: where: column 5:", 0), 0u) << e;
+}
+
+TEST(Checksum, LineEndingsDoNotMatter) {
+  EXPECT_EQ(checksum("a\r\nb\r\n"), checksum("a\nb\n"));
+  EXPECT_NE(checksum("a\nb\n"), checksum("a\nc\n"));
+  EXPECT_EQ(checksum(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(Config, OverlayAndErrors) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("dynamorph_cfg_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto file = (dir / "dynamorph.yaml").string();
+  std::ofstream(file) << "region: us-east-1\nnamespace: demo-dev-\nlock_ttl: 90s\n"
+                         "defaults: { segments: 4, max_wcu: 10 }\n"
+                         "environments:\n  prod: { region: eu-west-1, namespace: demo-prod-, defaults: { max_wcu: 2000 } }\n";
+  auto c = load_config(file, std::nullopt);
+  EXPECT_EQ(c.table_namespace, "demo-dev-");
+  EXPECT_EQ(c.lock_ttl, std::chrono::seconds(90));
+  EXPECT_EQ(c.segments, 4);
+  EXPECT_EQ(c.migrations_dir, (dir / "migrations").string());
+  auto p = load_config(file, std::string("prod"));
+  EXPECT_EQ(*p.region, "eu-west-1");
+  EXPECT_EQ(p.table_namespace, "demo-prod-");
+  EXPECT_EQ(p.max_wcu, 2000);
+  EXPECT_EQ(p.segments, 4);
+  try {
+    load_config(file, std::string("qa"));
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), file + ":5: no environment 'qa' (defined: prod)");
+  }
+  std::ofstream(file) << "region: us-east-1\nlock_ttl: forever\n";
+  try {
+    load_config(file, std::nullopt);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), file + ":2: lock_ttl: expected a duration like 30s, 5m or 1h, got 'forever'");
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Config, Durations) {
+  EXPECT_EQ(parse_duration("1m30s"), std::chrono::seconds(90));
+  EXPECT_EQ(parse_duration("500ms"), std::chrono::milliseconds(500));
+  EXPECT_FALSE(parse_duration("5"));
+  EXPECT_FALSE(parse_duration("0s"));
+  EXPECT_EQ(format_duration(std::chrono::minutes(5)), "5m");
+}
+
+}  // namespace
+}  // namespace dynamorph::migrations
