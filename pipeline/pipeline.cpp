@@ -658,9 +658,10 @@ RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec, Che
     if (!t) throw UsageError(describe_missing(t.error(), target, "target", spec.label));
     target_desc = t.value();
   }
-  stages::ItemProcessor processor(spec, source.value(), target_desc, options.version);
-
   RunOptions effective = options;
+  if (effective.now_iso.empty()) effective.now_iso = iso_now();
+  stages::ItemProcessor processor(spec, source.value(), target_desc, options.version, effective.now_iso);
+
   if (options.capacity_percent > 0) {
     const auto& p = source.value().provisioned;
     const auto& tp = target_desc.provisioned;

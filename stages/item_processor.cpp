@@ -31,7 +31,8 @@ std::vector<std::string> key_names(const dynamo::TableDescription& t) {
 }  // namespace
 
 ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescription& source,
-                             const dynamo::TableDescription& target, std::int64_t version)
+                             const dynamo::TableDescription& target, std::int64_t version,
+                             const std::string& now_iso)
     : source_(source),
       target_(target),
       mode_(spec.write.mode),
@@ -39,6 +40,7 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescriptio
       version_attribute_(spec.write.version_attribute),
       version_(version) {
   expr::Placeholders ph{spec.names, spec.values};
+  ph.values.emplace(":now", AttributeValue(now_iso));  // unless the step has its own
   expr::PlaceholderUsage usage;
   auto where_at = [&](const Expression& e) { return e.label.empty() ? spec.label : e.label; };
 
@@ -80,7 +82,7 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescriptio
     }
     transforms_.push_back(std::move(stage));
   }
-  usage.check_all_used(ph, spec.label);
+  usage.check_all_used(expr::Placeholders{spec.names, spec.values}, spec.label);
 
   // Guard defaults and what each mode allows.
   Guard g = spec.write.guard;

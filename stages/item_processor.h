@@ -35,8 +35,9 @@ class ItemProcessor {
  public:
   // Throws UsageError for what cannot run (key change in update mode, guard with batch, a
   // write to another table that would lose its key …), naming the step.
+  // `now_iso` is bound to :now unless the step defines :now itself.
   ItemProcessor(const StepSpec& spec, const dynamo::TableDescription& source,
-                const dynamo::TableDescription& target, std::int64_t version);
+                const dynamo::TableDescription& target, std::int64_t version, const std::string& now_iso);
 
   Decision process(const dynamo::Item& scanned, const dynamo::expr::EvalContext& ctx) const;
 

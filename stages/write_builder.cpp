@@ -197,8 +197,8 @@ void WriteBuilder::add(const Item& scanned, const Decision& d, std::vector<Write
     }
   }
   if (!open_transact_.scanned.empty() &&
-      (static_cast<int>(open_transact_.scanned.size()) >= transact_items_ ||
-       open_transact_.actions.size() + actions.size() > 100 || open_transact_.conflict_round != conflict_round)) {
+      (static_cast<int>(open_transact_.actions.size() + actions.size()) > transact_actions_ ||
+       open_transact_.conflict_round != conflict_round)) {
     out.push_back(std::move(open_transact_));
     open_transact_ = WriteOp{};
   }

@@ -33,8 +33,10 @@ struct WriteOp {
 
 class WriteBuilder {
  public:
-  explicit WriteBuilder(const ItemProcessor& processor, int transact_items = 25)
-      : p_(processor), transact_items_(transact_items) {}
+  // Transactions hold at most `transact_actions` actions: DynamoDB allows 100, DynamoDB Local
+  // (1.11) 10, and a small group keeps one conflict from cancelling many items' writes.
+  explicit WriteBuilder(const ItemProcessor& processor, int transact_actions = 10)
+      : p_(processor), transact_actions_(transact_actions) {}
 
   // Adds the write for one item (decision kinds Put, Update, Delete); completed ops go to out.
   void add(const dynamo::Item& scanned, const Decision& d, std::vector<WriteOp>& out, int conflict_round = 0);
@@ -48,7 +50,7 @@ class WriteBuilder {
   dynamo::WireExpression update_expression(const dynamo::Item& before, const dynamo::Item& after) const;
 
   const ItemProcessor& p_;
-  int transact_items_;
+  int transact_actions_;
   WriteOp open_batch_;
   std::vector<std::string> open_keys_;  // serialized keys in open_batch_
   WriteOp open_transact_;
