@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -64,7 +65,9 @@ inline void seed(dynamo::Client& client, const std::string& table, const DataSet
       batch.clear();
     }
   }
-  if (!batch.empty()) ASSERT_TRUE(client.batch_write(std::move(batch)).ok());
+  if (!batch.empty()) {
+    ASSERT_TRUE(client.batch_write(std::move(batch)).ok());
+  }
 }
 
 inline std::map<std::string, Item> read_table(dynamo::Client& client, const std::string& table) {

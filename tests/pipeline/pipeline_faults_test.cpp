@@ -1,0 +1,201 @@
+// Pipelines under faults (throttling, 5xx, connections dropped before and after the server
+// applied a write, partial UnprocessedItems, injected by the proxy in front of DynamoDB Local)
+// and under concurrent application writes: the table ends exactly right either way.
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <random>
+
+#include "tests/pipeline/pipeline_support.h"
+#include "tests/support/fault_proxy.h"
+
+using namespace dynamorph;
+using namespace dynamorph::test;
+using pipeline::RunResult;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+dynamo::RetryPolicy fast_retries() {
+  dynamo::RetryPolicy r;
+  r.max_attempts = 12;
+  r.base = std::chrono::milliseconds(2);
+  r.throttle_base = std::chrono::milliseconds(5);
+  r.cap = std::chrono::milliseconds(100);
+  r.max_unprocessed_rounds = 30;
+  return r;
+}
+
+class FaultsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    direct_ = make_client();
+    table_ = unique_name("faults");
+    create_simple_table(*direct_, table_);
+    data_ = make_dataset(400, 11);
+    seed(*direct_, table_, data_);
+  }
+  void TearDown() override { drop_table(*direct_, table_); }
+
+  std::map<std::string, dynamo::Item> normalized() {
+    auto expected = data_.items;
+    for (auto& [k, item] : expected) {
+      if (item.find("SK")->as<std::string>() != "PROFILE") continue;
+      std::string u = item.find("username")->as<std::string>();
+      if (u == lower(u)) continue;
+      item.set("username", S(lower(u)));
+      item.set("migratedAt", S("2026-11-22T10:15:00.000Z"));
+    }
+    return expected;
+  }
+
+  stages::StepSpec normalize_step(stages::WriteMode mode) {
+    auto s = step(table_);
+    s.values = {{":profile", S("PROFILE")}};
+    s.source.page_size = 40;
+    s.where = ex("SK = :profile AND username <> lower(username)");
+    s.transform.push_back({ex("SET username = lower(username), migratedAt = :now"), {}, {}});
+    s.write.mode = mode;
+    return s;
+  }
+
+  std::unique_ptr<dynamo::Client> direct_;
+  std::string table_;
+  DataSet data_;
+};
+
+TEST_F(FaultsTest, BatchModeSurvivesEveryFaultKind) {
+  FaultProxy proxy(ddb_endpoint());
+  proxy.set_rules(R"([
+    {"op": "Scan", "fault": "throttle", "count": 3},
+    {"op": "Scan", "fault": "http500", "count": 2, "after": 4},
+    {"op": "Scan", "fault": "drop_before", "count": 2, "after": 6},
+    {"op": "BatchWriteItem", "fault": "drop_after", "count": 3},
+    {"op": "BatchWriteItem", "fault": "drop_before", "count": 3, "after": 2},
+    {"op": "BatchWriteItem", "fault": "http503", "count": 3, "after": 4},
+    {"op": "BatchWriteItem", "fault": "throttling", "probability": 0.15, "seed": 3},
+    {"op": "BatchWriteItem", "fault": "request_limit", "count": 2, "after": 8},
+    {"op": "BatchWriteItem", "fault": "partial_unprocessed", "probability": 0.4, "seed": 5}
+  ])");
+  auto client = make_client(proxy.endpoint(), fast_retries());
+  auto store = pipeline::null_checkpoint_store();
+  RunResult r = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Batch), *store, options(4));
+  ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  expect_same(normalized(), read_table(*direct_, table_));
+  std::string stats = proxy.stats_json();
+  for (const char* kind : {"throttle", "http500", "drop_before", "drop_after", "http503", "partial_unprocessed"}) {
+    EXPECT_NE(stats.find(std::string("\"") + kind + "\""), std::string::npos) << kind << " never fired: " << stats;
+  }
+  EXPECT_GT(r.counters.retries, 0);
+  EXPECT_GT(client->stats().unprocessed_resent.load(), 0u);
+}
+
+TEST_F(FaultsTest, GuardedUpdatesRereadWhenALostResponseWasApplied) {
+  FaultProxy proxy(ddb_endpoint());
+  // The server applies the update but the answer is lost: the retry's condition fails, the item
+  // is re-read, and as it is already lowercase the step has nothing left to do for it.
+  proxy.set_rules(R"([
+    {"op": "UpdateItem", "fault": "drop_after", "count": 5},
+    {"op": "UpdateItem", "fault": "http500", "count": 5, "after": 10},
+    {"op": "UpdateItem", "fault": "throttle", "probability": 0.1, "seed": 9}
+  ])");
+  auto client = make_client(proxy.endpoint(), fast_retries());
+  auto store = pipeline::null_checkpoint_store();
+  RunResult r = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Update), *store, options(4));
+  ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  expect_same(normalized(), read_table(*direct_, table_));
+  EXPECT_GE(r.counters.conflicts, 5) << "each lost-but-applied update comes back as a conflict";
+}
+
+TEST_F(FaultsTest, BudgetExhaustedStopsTheRunWithoutSkipping) {
+  FaultProxy proxy(ddb_endpoint());
+  proxy.set_rules(R"([{"op": "BatchWriteItem", "fault": "http500", "after": 3}])");
+  dynamo::RetryPolicy retry = fast_retries();
+  retry.max_attempts = 3;
+  auto client = make_client(proxy.endpoint(), retry);
+  auto path = std::filesystem::temp_directory_path() / (table_ + ".ckpt");
+  std::filesystem::remove(path);
+  auto store = pipeline::file_checkpoint_store(path.string());
+  auto o = options(1);
+  o.max_writes_in_flight = 1;
+  RunResult r = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Batch), *store, o);
+  ASSERT_EQ(r.status, RunResult::Status::Failed);
+  EXPECT_NE(r.error.find("BatchWriteItem: InternalServerError"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("after 3 attempts"), std::string::npos) << r.error;
+  // The checkpoint covers only pages whose every write was acknowledged: resuming without
+  // faults finishes the job exactly.
+  proxy.reset();
+  auto store2 = pipeline::file_checkpoint_store(path.string());
+  RunResult again = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Batch), *store2, o);
+  ASSERT_EQ(again.status, RunResult::Status::Done) << again.error;
+  expect_same(normalized(), read_table(*direct_, table_));
+  std::filesystem::remove(path);
+}
+
+TEST_F(FaultsTest, OnlineUpdatesLoseNoConcurrentIncrement) {
+  // The step reads `visits` (copies it), so a concurrent increment makes its guard fail; the
+  // item is re-read and transformed again. Afterwards every increment is there.
+  auto s = step(table_);
+  s.values = {{":profile", S("PROFILE")}};
+  s.source.page_size = 20;
+  s.where = ex("SK = :profile AND attribute_not_exists(migratedAt)");
+  s.transform.push_back({ex("SET username = lower(username), migratedAt = :now, visits_seen = visits"), {}, {}});
+  s.write.mode = stages::WriteMode::Update;
+
+  std::vector<std::string> profiles;
+  for (const auto& [k, item] : data_.items) {
+    if (item.find("SK")->as<std::string>() == "PROFILE") profiles.push_back(item.find("PK")->as<std::string>());
+  }
+  std::map<std::string, int> increments;
+  std::atomic<bool> done{false};
+  std::atomic<int> during{0};
+  std::thread writer([&] {
+    auto app = make_client();
+    std::mt19937 rng(42);
+    while (!done) {
+      const std::string& pk = profiles[rng() % profiles.size()];
+      dynamo::UpdateItemRequest u;
+      u.table = table_;
+      u.key = {{"PK", S(pk)}, {"SK", S("PROFILE")}};
+      u.update = {"SET visits = visits + :one", {}, {{":one", N("1")}}};
+      auto r = app->update_item(u);
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      ++increments[pk];
+      ++during;
+    }
+  });
+  auto o = options(4);
+  o.max_wcu = 100;  // a few seconds: long enough for the writer to collide with it
+  auto store = pipeline::null_checkpoint_store();
+  RunResult r = pipeline::run_pipeline(*direct_, s, *store, o);
+  done = true;
+  writer.join();
+  ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  EXPECT_GT(during.load(), 40);
+
+  auto actual = read_table(*direct_, table_);
+  auto expected = data_.items;
+  for (auto& [k, item] : expected) {
+    if (item.find("SK")->as<std::string>() != "PROFILE") continue;
+    std::string pk = item.find("PK")->as<std::string>();
+    auto before = *item.find("visits")->as<dynamo::Number>().value().to_int64();
+    item.set("visits", N(std::to_string(before + increments[pk])));
+    item.set("username", S(lower(item.find("username")->as<std::string>())));
+    item.set("migratedAt", S("2026-11-22T10:15:00.000Z"));
+    // visits_seen is whatever visits was when the write won: between the two.
+    const auto& got = actual[k];
+    ASSERT_NE(got.find("visits_seen"), nullptr) << k;
+    auto seen = *got.find("visits_seen")->as<dynamo::Number>().value().to_int64();
+    EXPECT_GE(seen, before);
+    EXPECT_LE(seen, before + increments[pk]);
+    item.set("visits_seen", *got.find("visits_seen"));
+  }
+  expect_same(expected, actual);
+  RecordProperty("conflicts", static_cast<int>(r.counters.conflicts));
+}
+
+}  // namespace
