@@ -1,10 +1,174 @@
 // dynamorph command line: parses flags and hands over to migrations/. Nothing else lives here.
 #include <CLI/CLI.hpp>
+
+#include <csignal>
 #include <cstdio>
+#include <iostream>
+
+#include "migrations/config.h"
+#include "migrations/errors.h"
+#include "migrations/scaffold.h"
+#include "migrations/session.h"
+
+namespace {
+
+using namespace dynamorph;
+using migrations::ExitCode;
+
+std::atomic<bool>* g_stop = nullptr;
+
+extern "C" void on_signal(int sig) {
+  if (g_stop && !g_stop->load()) {
+    g_stop->store(true);  // first signal: stop reading, drain, checkpoint, release
+    return;
+  }
+  std::signal(sig, SIG_DFL);  // second signal: leave now
+  std::raise(sig);
+}
+
+int fail(ExitCode code, const std::string& message) {
+  std::cerr << "dynamorph: " << message << "\n";
+  return static_cast<int>(code);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dynamorph: versioned migrations and bulk reshapes for Amazon DynamoDB"};
   app.set_version_flag("--version", std::string("dynamorph ") + DYNAMORPH_VERSION);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  migrations::GlobalOptions g;
+  std::string config, env, endpoint, region, profile, mdir, ns;
+  bool verbose = false, quiet = false;
+  app.add_option("--config", config, "settings file (default ./dynamorph.yaml when present)");
+  app.add_option("--env", env, "environment overlay from dynamorph.yaml (or DYNAMORPH_ENV)");
+  app.add_option("--endpoint", endpoint, "DynamoDB endpoint URL");
+  app.add_option("--region", region, "AWS region");
+  app.add_option("--profile", profile, "AWS profile");
+  app.add_option("--migrations", mdir, "migrations folder");
+  app.add_option("--namespace", ns, "prefix for every table name");
+  app.add_flag("--json", g.json, "machine-readable output");
+  auto* vflag = app.add_flag("-v,--verbose", verbose, "more detail");
+  app.add_flag("-q,--quiet", quiet, "only errors and results")->excludes(vflag);
+
+  auto* init = app.add_subcommand("init", "write dynamorph.yaml and migrations/ here");
+
+  auto* gen = app.add_subcommand("generate", "write migrations/<UTC yyyymmddHHMMSS>_<NAME>.yaml");
+  migrations::GenerateOptions go;
+  std::string create_table, pk, sk;
+  gen->add_option("NAME", go.name, "migration name")->required();
+  gen->add_option("--create-table", create_table, "start with a create_table step for this table");
+  gen->add_option("--partition-key", pk, "NAME:TYPE");
+  gen->add_option("--sort-key", sk, "NAME:TYPE");
+  gen->add_option("--gsi", go.gsi, "NAME:TYPE partition key of a global index (repeatable)");
+
+  auto* status = app.add_subcommand("status", "every version: pending / running / applied / failed, checksum drift");
+
+  auto* up = app.add_subcommand("up", "apply pending migrations");
+  migrations::UpOptions uo;
+  std::int64_t up_to = 0;
+  int up_segments = 0;
+  double up_wcu = -1, up_rcu = -1;
+  std::string lock_ttl;
+  auto* up_to_opt = up->add_option("--to", up_to, "apply up to and including this version");
+  up->add_flag("--dry-run", uo.dry_run, "plan and count; write nothing");
+  auto* seg_opt = up->add_option("--segments", up_segments, "parallel scan segments")->check(CLI::Range(1, 1000000));
+  auto* wcu_opt = up->add_option("--max-wcu", up_wcu, "write capacity units per second (0 = no cap)")->check(CLI::NonNegativeNumber);
+  auto* rcu_opt = up->add_option("--max-rcu", up_rcu, "read capacity units per second (0 = no cap)")->check(CLI::NonNegativeNumber);
+  auto* ttl_opt = up->add_option("--lock-ttl", lock_ttl, "lease duration, e.g. 30s, 5m");
+
+  auto* down = app.add_subcommand("down", "roll back applied migrations, newest first");
+  migrations::DownOptions dopt;
+  std::int64_t down_to = 0;
+  int down_steps = 0;
+  auto* down_to_opt = down->add_option("--to", down_to, "roll back every version above this one");
+  auto* steps_opt = down->add_option("--steps", down_steps, "roll back this many versions (default 1)")->check(CLI::PositiveNumber);
+  down_to_opt->excludes(steps_opt);
+  down->add_flag("--dry-run", dopt.dry_run, "plan and count; write nothing");
+
+  auto* unlock = app.add_subcommand("unlock", "release a lock left by a dead run");
+  bool force = false;
+  unlock->add_flag("--force", force, "even if held by another live owner");
+
+  auto* mark = app.add_subcommand("mark", "repair the record of one version by hand");
+  std::int64_t mark_version = 0;
+  std::string mark_state;
+  mark->add_option("VERSION", mark_version, "version")->required();
+  mark->add_option("STATE", mark_state, "applied or pending")->required()->check(CLI::IsMember({"applied", "pending"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
+  }
+
+  auto opt = [](const std::string& s) { return s.empty() ? std::optional<std::string>() : std::optional<std::string>(s); };
+  g.config = opt(config);
+  g.env = opt(env);
+  g.endpoint = opt(endpoint);
+  g.region = opt(region);
+  g.profile = opt(profile);
+  g.migrations_dir = opt(mdir);
+  g.table_namespace = app.count("--namespace") ? std::optional<std::string>(ns) : std::nullopt;
+  g.verbosity = quiet ? -1 : verbose ? 1 : 0;
+
+  try {
+    if (init->parsed()) {
+      for (const auto& p : migrations::init_project(".")) std::cout << "wrote " << p << "\n";
+      return 0;
+    }
+    migrations::Session session(g, std::cout, std::cerr);
+    if (gen->parsed()) {
+      go.create_table = opt(create_table);
+      go.partition_key = opt(pk);
+      go.sort_key = opt(sk);
+      std::cout << "wrote " << migrations::generate_migration(session.config().migrations_dir, go) << "\n";
+      return 0;
+    }
+    g_stop = &session.stop();
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    ExitCode code = ExitCode::Ok;
+    if (status->parsed()) {
+      code = session.status();
+    } else if (up->parsed()) {
+      if (*up_to_opt) uo.to = up_to;
+      if (*seg_opt) uo.segments = up_segments;
+      if (*wcu_opt) uo.max_wcu = up_wcu;
+      if (*rcu_opt) uo.max_rcu = up_rcu;
+      if (*ttl_opt) {
+        auto d = migrations::parse_duration(lock_ttl);
+        if (!d) return fail(ExitCode::Usage, "--lock-ttl: expected a duration like 30s, 5m or 1h, got '" + lock_ttl + "'");
+        uo.lock_ttl = *d;
+      }
+      code = session.up(uo);
+    } else if (down->parsed()) {
+      if (*down_to_opt) dopt.to = down_to;
+      if (*steps_opt) dopt.steps = down_steps;
+      code = session.down(dopt);
+    } else if (unlock->parsed()) {
+      code = session.unlock(force);
+    } else if (mark->parsed()) {
+      code = session.mark(mark_version, mark_state);
+    }
+    return static_cast<int>(code);
+  } catch (const migrations::LockHeld& e) {
+    return fail(ExitCode::LockHeld, e.what());
+  } catch (const migrations::HistoryError& e) {
+    return fail(ExitCode::History, e.what());
+  } catch (const migrations::StepFailed& e) {
+    return fail(ExitCode::StepFailed, e.what());
+  } catch (const UsageError& e) {
+    return fail(ExitCode::Usage, e.what());
+  } catch (const std::exception& e) {
+    return fail(ExitCode::StepFailed, e.what());
+  }
 }
