@@ -7,9 +7,9 @@
 // talks to DynamoDB Local directly, so the proxy's counters see the client under test alone.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <simdjson.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -352,7 +352,8 @@ TEST_F(ClientFaultsTest, UnprocessedItemsMixedWithDeletesAndOtherFaults) {
             {"op":"BatchWriteItem","fault":"partial_unprocessed","count":1},
             {"op":"BatchWriteItem","fault":"http503","count":1}])");
   auto entries = puts(table_, new_items);
-  for (const auto& o : old_items) entries.push_back({table_, BatchWriteEntry::Kind::Delete, key_of(o)});
+  for (const auto& o : old_items)
+    entries.push_back({table_, BatchWriteEntry::Kind::Delete, key_of(o)});
   std::shuffle(entries.begin(), entries.end(), std::mt19937(42));
   Counters before = counters(*client_);
   auto r = client_->batch_write(entries);
@@ -381,7 +382,8 @@ TEST_F(ClientFaultsTest, UnprocessedKeysOfBatchGetAreResent) {
   BatchGetRequest req;
   req.table = table_;
   for (const auto& i : items) req.keys.push_back(key_of(i));
-  req.keys.push_back(Item{{"PK", S("USER#absent")}, {"SK", S("PROFILE")}});  // not there: not returned
+  req.keys.push_back(
+      Item{{"PK", S("USER#absent")}, {"SK", S("PROFILE")}});  // not there: not returned
   Counters before = counters(*client_);
   auto r = client_->batch_get(req);
   ASSERT_TRUE(r.ok()) << r.error().to_string();
@@ -448,9 +450,12 @@ TEST_F(ClientFaultsTest, ConditionalCheckFailuresAreNotRetried) {
   EXPECT_TRUE(r.error().conditional_check_failed());
   EXPECT_EQ(r.error().attempts, 1);
   // Inside a transaction: cancelled for a failed condition, not retried either.
-  auto t = client_->transact_write(
-      {TransactAction{TransactAction::Kind::Put, table_, changed, {},
-                      WireExpression{"attribute_not_exists(PK)", {}, {}}}});
+  auto t =
+      client_->transact_write({TransactAction{TransactAction::Kind::Put,
+                                              table_,
+                                              changed,
+                                              {},
+                                              WireExpression{"attribute_not_exists(PK)", {}, {}}}});
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().type, "TransactionCanceledException");
   EXPECT_TRUE(t.error().conditional_check_failed());
@@ -480,14 +485,14 @@ TEST_F(ClientFaultsTest, AnAuthenticationErrorIsFinal) {
 
 // ---- budgets -------------------------------------------------------------------------------
 
-TEST_F(ClientFaultsTest, ASpentRetryBudgetGivesOneClearLine) {
+TEST_F(ClientFaultsTest, SpentRetryBudgetGivesOneClearLine) {
   auto limited = test::make_client(proxy_->endpoint(), fast_policy(4));
   struct Case {
     std::string fault, type;
   };
-  for (const Case& c : {Case{"throttle", "ProvisionedThroughputExceededException"},
-                        Case{"http503", "ServiceUnavailableException"},
-                        Case{"drop_before", "ConnectionReset"}}) {
+  for (const Case& c :
+       {Case{"throttle", "ProvisionedThroughputExceededException"},
+        Case{"http503", "ServiceUnavailableException"}, Case{"drop_before", "ConnectionReset"}}) {
     SCOPED_TRACE(c.fault);
     proxy_->reset();
     rules(R"([{"op":"PutItem","fault":")" + c.fault + R"("}])");  // every time
@@ -530,7 +535,8 @@ TEST_F(ClientFaultsTest, EndlessUnprocessedItemsEndWithOneClearLine) {
   std::vector<Item> landed = test::scan_all(*direct_, table_);
   EXPECT_EQ(landed.size(), 13u + 6u + 3u + 2u);
   for (const auto& i : landed) {
-    auto it = std::find_if(items.begin(), items.end(), [&](const Item& x) { return key_text(x) == key_text(i); });
+    auto it = std::find_if(items.begin(), items.end(),
+                           [&](const Item& x) { return key_text(x) == key_text(i); });
     ASSERT_NE(it, items.end());
     EXPECT_EQ(i, *it);
   }
@@ -562,7 +568,8 @@ TEST_F(ClientFaultsTest, AnUnreachableEndpointFailsFastWithOneLine) {
   socklen_t len = sizeof a;
   ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
   ::close(fd);
-  auto dead = test::make_client("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), fast_policy());
+  auto dead =
+      test::make_client("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), fast_policy());
   auto r = dead->list_tables();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().type, "ConnectionRefused");
@@ -592,7 +599,8 @@ TEST_F(ClientFaultsTest, ClientCountersMatchWhatTheProxyInjected) {
   std::vector<std::string> errors;
   int requests = 0, throttled = 0;
   for (std::size_t i = 0; i < items.size(); i += 25) {
-    std::vector<Item> chunk(items.begin() + static_cast<long>(i), items.begin() + static_cast<long>(i) + 25);
+    std::vector<Item> chunk(items.begin() + static_cast<long>(i),
+                            items.begin() + static_cast<long>(i) + 25);
     {
       std::lock_guard l(m);
       ++pending;

@@ -125,9 +125,9 @@ TEST(JsonString, ParserDecodesUnicodeEscapesIncludingSurrogatePairs) {
 }
 
 TEST(JsonString, MalformedStringsAreRejected) {
-  EXPECT_THROW(parse_value(R"({"S":"\ud834"})"), Error);       // lone high surrogate
-  EXPECT_THROW(parse_value(R"({"S":"\x"})"), Error);           // unknown escape
-  EXPECT_THROW(parse_value("{\"S\":\"\xff\xfe\"}"), Error);    // invalid UTF-8
+  EXPECT_THROW(parse_value(R"({"S":"\ud834"})"), Error);     // lone high surrogate
+  EXPECT_THROW(parse_value(R"({"S":"\x"})"), Error);         // unknown escape
+  EXPECT_THROW(parse_value("{\"S\":\"\xff\xfe\"}"), Error);  // invalid UTF-8
   EXPECT_THROW(parse_value("{\"S\":\"unterminated}"), Error);
 }
 
@@ -168,15 +168,15 @@ TEST(Base64, DecodeAppendsToTheBuffer) {
 }
 
 TEST(Base64, BadInputIsRejected) {
-  EXPECT_FALSE(unb64("Zm9v!"));       // not in the alphabet
-  EXPECT_FALSE(unb64("Zm 9v"));       // whitespace
-  EXPECT_FALSE(unb64("Zm-_"));        // base64url alphabet is not DynamoDB's
-  EXPECT_FALSE(unb64("Zg=a"));        // data after padding
-  EXPECT_FALSE(unb64("Zg==Zg=="));    // padding in the middle
-  EXPECT_FALSE(unb64("Z==="));        // three padding characters
+  EXPECT_FALSE(unb64("Zm9v!"));     // not in the alphabet
+  EXPECT_FALSE(unb64("Zm 9v"));     // whitespace
+  EXPECT_FALSE(unb64("Zm-_"));      // base64url alphabet is not DynamoDB's
+  EXPECT_FALSE(unb64("Zg=a"));      // data after padding
+  EXPECT_FALSE(unb64("Zg==Zg=="));  // padding in the middle
+  EXPECT_FALSE(unb64("Z==="));      // three padding characters
   EXPECT_FALSE(unb64("===="));
   EXPECT_FALSE(unb64("="));
-  EXPECT_FALSE(unb64("Zg="));         // padded but not a multiple of 4
+  EXPECT_FALSE(unb64("Zg="));  // padded but not a multiple of 4
   EXPECT_FALSE(unb64(std::string("Zg\0=", 4)));
 }
 
@@ -207,8 +207,8 @@ TEST(Codec, EveryTypeHasItsExactWireForm) {
   EXPECT_EQ(written(AttributeValue(List{AttributeValue(true), AttributeValue("q")})),
             R"({"L":[{"BOOL":true},{"S":"q"}]})");
   EXPECT_EQ(written(AttributeValue(StringSet{"a", "\"b\""})), R"({"SS":["a","\"b\""]})");
-  EXPECT_EQ(written(AttributeValue(NumberSet{Number::from_canonical("1"),
-                                             Number::from_canonical("-0.5")})),
+  EXPECT_EQ(written(AttributeValue(
+                NumberSet{Number::from_canonical("1"), Number::from_canonical("-0.5")})),
             R"({"NS":["1","-0.5"]})");
   EXPECT_EQ(written(AttributeValue(BinarySet{Binary{"f"}, Binary{"foo"}})),
             R"({"BS":["Zg==","Zm9v"]})");
@@ -234,8 +234,8 @@ Item every_type_item() {
       {"ss", AttributeValue(StringSet{"a", "b", "\xe2\x98\x83"})},
       {"ns", AttributeValue(NumberSet{Number::from_canonical("1"), Number::from_canonical("-2.5"),
                                       Number::from_canonical("1000")})},
-      {"bs", AttributeValue(BinarySet{Binary{"\x01"}, Binary{std::string("\x00", 1)},
-                                      Binary{"abc"}})},
+      {"bs",
+       AttributeValue(BinarySet{Binary{"\x01"}, Binary{std::string("\x00", 1)}, Binary{"abc"}})},
       {"na\"me\n", AttributeValue("odd attribute name")},
   };
 }
@@ -284,10 +284,9 @@ TEST(Codec, WhitespaceAndEscapedNamesAreAccepted) {
 }
 
 TEST(Codec, MalformedValuesAreRejectedWithAMessage) {
-  for (std::string_view bad : {R"({})", R"({"X":"1"})", R"({"S":5})", R"({"N":1})",
-                               R"({"L":{}})", R"({"SS":"a"})", R"({"SS":[1]})",
-                               R"({"BOOL":"true"})", R"({"NULL":1})", R"({"M":[]})", R"("S")",
-                               R"([])", ""}) {
+  for (std::string_view bad : {R"({})", R"({"X":"1"})", R"({"S":5})", R"({"N":1})", R"({"L":{}})",
+                               R"({"SS":"a"})", R"({"SS":[1]})", R"({"BOOL":"true"})",
+                               R"({"NULL":1})", R"({"M":[]})", R"("S")", R"([])", ""}) {
     try {
       (void)parse_value(bad);
       ADD_FAILURE() << "accepted: " << bad;
@@ -420,8 +419,8 @@ TEST(Decimal, ParsesEveryNotationIntoCanonicalText) {
 }
 
 TEST(Decimal, NotNumbersAreRejectedWithAReason) {
-  for (std::string_view bad : {"", "-", "+", ".", "e5", "1e", "1e+", "--1", "+-1", "1.2.3",
-                               " 1", "1 ", "0x10", "inf", "NaN", "1,5", "1e5.5", "١"}) {
+  for (std::string_view bad : {"", "-", "+", ".", "e5", "1e", "1e+", "--1", "+-1", "1.2.3", " 1",
+                               "1 ", "0x10", "inf", "NaN", "1,5", "1e5.5", "١"}) {
     std::string why = rejected_why(bad);
     EXPECT_NE(why.find("not a number"), std::string::npos) << "'" << bad << "': " << why;
   }
@@ -487,8 +486,9 @@ TEST(Decimal, ComparesByValue) {
   EXPECT_EQ(cmp("-0", "0"), strong_ordering::equal);
   EXPECT_EQ(cmp("12345678901234567890123456789012345678", "12345678901234567890123456789012345679"),
             strong_ordering::less);
-  EXPECT_EQ(cmp("1.2345678901234567890123456789012345678", "1.2345678901234567890123456789012345677"),
-            strong_ordering::greater);
+  EXPECT_EQ(
+      cmp("1.2345678901234567890123456789012345678", "1.2345678901234567890123456789012345677"),
+      strong_ordering::greater);
   EXPECT_EQ(cmp("9.9999999999999999999999999999999999999E+125", "1E125"), strong_ordering::greater);
   EXPECT_EQ(cmp("1E-130", "1.0000000000000000000000000000000000001E-130"), strong_ordering::less);
   EXPECT_EQ(cmp("-" + k38Nines, "-1E38"), strong_ordering::greater);
@@ -514,10 +514,12 @@ TEST(Decimal, AddsAndSubtractsExactly) {
   // 38-digit operands and results.
   EXPECT_EQ(sum(k38Nines, "1"), "1" + std::string(38, '0'));  // 1E38: one significant digit
   EXPECT_EQ(difference("1" + std::string(38, '0'), "1"), k38Nines);
-  EXPECT_EQ(sum("12345678901234567890123456789012345678", "-12345678901234567890123456789012345677"),
-            "1");
-  EXPECT_EQ(sum("0.5555555555555555555555555555555555555", "0.4444444444444444444444444444444444445"),
-            "1");
+  EXPECT_EQ(
+      sum("12345678901234567890123456789012345678", "-12345678901234567890123456789012345677"),
+      "1");
+  EXPECT_EQ(
+      sum("0.5555555555555555555555555555555555555", "0.4444444444444444444444444444444444445"),
+      "1");
   EXPECT_EQ(sum("1E125", "1E125"), "2" + std::string(125, '0'));
 }
 
