@@ -500,9 +500,8 @@ bool eval_condition(Env& env, std::uint32_t index) {
           return n.fn == Fn::AttributeExists ? exists : !exists;
         }
         case Fn::AttributeType: {
-          const OperandNode& p = env.prog.operands[args[0]];
-          const AttributeValue* v = resolve(env.item, env.prog.paths[p.ref]);
-          AttributeValue ts;
+          AttributeValue vs, ts;
+          const AttributeValue* v = eval(env, args[0], vs);
           const AttributeValue* t = eval(env, args[1], ts);
           return v && t && t->is<std::string>() && type_tag(v->type()) == t->as<std::string>();
         }
@@ -805,6 +804,10 @@ bool evaluate_condition(const ConditionProgram& program, const Item& item,
 std::optional<std::string> apply_update(const UpdateProgram& program, Item& item,
                                         const EvalContext& ctx) {
   // Phase 1 reads only: every value and every check against the item as it was.
+  // DynamoDB checks every target path before it evaluates any operand.
+  for (const Action& action : program.actions) {
+    if (!parent_ok(item, program.paths[action.path])) return std::string(kInvalidPath);
+  }
   Env env{program, item, ctx, true};
   std::vector<Pending> pending;
   pending.reserve(program.actions.size());
@@ -815,16 +818,13 @@ std::optional<std::string> apply_update(const UpdateProgram& program, Item& item
         AttributeValue slot;
         const AttributeValue* v = eval(env, action.value, slot);
         if (!v) return env.failure_message();
-        if (!parent_ok(item, path)) return std::string(kInvalidPath);
         pending.push_back({action.path, false, v == &slot ? std::move(slot) : *v});
         break;
       }
       case ActionKind::Remove:
-        if (!parent_ok(item, path)) return std::string(kInvalidPath);
         if (resolve(item, path)) pending.push_back({action.path, true, {}});
         break;
       case ActionKind::Add: {
-        if (!parent_ok(item, path)) return std::string(kInvalidPath);
         AttributeValue slot;
         const AttributeValue* v = eval(env, action.value, slot);
         if (!v) return env.failure_message();
@@ -834,7 +834,6 @@ std::optional<std::string> apply_update(const UpdateProgram& program, Item& item
         break;
       }
       case ActionKind::Delete: {
-        if (!parent_ok(item, path)) return std::string(kInvalidPath);
         AttributeValue slot;
         const AttributeValue* v = eval(env, action.value, slot);
         if (!v) return env.failure_message();

@@ -315,6 +315,19 @@ class Parser {
     return is_path(a) && is_path(b) &&
            same_path(out_.paths[out_.operands[a].ref], out_.paths[out_.operands[b].ref]);
   }
+  // DynamoDB: "The first operand must be distinct from the remaining operands".
+  void check_distinct(std::uint32_t first, std::initializer_list<std::uint32_t> others,
+                      std::string_view who) const {
+    for (std::uint32_t o : others) {
+      if (same_path_operands(first, o)) {
+        fail_column(out_.operands[o].column,
+                    fmt::format("{}: '{}' is compared with itself; the first operand must differ "
+                                "from the others",
+                                who, operand_text(o)));
+      }
+    }
+  }
+
   std::string operand_text(std::uint32_t op) const {
     const OperandNode& n = out_.operands[op];
     if (n.kind == OperandKind::Path) return to_public_path(out_.paths[n.ref]).to_string();
@@ -404,6 +417,7 @@ class Parser {
         case Tok::Gt: cmp = CmpOp::Gt; break;
         default: cmp = CmpOp::Ge; break;
       }
+      check_distinct(lhs, {rhs}, fmt::format("'{}'", token_text(op)));
       if (cmp != CmpOp::Eq && cmp != CmpOp::Ne) {
         std::string who = fmt::format("'{}'", token_text(op));
         check_type(lhs, is_ordered_type, who, "numbers, strings or binaries");
@@ -421,6 +435,7 @@ class Parser {
       if (!at_keyword("AND")) fail_expected("AND");
       next();
       std::uint32_t high = operand(OperandCtx{});
+      check_distinct(lhs, {low, high}, "BETWEEN");
       for (std::uint32_t o : {lhs, low, high}) {
         check_type(o, is_ordered_type, "BETWEEN", "numbers, strings or binaries");
       }
@@ -450,17 +465,16 @@ class Parser {
       std::vector<std::uint32_t> list;
       for (;;) {
         std::uint32_t o = operand(OperandCtx{});
-        if (same_path_operands(lhs, o)) {
-          fail_column(out_.operands[o].column,
-                      fmt::format("IN compares '{}' with itself", operand_text(o)));
-        }
+        check_distinct(lhs, {o}, "IN");
         list.push_back(o);
         if (peek().kind != Tok::Comma) break;
         next();
       }
       expect_close(open);
-      if (list.size() > kMaxInOperands) {
-        fail(in, fmt::format("IN takes at most {} operands, got {}", kMaxInOperands, list.size()));
+      // DynamoDB counts the left operand too.
+      if (list.size() + 1 > kMaxInOperands) {
+        fail(in, fmt::format("IN takes at most {} operands including the one on its left, got {}",
+                             kMaxInOperands, list.size() + 1));
       }
       std::uint32_t first = add_args(list);
       return add_cond({CondKind::In, CmpOp::Eq, Fn::AttributeExists, lhs, first, 0,
@@ -488,12 +502,8 @@ class Parser {
     switch (fn) {
       case Fn::AttributeExists:
       case Fn::AttributeNotExists: first_must_be_path(function_name(fn)); break;
-      case Fn::AttributeType: {
-        first_must_be_path("attribute_type");
-        if (same_path_operands(args[0], args[1])) {
-          fail_column(out_.operands[args[1]].column,
-                      "attribute_type: the type operand must differ from the path");
-        }
+      case Fn::AttributeType: {  // DynamoDB accepts any operand first: attribute_type(:v, :t)
+        check_distinct(args[0], {args[1]}, "attribute_type()");
         check_type(args[1], [](AttrType t) { return t == AttrType::S; }, "attribute_type",
                    "a type name string (S, N, B, BOOL, NULL, M, L, SS, NS, BS)");
         if (is_constant(args[1])) {
@@ -509,7 +519,9 @@ class Parser {
         }
         break;
       }
+      case Fn::Contains: check_distinct(args[0], {args[1]}, "contains()"); break;
       case Fn::BeginsWith:
+        check_distinct(args[0], {args[1]}, "begins_with()");
         for (std::uint32_t a : args) {
           check_type(a, [](AttrType t) { return t == AttrType::S || t == AttrType::B; },
                      "begins_with", "strings or binaries");
@@ -758,10 +770,7 @@ class Parser {
           fail_column(out_.operands[args[0]].column,
                       "if_not_exists() needs a document path as its first argument");
         }
-        if (same_path_operands(args[0], args[1])) {
-          fail_column(out_.operands[args[1]].column,
-                      "if_not_exists(): the second operand must differ from the path");
-        }
+        check_distinct(args[0], {args[1]}, "if_not_exists()");
         break;
       case Fn::ListAppend:
         for (std::size_t i = 0; i < 2; ++i) {
