@@ -479,6 +479,9 @@ class CliTest(unittest.TestCase):
             """)
         return p
 
+    def checkpoints(self, p):
+        return [i for i in scan(p.state) if i["sk"]["S"].startswith("checkpoint#")]
+
     def expected_visits(self, users):
         return {f"USER#{1000 + u}": u % 17 + 1 for u in range(users)}
 
@@ -505,6 +508,11 @@ class CliTest(unittest.TestCase):
         proc.communicate()
         st, _ = p.status()
         self.assertEqual(st[8]["state"], "running")
+        self.assertGreater(len(self.checkpoints(p)), 0)
+        expected, now = self.expected_visits(users), self.visits(p)
+        applied = sum(1 for k, v in now.items() if v == expected[k])
+        self.assertGreater(applied, 0)  # killed in the middle, not before or after
+        self.assertLess(applied, users)
         r = p.run("up")
         self.assertExit(r, 3)  # the dead run's lease has not expired yet
         r = p.run("unlock")
@@ -516,6 +524,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.visits(p), self.expected_visits(users))
         st, _ = p.status()
         self.assertEqual(st[8]["state"], "applied")
+        self.assertEqual(self.checkpoints(p), [])  # cleared once the version is applied
 
     def test_sigint_saves_checkpoint_exit_130_then_resumes(self):
         users = 1500
@@ -527,8 +536,11 @@ class CliTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 130, out + err)
         st, _ = p.status()
         self.assertEqual(st[8]["state"], "running")
-        self.assertGreater(st[8]["counters"]["written"], 0)
-        self.assertExit(p.run("up"), 0)  # the lock was released: no unlock needed
+        self.assertGreater(len(self.checkpoints(p)), 0)
+        self.assertNotIn("lock", {i["sk"]["S"] for i in scan(p.state)})  # released
+        r = p.run("up")  # no unlock needed
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
         self.assertEqual(self.visits(p), self.expected_visits(users))
 
     def test_lost_lease_stops_with_exit_1(self):
