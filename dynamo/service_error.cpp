@@ -55,8 +55,10 @@ bool ServiceError::clock_skew() const {
 
 std::string ServiceError::to_string() const {
   std::string out = fmt::format("{}: ", operation);
-  if (transport()) {
-    out += fmt::format("no response from DynamoDB: {}", message);
+  if (http_status == 0) {
+    out += fmt::format("no response from DynamoDB ({}): {}", type, message);
+  } else if (http_status < 0) {
+    out += message;  // never sent, e.g. no credentials
   } else {
     out += fmt::format("{}: {} (HTTP {}", type.empty() ? "error" : type, message, http_status);
     if (!request_id.empty()) out += fmt::format(", request id {}", request_id);

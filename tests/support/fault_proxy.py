@@ -93,9 +93,11 @@ BATCH_OPS = {"BatchWriteItem", "BatchGetItem"}
 
 # Keys a rule may carry.  "ms" is required for delay; "status"/"type" for the generic "error"
 # kind ("message" optional, also overrides the message of the fixed error kinds); "rst" makes
-# the drop kinds reset the connection (RST) instead of closing it (FIN).
+# the drop kinds reset the connection (RST) instead of closing it (FIN); "date_offset_s" shifts
+# the Date header of an injected answer (a server clock that is ahead or behind, for clock-skew
+# correction tests).
 RULE_KEYS = {"op", "fault", "count", "probability", "after", "seed", "ms", "status", "type",
-             "message", "rst", "comment"}
+             "message", "rst", "comment", "date_offset_s"}
 
 REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found",
            413: "Payload Too Large", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -125,7 +127,7 @@ class RuleError(ValueError):
 
 class Rule:
     __slots__ = ("spec", "ops", "fault", "count", "probability", "after", "rng", "ms",
-                 "status", "type", "message", "rst", "seen", "fired")
+                 "status", "type", "message", "rst", "seen", "fired", "date_offset_s")
 
     def __init__(self, spec):
         if not isinstance(spec, dict):
@@ -177,6 +179,10 @@ class Rule:
         if self.message is not None and not isinstance(self.message, str):
             raise RuleError("message must be a string: %s" % json.dumps(spec))
         self.rst = bool(spec.get("rst", False))
+        offset = spec.get("date_offset_s", 0)
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)):
+            raise RuleError("date_offset_s must be a number: %s" % json.dumps(spec))
+        self.date_offset_s = float(offset)
         self.seen = 0     # requests that matched op (and, for partial_unprocessed, could apply)
         self.fired = 0    # times the fault was injected
 
@@ -309,13 +315,13 @@ def build_head(start_line, headers, body_len, close=False):
     return b"\r\n".join(out)
 
 
-def simple_response(status, body, content_type=JSON_CT, extra=(), close=False):
+def simple_response(status, body, content_type=JSON_CT, extra=(), close=False, date_offset_s=0.0):
     if isinstance(body, str):
         body = body.encode("utf-8")
     headers = [(b"Content-Type", content_type.encode()),
                (b"x-amzn-RequestId", request_id().encode()),
                (b"x-amz-crc32", str(zlib.crc32(body)).encode()),
-               (b"Date", email.utils.formatdate(usegmt=True).encode())]
+               (b"Date", email.utils.formatdate(time.time() + date_offset_s, usegmt=True).encode())]
     headers.extend(extra)
     start = ("HTTP/1.1 %d %s" % (status, REASONS.get(status, "Error"))).encode()
     return build_head(start, headers, len(body), close) + body
@@ -632,7 +638,7 @@ class Proxy:
                 st, typ, msg = rule.error_response()
                 writer.write(simple_response(st, json.dumps({"__type": typ, "message": msg},
                                                         separators=(",", ":")),
-                                             close=close))
+                                             close=close, date_offset_s=rule.date_offset_s))
                 status = st
                 return True
             if fault == "drop_before":
