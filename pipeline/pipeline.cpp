@@ -180,6 +180,9 @@ class Run {
   mutable std::mutex progress_mutex_;
   Counters committed_;
   std::atomic<std::int64_t> scanned_live_{0};
+  std::atomic<int> segments_done_{0};
+  std::int64_t resumed_scanned_ = 0;  // from checkpoints: not part of this run's rates
+  Counters resumed_;
   std::chrono::steady_clock::time_point start_;
 
   std::mutex sample_mutex_;
@@ -499,6 +502,7 @@ void Run::commit(const PagePtr& page, flow::multifunction_node<PagePtr, std::tup
     track.checkpoint.pages = p->seq + 1;
     track.checkpoint.resume_key = p->resume_key;
     track.checkpoint.done = !p->resume_key;
+    if (track.checkpoint.done) segments_done_.fetch_add(1, std::memory_order_relaxed);
     track.checkpoint.counters += p->counters;
     {
       std::lock_guard lock(progress_mutex_);
@@ -516,11 +520,12 @@ ProgressEvent Run::snapshot(bool final) {
   }
   e.counters.scanned = std::max(e.counters.scanned, scanned_live_.load());
   e.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  e.items_per_s = e.elapsed_s > 0 ? static_cast<double>(scanned_live_.load()) / e.elapsed_s : 0;
-  e.rcu_per_s = e.elapsed_s > 0 ? e.counters.consumed_rcu / e.elapsed_s : 0;
-  e.wcu_per_s = e.elapsed_s > 0 ? e.counters.consumed_wcu / e.elapsed_s : 0;
+  e.items_per_s = e.elapsed_s > 0 ? static_cast<double>(scanned_live_.load() - resumed_scanned_) / e.elapsed_s : 0;
+  e.rcu_per_s = e.elapsed_s > 0 ? (e.counters.consumed_rcu - resumed_.consumed_rcu) / e.elapsed_s : 0;
+  e.wcu_per_s = e.elapsed_s > 0 ? (e.counters.consumed_wcu - resumed_.consumed_wcu) / e.elapsed_s : 0;
   e.table_items = table_items_;
   e.segments_total = total_segments_;
+  e.segments_done = segments_done_.load(std::memory_order_relaxed);
   e.final = final;
   return e;
 }
@@ -544,7 +549,10 @@ RunResult Run::run() {
     }
   }
   committed_ = resumed;
+  resumed_ = resumed;
+  resumed_scanned_ = resumed.scanned;
   scanned_live_ = resumed.scanned;
+  for (const auto& t : segments_) segments_done_ += t.checkpoint.done;
 
   int max_pages = options_.max_pages_in_flight > 0 ? options_.max_pages_in_flight : 2 * total_segments_;
   max_pages = std::max(max_pages, 1);
@@ -622,9 +630,7 @@ RunResult Run::run() {
   RunResult result;
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   ProgressEvent last = snapshot(true);
-  int done_segments = 0;
-  for (const auto& t : segments_) done_segments += t.checkpoint.done;
-  last.segments_done = done_segments;
+  int done_segments = last.segments_done;
   result.counters = last.counters;
   result.samples = std::move(samples_);
   if (failed_) {
