@@ -114,8 +114,10 @@ std::optional<std::int64_t> integer_arg(Env& env, const AttributeValue* v, Fn fn
   std::optional<std::int64_t> i = n ? n->value().to_int64() : std::nullopt;
   if (!i) {
     env.error([&] {
-      return fmt::format("{}() argument {} must be an integer, got {}", function_name(fn),
-                         position, to_debug_string(*v));
+      return n ? fmt::format("{}() argument {} must be an integer, got {}", function_name(fn),
+                             position, n->text())
+               : fmt::format("{}() argument {} must be an integer (N), got {}", function_name(fn),
+                             position, type_word(*v));
     });
   }
   return i;
@@ -297,7 +299,7 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
       if (!v) return nullptr;
       if (v->is<std::string>()) return v == &tmp ? &(slot = std::move(tmp)) : v;
       if (const auto* num = v->get_if<Number>()) {
-        slot = AttributeValue(num->text());
+        slot = AttributeValue(num->value().to_string());  // canonical, whatever the item held
       } else if (const auto* b = v->get_if<bool>()) {
         slot = AttributeValue(std::string(*b ? "true" : "false"));
       } else {

@@ -64,6 +64,10 @@ char32_t lower_of(char32_t c) {
   if (c >= 0x14A && c <= 0x177) return c % 2 == 0 ? c + 1 : c;
   if (c == 0x178) return 0xFF;
   if (c >= 0x179 && c <= 0x17E) return c % 2 == 1 ? c + 1 : c;
+  if (c == 0x386) return 0x3AC;  // Greek with tonos
+  if (c >= 0x388 && c <= 0x38A) return c + 37;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 63;
   if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
   if (c >= 0x410 && c <= 0x42F) return c + 32;
   if (c >= 0x400 && c <= 0x40F) return c + 80;
@@ -82,6 +86,10 @@ char32_t upper_of(char32_t c) {
   if (c >= 0x14A && c <= 0x177) return c % 2 == 1 ? c - 1 : c;
   if (c >= 0x179 && c <= 0x17E) return c % 2 == 0 ? c - 1 : c;
   if (c == 0x17F) return U'S';
+  if (c == 0x3AC) return 0x386;  // Greek with tonos
+  if (c >= 0x3AD && c <= 0x3AF) return c - 37;
+  if (c == 0x3CC) return 0x38C;
+  if (c == 0x3CD || c == 0x3CE) return c - 63;
   if (c == 0x3C2) return 0x3A3;
   if (c >= 0x3B1 && c <= 0x3C9) return c - 32;
   if (c >= 0x430 && c <= 0x44F) return c - 32;

@@ -333,9 +333,13 @@ class Parser {
     if (n.kind == OperandKind::Path) return to_public_path(out_.paths[n.ref]).to_string();
     if (n.kind == OperandKind::Constant) {
       const Constant& c = out_.constants[n.ref];
-      return c.placeholder.empty() ? to_debug_string(c.value) : c.placeholder;
+      if (!c.placeholder.empty()) return c.placeholder;
+      if (const auto* num = c.value.get_if<Number>()) return num->text();
+      if (const auto* str = c.value.get_if<std::string>()) return fmt::format("'{}'", *str);
+      return to_debug_string(c.value);
     }
-    return function_name(n.fn);
+    if (n.kind == OperandKind::Call) return fmt::format("{}(…)", function_name(n.fn));
+    return "the arithmetic";
   }
 
   // Requires the operand's compile-time type, when known, to be one of `allowed`.
