@@ -13,6 +13,7 @@
 #include "migrations/checksum.h"
 #include "migrations/expression_check.h"
 #include "migrations/yaml_util.h"
+#include "stages/transform_stage.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -368,6 +369,10 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
           ts.update = expression(x["update"], "transform.update");
         } else if (x["stage"]) {
           ts.stage = doc_.string(x["stage"], "stage");
+          const auto known = stages::registered_stages();
+          if (std::find(known.begin(), known.end(), ts.stage) == known.end())
+            doc_.fail(x["stage"], fmt::format("stage: no C++ stage named '{}' in this build (known: {})", ts.stage,
+                                              known.empty() ? std::string("none") : fmt::format("{}", fmt::join(known, ", "))));
           if (const YAML::Node a = x["args"]) {
             if (!a.IsMap()) doc_.fail(a, "args: expected a map");
             doc_.check_keys_unique(a);

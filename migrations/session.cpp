@@ -120,8 +120,10 @@ struct Session::Impl {
       std::string eta;
       if (e.table_items > 0 && e.items_per_s > 0 && e.counters.scanned < e.table_items)
         eta = fmt::format(", ETA {:.0f}s", (e.table_items - e.counters.scanned) / e.items_per_s);
-      std::string line = fmt::format("  {}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, segments {}/{}{}",
-                                     counters_text(e.counters), e.items_per_s, e.rcu_per_s, e.wcu_per_s,
+      const auto& c = e.counters;
+      std::string line = fmt::format("  scanned {}, matched {}, written {}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, "
+                                     "segments {}/{}{}",
+                                     c.scanned, c.matched, c.written, e.items_per_s, e.rcu_per_s, e.wcu_per_s,
                                      e.segments_done, e.segments_total, eta);
       if (tty) s.err_ << "\r\033[K" << line << (e.final ? "\n" : "") << std::flush;
       else s.err_ << line << "\n" << std::flush;
@@ -236,7 +238,6 @@ struct Session::Impl {
   void dry_run(const std::vector<std::pair<const Migration*, std::string>>& plan, const UpOptions& o) {
     std::set<std::string> created, deleted;
     auto table_exists = [&](const std::string& t) {
-      if (created.contains(t)) return true;
       if (deleted.contains(t)) return false;
       auto d = s.client().describe_table(t);
       if (d) return true;
@@ -252,8 +253,12 @@ struct Session::Impl {
         const Step& step = steps[i];
         s.out_ << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(), step.where);
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-          if (!table_exists(p->spec.source.table)) {
-            s.out_ << fmt::format("    source table {} does not exist yet: nothing to scan\n", p->spec.source.table);
+          const std::string& src = p->spec.source.table;
+          if (created.contains(src) || !table_exists(src)) {
+            if (created.contains(src))
+              s.out_ << fmt::format("    source table {} is created by an earlier step: nothing to scan yet\n", src);
+            else
+              s.out_ << fmt::format("    warning: source table {} does not exist: `{}` would fail here\n", src, direction);
             continue;
           }
           auto store = pipeline::null_checkpoint_store();
@@ -283,13 +288,17 @@ struct Session::Impl {
             s.out_ << fmt::format("{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},\"estimated_wcu\":{:.0f}}}\n",
                                   m->version, i + 1, counters_json(c), wcu);
         } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
-          if (table_exists(ct->request.table)) s.out_ << fmt::format("    table {} exists already (accepted if identical)\n", ct->request.table);
-          created.insert(ct->request.table);
-          deleted.erase(ct->request.table);
+          const std::string& t = ct->request.table;
+          deleted.erase(t);
+          if (!created.contains(t) && table_exists(t))
+            s.out_ << fmt::format("    table {} exists already (accepted if identical)\n", t);
+          else
+            created.insert(t);  // does not exist now; a real run would create it
         } else if (const auto* dt = std::get_if<DeleteTableStep>(&step.body)) {
-          if (!table_exists(dt->table)) s.out_ << fmt::format("    table {} does not exist (nothing to do)\n", dt->table);
-          deleted.insert(dt->table);
+          if (!created.contains(dt->table) && !table_exists(dt->table))
+            s.out_ << fmt::format("    table {} does not exist (nothing to do)\n", dt->table);
           created.erase(dt->table);
+          deleted.insert(dt->table);
         }
       }
     }

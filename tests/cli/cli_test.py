@@ -580,6 +580,28 @@ class CliTest(unittest.TestCase):
         self.assertExit(p.run(*common, "down"), 0)
         self.assertNotIn(p.table("users"), tables_with(p.ns))
 
+    def test_docs_examples_apply_and_roll_back(self):
+        """The guide's example folder, through configs/local.yaml, against DynamoDB Local."""
+        p = Project(self)
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        common = ["--config", os.path.join(repo, "configs", "local.yaml"), "--endpoint", ENDPOINT,
+                  "--namespace", p.ns]
+        r = p.run(*common, "up", "--dry-run")
+        self.assertExit(r, 0)
+        self.assertEqual(tables_with(p.ns), [])
+        r = p.run(*common, "up")
+        self.assertExit(r, 0)
+        self.assertEqual(tables_with(p.ns), sorted([p.table("app"), p.table("users"), p.state]))
+        users = DDB.describe_table(TableName=p.table("users"))["Table"]
+        self.assertEqual([g["IndexName"] for g in users["GlobalSecondaryIndexes"]], ["by_email"])
+        app = DDB.describe_table(TableName=p.table("app"))["Table"]
+        self.assertNotIn("GlobalSecondaryIndexes", app)
+        r = p.run(*common, "down")
+        self.assertExit(r, 0)
+        self.assertEqual(tables_with(p.ns), sorted([p.table("app"), p.state]))
+        app = DDB.describe_table(TableName=p.table("app"))["Table"]
+        self.assertEqual([g["IndexName"] for g in app["GlobalSecondaryIndexes"]], ["by_username"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
