@@ -28,6 +28,8 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
       c.region = doc.string(v, k);
     } else if (k == "endpoint") {
       c.endpoint = doc.string(v, k);
+      if (c.endpoint->rfind("http://", 0) != 0 && c.endpoint->rfind("https://", 0) != 0)
+        doc.fail(v, fmt::format("endpoint: expected an http:// or https:// URL, got '{}'", *c.endpoint));
     } else if (k == "namespace") {
       c.table_namespace = is_null_scalar(v) ? std::string() : doc.string(v, k);
     } else if (k == "state_table") {

@@ -252,16 +252,17 @@ void StateTable::put_version(const VersionRecord& v, const LockProof& proof) {
   put.table = name_;
   put.item = key(version_sort_key(v.version));
   auto& i = put.item;
-  i.set("version", num(v.version));
-  i.set("name", AttributeValue(v.name));
-  i.set("state", AttributeValue(v.state));
-  i.set("direction", AttributeValue(v.direction));
-  i.set("checksum", AttributeValue(v.checksum));
-  i.set("step", num(static_cast<std::int64_t>(v.step)));
-  i.set("by", AttributeValue(proof.owner));
+  // Empty strings are left out: older DynamoDB Local versions reject them.
   auto opt = [&](const char* n, const std::string& s) {
     if (!s.empty()) i.set(n, AttributeValue(s));
   };
+  i.set("version", num(v.version));
+  opt("name", v.name);
+  opt("state", v.state);
+  opt("direction", v.direction);
+  opt("checksum", v.checksum);
+  i.set("step", num(static_cast<std::int64_t>(v.step)));
+  opt("by", proof.owner);
   opt("started_at", v.started_at);
   opt("updated_at", v.updated_at);
   opt("finished_at", v.finished_at);
