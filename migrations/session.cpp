@@ -8,6 +8,7 @@
 #include <map>
 #include <ostream>
 #include <set>
+#include <sstream>
 
 #include "dynamo/client.h"
 #include "dynamo/credentials.h"
@@ -131,6 +132,13 @@ struct Session::Impl {
     return r;
   }
 
+  // The flag beats the file: the spec carries the segment count the settings resolved to.
+  static stages::StepSpec with_segments(const stages::StepSpec& spec, const pipeline::RunOptions& ro) {
+    stages::StepSpec copy = spec;
+    if (copy.source.query_key.empty()) copy.source.segments = ro.segments;
+    return copy;
+  }
+
   // Runs one version in one direction, from record.step on. Returns Interrupted or Ok; throws on
   // failure (the record says failed).
   ExitCode run_version(const Migration& m, const std::string& direction, const UpOptions& o, Lease& lease,
@@ -173,7 +181,8 @@ struct Session::Impl {
       try {
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
           StateCheckpointStore store(*state, lease, m.version, direction, i);
-          auto r = pipeline::run_pipeline(s.client(), p->spec, store, run_options(m, o, p->spec));
+          auto ro = run_options(m, o, p->spec);
+          auto r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), store, ro);
           store.flush();
           rec.counters += r.counters;
           if (r.status == pipeline::RunResult::Status::Failed)
@@ -244,21 +253,23 @@ struct Session::Impl {
       if (d.error().type == "ResourceNotFoundException") return false;
       throw Error(fmt::format("DescribeTable {}: {}", t, d.error().to_string()));
     };
-    if (plan.empty()) s.out_ << "dry run: nothing to do\n";
+    std::ostringstream discard;  // --json: only the JSON events
+    std::ostream& text = s.options_.json ? static_cast<std::ostream&>(discard) : s.out_;
+    if (plan.empty()) text << "dry run: nothing to do\n";
     for (const auto& [m, direction] : plan) {
       const auto& steps = steps_of(*m, direction);
-      s.out_ << fmt::format("dry run: would {} {} {} ({})\n", direction == "up" ? "apply" : "revert", m->version,
+      text << fmt::format("dry run: would {} {} {} ({})\n", direction == "up" ? "apply" : "revert", m->version,
                             m->name, m->file);
       for (std::size_t i = 0; i < steps.size(); ++i) {
         const Step& step = steps[i];
-        s.out_ << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(), step.where);
+        text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(), step.where);
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
           const std::string& src = p->spec.source.table;
           if (created.contains(src) || !table_exists(src)) {
             if (created.contains(src))
-              s.out_ << fmt::format("    source table {} is created by an earlier step: nothing to scan yet\n", src);
+              text << fmt::format("    source table {} is created by an earlier step: nothing to scan yet\n", src);
             else
-              s.out_ << fmt::format("    warning: source table {} does not exist: `{}` would fail here\n", src, direction);
+              text << fmt::format("    warning: source table {} does not exist: `{}` would fail here\n", src, direction);
             continue;
           }
           auto store = pipeline::null_checkpoint_store();
@@ -266,7 +277,8 @@ struct Session::Impl {
           dry.dry_run = true;
           pipeline::RunResult r;
           try {
-            r = pipeline::run_pipeline(s.client(), p->spec, *store, run_options(*m, dry, p->spec));
+            auto ro = run_options(*m, dry, p->spec);
+            r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), *store, ro);
           } catch (const UsageError&) {
             throw;
           } catch (const Error& e) {
@@ -277,12 +289,12 @@ struct Session::Impl {
           const auto& c = r.counters;
           double wcu = c.consumed_wcu > 0 ? c.consumed_wcu
                                           : static_cast<double>(c.puts + c.updates + c.deletes + 2 * c.transactions);
-          s.out_ << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
-          s.out_ << fmt::format("    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} WCU\n",
+          text << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
+          text << fmt::format("    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} WCU\n",
                                 c.puts, c.updates, c.deletes, c.transactions, wcu);
           for (const auto& sample : r.samples) {
-            s.out_ << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
-            s.out_ << "      after:  " << (sample.after ? dynamo::to_debug_string(*sample.after) : "(deleted)") << "\n";
+            text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
+            text << "      after:  " << (sample.after ? dynamo::to_debug_string(*sample.after) : "(deleted)") << "\n";
           }
           if (s.options_.json)
             s.out_ << fmt::format("{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},\"estimated_wcu\":{:.0f}}}\n",
@@ -291,18 +303,18 @@ struct Session::Impl {
           const std::string& t = ct->request.table;
           deleted.erase(t);
           if (!created.contains(t) && table_exists(t))
-            s.out_ << fmt::format("    table {} exists already (accepted if identical)\n", t);
+            text << fmt::format("    table {} exists already (accepted if identical)\n", t);
           else
             created.insert(t);  // does not exist now; a real run would create it
         } else if (const auto* dt = std::get_if<DeleteTableStep>(&step.body)) {
           if (!created.contains(dt->table) && !table_exists(dt->table))
-            s.out_ << fmt::format("    table {} does not exist (nothing to do)\n", dt->table);
+            text << fmt::format("    table {} does not exist (nothing to do)\n", dt->table);
           created.erase(dt->table);
           deleted.insert(dt->table);
         }
       }
     }
-    s.out_ << "dry run: nothing was written\n";
+    text << "dry run: nothing was written\n";
   }
 };
 
@@ -429,6 +441,16 @@ ExitCode Session::up(const UpOptions& o) {
   impl.check_history(false);
   auto plan = pending_plan();
   if (plan.empty()) info("up to date: nothing to apply");
+  const std::int64_t newest_applied = [&] {
+    std::int64_t n = -1;
+    for (const auto& [v, r] : impl.records)
+      if (r.state == "applied") n = std::max(n, v);
+    return n;
+  }();
+  for (const auto& [m, dir] : plan)
+    if (m->version < newest_applied)
+      info(fmt::format("note: {} is older than the applied {}; it is applied now, in version order", m->file,
+                       newest_applied));
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) {
       info("interrupted before the next version");
