@@ -16,6 +16,7 @@
 #include "migrations/checkpoint_store.h"
 #include "migrations/clock.h"
 #include "migrations/lease.h"
+#include "migrations/run_settings.h"
 #include "migrations/schema_steps.h"
 #include "migrations/state_table.h"
 #include "pipeline/pipeline.h"
@@ -96,10 +97,10 @@ struct Session::Impl {
 
   pipeline::RunOptions run_options(const Migration& m, const UpOptions& o, const stages::StepSpec& spec) {
     pipeline::RunOptions r;
-    const Config& c = s.config_;
-    r.segments = o.segments.value_or(spec.source.segments ? spec.source.segments : m.segments.value_or(c.segments));
-    r.max_wcu = o.max_wcu.value_or(m.max_wcu.value_or(c.max_wcu));
-    r.max_rcu = o.max_rcu.value_or(m.max_rcu.value_or(c.max_rcu));
+    const RunSettings settings = resolve_run_settings(s.config_, m, spec, SettingFlags{o.segments, o.max_wcu, o.max_rcu});
+    r.segments = settings.segments;
+    r.max_wcu = settings.max_wcu;
+    r.max_rcu = settings.max_rcu;
     r.version = m.version;
     r.now_iso = s.now_iso_;
     r.stop = &s.stop_;

@@ -580,6 +580,25 @@ class CliTest(unittest.TestCase):
         self.assertExit(p.run(*common, "down"), 0)
         self.assertNotIn(p.table("users"), tables_with(p.ns))
 
+    def test_environment_overlay_and_flags(self):
+        p = Project(self)
+        other = p.ns + "o-"
+        with open(os.path.join(p.dir, "dynamorph.yaml"), "a") as f:
+            f.write(f"environments:\n  other: {{ namespace: {other} }}\n")
+        p.write("6_posts.yaml", PATTERNS["6_posts.yaml"])
+        self.assertExit(p.run("--env", "other", "up"), 0)
+        self.assertIn(other + "posts", tables_with(other))
+        self.assertIn(other + "dynamorph_state", tables_with(other))
+        env = dict(os.environ, DYNAMORPH_ENV="other")
+        r = subprocess.run([BIN, "--json", "status"], cwd=p.dir, capture_output=True, text=True, env=env)
+        self.assertExit(r, 0)
+        self.assertIn('"state":"applied"', r.stdout)
+        st, _ = p.status()  # no overlay: the base namespace has nothing applied
+        self.assertEqual(st[6]["state"], "pending")
+        self.assertNotIn(p.table("posts"), tables_with(p.ns + "posts"))
+        r = p.run("--namespace", other, "status")  # the flag beats the file
+        self.assertRegex(r.stdout, r"(?m)^6\s+posts\s+applied")
+
     def test_docs_examples_apply_and_roll_back(self):
         """The guide's example folder, through configs/local.yaml, against DynamoDB Local."""
         p = Project(self)

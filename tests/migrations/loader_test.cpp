@@ -8,6 +8,7 @@
 #include "migrations/checksum.h"
 #include "migrations/config.h"
 #include "migrations/migration_file.h"
+#include "migrations/run_settings.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -171,6 +172,37 @@ TEST(Config, OverlayAndErrors) {
   } catch (const UsageError& e) {
     EXPECT_EQ(std::string(e.what()), file + ":2: lock_ttl: expected a duration like 30s, 5m or 1h, got 'forever'");
   }
+  fs::remove_all(dir);
+}
+
+TEST(Config, SettingsOrderDefaultsOverlayFileFlags) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("dynamorph_set_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto file = (dir / "dynamorph.yaml").string();
+  std::ofstream(file) << "defaults: { segments: 4, max_wcu: 10, max_rcu: 20 }\n"
+                         "environments:\n  prod: { defaults: { segments: 6, max_wcu: 100 } }\n";
+  auto base = load_config(file, std::nullopt);
+  auto prod = load_config(file, std::string("prod"));
+  auto plain = parse("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n");
+  auto own = parse("version: 7\nmax_wcu: 50\nsegments: 3\nup:\n  - pipeline:\n      source: { table: t, segments: 2 }\n");
+  const auto& plain_step = std::get<PipelineStep>(plain.up[0].body).spec;
+  const auto& own_step = std::get<PipelineStep>(own.up[0].body).spec;
+  auto r = resolve_run_settings(base, plain, plain_step, {});
+  EXPECT_EQ(r.segments, 4);
+  EXPECT_EQ(r.max_wcu, 10);
+  EXPECT_EQ(r.max_rcu, 20);
+  r = resolve_run_settings(prod, plain, plain_step, {});
+  EXPECT_EQ(r.segments, 6);
+  EXPECT_EQ(r.max_wcu, 100);
+  EXPECT_EQ(r.max_rcu, 20);
+  r = resolve_run_settings(prod, own, own_step, {});
+  EXPECT_EQ(r.segments, 2);  // the step's own, then the file's
+  EXPECT_EQ(r.max_wcu, 50);
+  r = resolve_run_settings(prod, own, own_step, SettingFlags{12, 0, std::nullopt});
+  EXPECT_EQ(r.segments, 12);
+  EXPECT_EQ(r.max_wcu, 0);  // a flag of 0 lifts the cap
+  EXPECT_EQ(r.max_rcu, 20);
   fs::remove_all(dir);
 }
 
