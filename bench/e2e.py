@@ -83,7 +83,7 @@ class Server:
                        capture_output=True, text=True)
 
 
-def wait_quiet(limit_s=60, threshold=0.5):
+def wait_quiet(limit_s=15, threshold=0.5):
     t0 = time.time()
     while time.time() - t0 < limit_s:
         b0 = machine_busy_s()
