@@ -325,7 +325,7 @@ int run_inmemory(const Args& a) {
       stages::Decision d = processor.process(item, ctx);
       if (d.kind == stages::Decision::Kind::Put || d.kind == stages::Decision::Kind::Update) {
         ++matched;
-        wb.add(item, d, ops);
+        wb.add(item, std::move(d), ops);
       } else if (d.kind == stages::Decision::Kind::Error) {
         std::fprintf(stderr, "migrate_bench: %s\n", d.error.c_str());
         std::exit(1);
