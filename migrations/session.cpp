@@ -434,7 +434,7 @@ ExitCode Session::up(const UpOptions& o) {
     if (impl.state->exists()) impl.records = impl.state->read_versions();
     impl.check_history(false);
     impl.dry_run(pending_plan(), o);
-    return ExitCode::Ok;
+    return stop_.load() ? ExitCode::Interrupted : ExitCode::Ok;
   }
   impl.state->ensure();
   auto lease = Lease::acquire(*impl.state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
@@ -495,7 +495,7 @@ ExitCode Session::down(const DownOptions& o) {
     UpOptions uo;
     uo.dry_run = true;
     impl.dry_run(plan_of(), uo);
-    return ExitCode::Ok;
+    return stop_.load() ? ExitCode::Interrupted : ExitCode::Ok;
   }
   if (!exists) {
     info("nothing to roll back: no state table yet");
