@@ -94,6 +94,13 @@ bool Map::erase(std::string_view name) {
 
 bool Map::operator==(const Map& other) const {
   if (entries_.size() != other.entries_.size()) return false;
+  // Fast path: the same names in the same order (an item and its transformed copy).
+  std::size_t i = 0;
+  for (; i < entries_.size(); ++i) {
+    if (entries_[i].first != other.entries_[i].first) break;
+    if (!(entries_[i].second == other.entries_[i].second)) return false;
+  }
+  if (i == entries_.size()) return true;
   for (const auto& [k, v] : entries_) {
     const AttributeValue* o = other.find(k);
     if (!o || !(*o == v)) return false;

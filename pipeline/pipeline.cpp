@@ -312,8 +312,8 @@ void Run::process(const RawPage& raw,
       default: break;
     }
     ++c.matched;
-    maybe_sample(item, d);
-    builder.add(item, d, ops);
+    maybe_sample(item, d);  // before the builder takes d's new item
+    builder.add(item, std::move(d), ops);
   }
   builder.flush(ops);
   if (page->failed) {
@@ -342,11 +342,13 @@ void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
     finish(nullptr, consumed, r.value().throttled, r.value().attempts);
   };
   auto go = [this, job, finish, single]() {
-    const WriteOp& op = *job.op;
+    WriteOp& op = *job.op;
     std::string body;
     switch (op.kind) {
       case WriteOp::Kind::Batch:
-        client_.batch_write_async(op.batch, [finish](Outcome<dynamo::BatchWriteSummary> r) {
+        // The entries are not needed after sending: a failed batch stops the run, it is never
+        // rebuilt from them.
+        client_.batch_write_async(std::move(op.batch), [finish](Outcome<dynamo::BatchWriteSummary> r) {
           if (!r) return finish(std::make_shared<ServiceError>(std::move(r.error())), 0, 0, r.error().attempts);
           finish(nullptr, r.value().consumed_capacity, r.value().throttled, r.value().requests);
         });
@@ -402,7 +404,7 @@ void Run::ack(const WriteDone& done,
     resend.actions.clear();
     resend.action_owner.clear();
     resend.scanned.clear();
-    resend.puts = resend.updates = resend.deletes = 0;
+    resend.puts = resend.updates = resend.deletes = resend.item_count = 0;
     for (std::size_t i = 0; i < op.scanned.size(); ++i) {
       if (conflicted[i]) {
         ++c.conflicts;
@@ -418,6 +420,7 @@ void Run::ack(const WriteDone& done,
       } else {
         int owner = static_cast<int>(resend.scanned.size());
         resend.scanned.push_back(op.scanned[i]);
+        ++resend.item_count;
         for (std::size_t a = 0; a < op.actions.size(); ++a) {
           if (op.action_owner[a] != static_cast<int>(i)) continue;
           resend.actions.push_back(op.actions[a]);
@@ -472,7 +475,7 @@ void Run::reprocess(const ReReadDone& done,
       stages::WriteBuilder builder(processor_);
       std::vector<WriteOp> ops;
       std::vector<WriteJob> jobs;
-      builder.add(*r.value(), d, ops, done.job.round);
+      builder.add(*r.value(), std::move(d), ops, done.job.round);
       builder.flush(ops);
       // Counted already when first planned: only the writes themselves go out again.
       for (auto& op : ops) {

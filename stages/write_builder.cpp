@@ -89,14 +89,17 @@ WireExpression WriteBuilder::update_expression(const Item& before, const Item& a
   return w;
 }
 
-void WriteBuilder::add_batch(std::vector<BatchWriteEntry> entries, double wcu, int puts, int deletes,
-                             std::vector<WriteOp>& out) {
+void WriteBuilder::add_batch(std::vector<BatchWriteEntry> entries, bool may_clash, double wcu, int puts,
+                             int deletes, std::vector<WriteOp>& out) {
   std::vector<std::string> keys;
   bool clash = false;
-  for (const auto& e : entries) {
-    Item key = e.kind == BatchWriteEntry::Kind::Put ? *p_.target_key(e.item) : e.item;
-    keys.push_back(key_string(e.table, key));
-    clash = clash || std::find(open_keys_.begin(), open_keys_.end(), keys.back()) != open_keys_.end();
+  if (may_clash || !open_keys_.empty()) {
+    // Once a batch holds a key that may repeat, every later key is recorded too.
+    for (const auto& e : entries) {
+      Item key = e.kind == BatchWriteEntry::Kind::Put ? *p_.target_key(e.item) : e.item;
+      keys.push_back(key_string(e.table, key));
+      clash = clash || std::find(open_keys_.begin(), open_keys_.end(), keys.back()) != open_keys_.end();
+    }
   }
   if (clash || open_batch_.batch.size() + entries.size() > 25) flush(out);
   for (auto& e : entries) open_batch_.batch.push_back(std::move(e));
@@ -105,24 +108,28 @@ void WriteBuilder::add_batch(std::vector<BatchWriteEntry> entries, double wcu, i
   open_batch_.wcu_estimate += wcu;
   open_batch_.puts += puts;
   open_batch_.deletes += deletes;
+  ++open_batch_.item_count;
   if (open_batch_.batch.size() == 25) flush(out);
 }
 
-void WriteBuilder::add(const Item& scanned, const Decision& d, std::vector<WriteOp>& out, int conflict_round) {
+void WriteBuilder::add(const Item& scanned, Decision&& d, std::vector<WriteOp>& out, int conflict_round) {
   const std::string& table = p_.target_table();
   const std::string& source_table = p_.source().name;
   WriteMode mode = p_.mode();
 
   if (mode == WriteMode::Batch || (mode == WriteMode::Delete && !p_.guarded())) {
     if (d.kind == Decision::Kind::Delete) {
-      add_batch({{source_table, BatchWriteEntry::Kind::Delete, p_.source_key(scanned)}}, units(scanned), 0, 1, out);
+      add_batch({{source_table, BatchWriteEntry::Kind::Delete, p_.source_key(scanned)}}, false, units(scanned), 0, 1,
+                out);
     } else if (d.key_changed) {
       // Put first, then delete the old key, in one request.
-      add_batch({{table, BatchWriteEntry::Kind::Put, d.new_item},
+      double wcu = units(d.new_item) + units(scanned);
+      add_batch({{table, BatchWriteEntry::Kind::Put, std::move(d.new_item)},
                  {table, BatchWriteEntry::Kind::Delete, p_.source_key(scanned)}},
-                units(d.new_item) + units(scanned), 1, 1, out);
+                true, wcu, 1, 1, out);
     } else {
-      add_batch({{table, BatchWriteEntry::Kind::Put, d.new_item}}, units(d.new_item), 1, 0, out);
+      double wcu = units(d.new_item);
+      add_batch({{table, BatchWriteEntry::Kind::Put, std::move(d.new_item)}}, !p_.same_table(), wcu, 1, 0, out);
     }
     return;
   }
@@ -130,6 +137,7 @@ void WriteBuilder::add(const Item& scanned, const Decision& d, std::vector<Write
   if (mode == WriteMode::Update || mode == WriteMode::Delete) {
     WriteOp op;
     op.scanned.push_back(scanned);
+    op.item_count = 1;
     op.conflict_round = conflict_round;
     if (d.kind == Decision::Kind::Delete) {
       op.kind = WriteOp::Kind::Delete;
@@ -146,9 +154,9 @@ void WriteBuilder::add(const Item& scanned, const Decision& d, std::vector<Write
       op.wcu_estimate = units(d.new_item);
     } else {  // a copy into another table
       op.kind = WriteOp::Kind::Put;
-      op.put = {table, d.new_item, {}};
-      op.puts = 1;
       op.wcu_estimate = units(d.new_item);
+      op.put = {table, std::move(d.new_item), {}};
+      op.puts = 1;
     }
     out.push_back(std::move(op));
     return;
@@ -181,10 +189,10 @@ void WriteBuilder::add(const Item& scanned, const Decision& d, std::vector<Write
     dynamo::TransactAction put;
     put.kind = dynamo::TransactAction::Kind::Put;
     put.table = table;
-    put.item = d.new_item;
+    wcu = 2 * units(d.new_item);
+    put.item = std::move(d.new_item);
     actions.push_back(std::move(put));
     puts = 1;
-    wcu = 2 * units(d.new_item);
     if (d.key_changed) {
       dynamo::TransactAction del;
       del.kind = dynamo::TransactAction::Kind::Delete;
@@ -210,6 +218,7 @@ void WriteBuilder::add(const Item& scanned, const Decision& d, std::vector<Write
     open_transact_.actions.push_back(std::move(a));
     open_transact_.action_owner.push_back(owner);
   }
+  ++open_transact_.item_count;
   open_transact_.puts += puts;
   open_transact_.updates += updates;
   open_transact_.deletes += deletes;

@@ -27,8 +27,9 @@ struct WriteOp {
   int conflict_round = 0;  // how many times these items were re-read already
   // Counters of what the op does.
   int puts = 0, updates = 0, deletes = 0;
+  int item_count = 0;  // scanned items written by this op (a key change is one item, two writes)
   double wcu_estimate = 0;
-  int items() const { return static_cast<int>(scanned.empty() ? puts + updates + deletes : scanned.size()); }
+  int items() const { return item_count; }
 };
 
 class WriteBuilder {
@@ -39,20 +40,23 @@ class WriteBuilder {
       : p_(processor), transact_actions_(transact_actions) {}
 
   // Adds the write for one item (decision kinds Put, Update, Delete); completed ops go to out.
-  void add(const dynamo::Item& scanned, const Decision& d, std::vector<WriteOp>& out, int conflict_round = 0);
+  // The decision's new item is moved into the request.
+  void add(const dynamo::Item& scanned, Decision&& d, std::vector<WriteOp>& out, int conflict_round = 0);
   // Emits what is still open.
   void flush(std::vector<WriteOp>& out);
 
  private:
-  void add_batch(std::vector<dynamo::BatchWriteEntry> entries, double wcu, int puts, int deletes,
-                 std::vector<WriteOp>& out);
+  // `may_clash`: the entries' keys could repeat one already in the open batch (key changes,
+  // copies into another table); a scan never returns a key twice, so plain rewrites cannot.
+  void add_batch(std::vector<dynamo::BatchWriteEntry> entries, bool may_clash, double wcu, int puts,
+                 int deletes, std::vector<WriteOp>& out);
   dynamo::WireExpression guard_condition(const dynamo::Item& scanned, bool whole_item) const;
   dynamo::WireExpression update_expression(const dynamo::Item& before, const dynamo::Item& after) const;
 
   const ItemProcessor& p_;
   int transact_actions_;
   WriteOp open_batch_;
-  std::vector<std::string> open_keys_;  // serialized keys in open_batch_
+  std::vector<std::string> open_keys_;  // serialized keys in open_batch_, when may_clash
   WriteOp open_transact_;
 };
 
