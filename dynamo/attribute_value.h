@@ -69,10 +69,11 @@ class Map {
   AttributeValue& set(std::string name, AttributeValue value);
   bool erase(std::string_view name);
 
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  void reserve(std::size_t n) { entries_.reserve(n); }
-  void clear() { entries_.clear(); }
+  // Defined below AttributeValue: clang needs the element type complete here.
+  std::size_t size() const;
+  bool empty() const;
+  void reserve(std::size_t n);
+  void clear();
   // Appends without looking for an existing name: for parsers, which see each name once.
   AttributeValue& append(std::string name, AttributeValue value);
 
@@ -128,6 +129,11 @@ class AttributeValue {
  private:
   Storage v_;
 };
+
+inline std::size_t Map::size() const { return entries_.size(); }
+inline bool Map::empty() const { return entries_.empty(); }
+inline void Map::reserve(std::size_t n) { entries_.reserve(n); }
+inline void Map::clear() { entries_.clear(); }
 
 using Item = Map;
 
