@@ -107,6 +107,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // "dynamorph statu": CLI11 reports the missing subcommand; name the word it did not know.
+    for (int i = 1; i < argc && app.get_subcommands().empty(); ++i) {
+      std::string a = argv[i];
+      if (a.empty() || a[0] == '-') {
+        if (a.find('=') == std::string::npos && a != "--json" && a != "-v" && a != "-q" && a != "--verbose" &&
+            a != "--quiet")
+          ++i;  // skip the option's value
+        continue;
+      }
+      return fail(ExitCode::Usage, "unknown command '" + a + "' (commands: init, generate, status, up, down, unlock, mark)");
+    }
     return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
   }
 

@@ -88,6 +88,15 @@ std::string checkpoint_step_prefix(std::int64_t version, const std::string& dire
 
 std::string version_sort_key(std::int64_t version) { return fmt::format("version#{:020}", version); }
 
+void StateTable::read_failed(const dynamo::ServiceError& e, std::string_view what) const {
+  // The state table is the first thing every command touches: a server that cannot be reached
+  // or credentials it refuses are a configuration problem (exit 2), not a failed step.
+  if (e.transport() || e.type == "UnrecognizedClientException" || e.type == "InvalidSignatureException" ||
+      e.type == "AccessDeniedException" || e.type == "MissingAuthenticationTokenException")
+    throw ConfigError(fmt::format("{} {} at {}: {}", what, name_, client_.endpoint(), e.to_string()));
+  throw Error(fmt::format("{} {}: {}", what, name_, e.to_string()));
+}
+
 StateTable::StateTable(dynamo::Client& client, std::string physical_name)
     : client_(client), name_(std::move(physical_name)) {}
 
@@ -95,14 +104,14 @@ bool StateTable::exists() const {
   auto d = client_.describe_table(name_);
   if (d) return true;
   if (d.error().type == "ResourceNotFoundException") return false;
-  throw Error(fmt::format("state table {}: {}", name_, d.error().to_string()));
+  read_failed(d.error(), "state table");
 }
 
 void StateTable::ensure() {
   auto d = client_.describe_table(name_);
   if (!d) {
     if (d.error().type != "ResourceNotFoundException")
-      throw Error(fmt::format("state table {}: {}", name_, d.error().to_string()));
+      read_failed(d.error(), "state table");
     dynamo::CreateTableRequest r;
     r.table = name_;
     r.partition_key = {"pk", dynamo::AttrType::S};
@@ -132,7 +141,7 @@ std::vector<Item> StateTable::query_prefix(const std::string& prefix) const {
     auto p = client_.query(q);
     if (!p) {
       if (p.error().type == "ResourceNotFoundException") return out;
-      throw Error(fmt::format("reading the state table {}: {}", name_, p.error().to_string()));
+      read_failed(p.error(), "reading the state table");
     }
     for (auto& i : p.value().items) out.push_back(std::move(i));
     if (!p.value().last_evaluated_key) break;
@@ -170,7 +179,7 @@ std::optional<LockRecord> StateTable::read_lock() const {
   auto r = client_.get_item(g);
   if (!r) {
     if (r.error().type == "ResourceNotFoundException") return std::nullopt;
-    throw Error(fmt::format("reading the lock in {}: {}", name_, r.error().to_string()));
+    read_failed(r.error(), "reading the lock in");
   }
   if (!r.value()) return std::nullopt;
   const Item& i = *r.value();

@@ -76,6 +76,7 @@ class StateTable {
   void delete_checkpoints(std::int64_t version, const LockProof& proof);
 
  private:
+  [[noreturn]] void read_failed(const dynamo::ServiceError& e, std::string_view what) const;
   dynamo::TransactAction lock_check(const LockProof& proof) const;
   void transact(std::vector<dynamo::TransactAction> actions, std::string_view what);
   std::vector<dynamo::Item> query_prefix(const std::string& prefix) const;
