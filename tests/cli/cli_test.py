@@ -479,6 +479,19 @@ class CliTest(unittest.TestCase):
             """)
         return p
 
+    def wait_for_checkpoints(self, p, proc, timeout=120):
+        """Until the run has committed a checkpoint (so it is mid-way), however slow the machine."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.assertIsNone(proc.poll(), "the run ended before it was interrupted")
+            try:
+                if any(int(c.get("pages", {"N": "0"})["N"]) > 0 for c in self.checkpoints(p)):
+                    return
+            except DDB.exceptions.ResourceNotFoundException:
+                pass
+            time.sleep(0.2)
+        self.fail("no checkpoint within the time limit")
+
     def checkpoints(self, p):
         return [i for i in scan(p.state) if i["sk"]["S"].startswith("checkpoint#")]
 
@@ -503,7 +516,7 @@ class CliTest(unittest.TestCase):
         users = 1500
         p = self.slow_project(users)
         proc = p.start("up", "--max-wcu", "150")
-        time.sleep(4)
+        self.wait_for_checkpoints(p, proc)
         proc.kill()
         proc.communicate()
         st, _ = p.status()
@@ -530,7 +543,7 @@ class CliTest(unittest.TestCase):
         users = 1500
         p = self.slow_project(users)
         proc = p.start("up", "--max-wcu", "150")
-        time.sleep(4)
+        self.wait_for_checkpoints(p, proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130, out + err)
@@ -546,7 +559,7 @@ class CliTest(unittest.TestCase):
     def test_lost_lease_stops_with_exit_1(self):
         p = self.slow_project(1500)
         proc = p.start("up", "--max-wcu", "150", "--lock-ttl", "3s")
-        time.sleep(3)
+        self.wait_for_checkpoints(p, proc)
         # Another owner takes the lock (as `unlock --force` elsewhere plus a new run would).
         self.put_lock(p, "other-host", 1, 600)
         out, err = proc.communicate(timeout=120)
