@@ -1,7 +1,8 @@
 // Micro-benchmarks of the expression engine: compile once, evaluate/apply on a ~300-byte item.
 // Reports heap allocations per iteration (global operator new is counted in this binary).
 //
-//   build-expr/bench/expression_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build-expr/bench/expression_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 // This binary replaces the global operator new/delete with counting malloc/free wrappers, which
 // g++ cannot see through once inlined.
 #if defined(__GNUC__) && !defined(__clang__)

@@ -101,8 +101,8 @@ const std::string* string_arg(Env& env, const AttributeValue* v, Fn fn, std::siz
   if (!v) return nullptr;
   if (const auto* s = v->get_if<std::string>()) return s;
   env.error([&] {
-    return fmt::format("{}() argument {} must be a string (S), got {}", function_name(fn),
-                       position, type_word(*v));
+    return fmt::format("{}() argument {} must be a string (S), got {}", function_name(fn), position,
+                       type_word(*v));
   });
   return nullptr;
 }
@@ -183,9 +183,12 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
       const std::string* s = string_arg(env, arg(0, tmp), n.fn, 1);
       if (!s) return nullptr;
       std::string out;
-      if (n.fn == Fn::Lower) append_lower(out, *s);
-      else if (n.fn == Fn::Upper) append_upper(out, *s);
-      else out = trim_ascii(*s);
+      if (n.fn == Fn::Lower)
+        append_lower(out, *s);
+      else if (n.fn == Fn::Upper)
+        append_upper(out, *s);
+      else
+        out = trim_ascii(*s);
       slot = AttributeValue(std::move(out));
       return &slot;
     }
@@ -213,15 +216,18 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
       }
       if (*start < 1 || (len && *len < 0)) {
         env.error([&] {
-          return *start < 1 ? fmt::format("substr() start must be 1 or more (1 is the first "
-                                          "character), got {}", *start)
+          return *start < 1 ? fmt::format(
+                                  "substr() start must be 1 or more (1 is the first "
+                                  "character), got {}",
+                                  *start)
                             : fmt::format("substr() length must not be negative, got {}", *len);
         });
         return nullptr;
       }
       std::optional<std::uint64_t> count;
       if (len) count = static_cast<std::uint64_t>(*len);
-      slot = AttributeValue(std::string(utf8_slice(*s, static_cast<std::uint64_t>(*start - 1), count)));
+      slot = AttributeValue(
+          std::string(utf8_slice(*s, static_cast<std::uint64_t>(*start - 1), count)));
       return &slot;
     }
     case Fn::Replace: {
@@ -271,8 +277,9 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
       if (sep->empty() || *field == 0) {
         env.error([&] {
           return sep->empty() ? std::string("split_part(): the separator is empty")
-                              : std::string("split_part() field number must not be 0 (1 is the "
-                                            "first field, -1 the last)");
+                              : std::string(
+                                    "split_part() field number must not be 0 (1 is the "
+                                    "first field, -1 the last)");
         });
         return nullptr;
       }
@@ -304,7 +311,8 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
         slot = AttributeValue(std::string(*b ? "true" : "false"));
       } else {
         env.error([&] {
-          return fmt::format("to_string() takes a string, number or boolean, got {}", type_word(*v));
+          return fmt::format("to_string() takes a string, number or boolean, got {}",
+                             type_word(*v));
         });
         return nullptr;
       }
@@ -337,7 +345,9 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
       if (!s) return nullptr;
       std::optional<std::int64_t> ms = parse_epoch_ms(*s);
       if (!ms) {
-        env.error([&] { return fmt::format("epoch_ms(): '{}' is not an ISO-8601 date or date-time", *s); });
+        env.error([&] {
+          return fmt::format("epoch_ms(): '{}' is not an ISO-8601 date or date-time", *s);
+        });
         return nullptr;
       }
       slot = integer_value(*ms);
@@ -373,8 +383,9 @@ const AttributeValue* arithmetic(Env& env, const OperandNode& n, AttributeValue&
     return nullptr;
   }
   std::string why;
-  std::optional<Decimal> r = n.kind == OperandKind::Plus ? Decimal::add(x->value(), y->value(), &why)
-                                                         : Decimal::subtract(x->value(), y->value(), &why);
+  std::optional<Decimal> r = n.kind == OperandKind::Plus
+                                 ? Decimal::add(x->value(), y->value(), &why)
+                                 : Decimal::subtract(x->value(), y->value(), &why);
   if (!r) {
     env.error([&] { return why; });
     return nullptr;
@@ -431,8 +442,10 @@ bool contains(const AttributeValue& hay, const AttributeValue& needle) {
     case AttrType::B:
       return needle.is<Binary>() &&
              hay.as<Binary>().bytes.find(needle.as<Binary>().bytes) != std::string::npos;
-    case AttrType::SS: return needle.is<std::string>() && set_has(hay.as<StringSet>(), needle.as<std::string>());
-    case AttrType::BS: return needle.is<Binary>() && set_has(hay.as<BinarySet>(), needle.as<Binary>());
+    case AttrType::SS:
+      return needle.is<std::string>() && set_has(hay.as<StringSet>(), needle.as<std::string>());
+    case AttrType::BS:
+      return needle.is<Binary>() && set_has(hay.as<BinarySet>(), needle.as<Binary>());
     case AttrType::NS:
       if (!needle.is<Number>()) return false;
       for (const Number& x : hay.as<NumberSet>()) {
@@ -548,8 +561,10 @@ AttributeValue* resolve_parent_mut(Item& item, const ResolvedPath& path) {
   const auto& e = path.elements;
   AttributeValue* cur = item.find(e[0].name);
   for (std::size_t i = 1; cur && i + 1 < e.size(); ++i) {
-    if (e[i].index < 0) cur = cur->as<Map>().find(e[i].name);
-    else cur = &cur->as<List>()[static_cast<std::size_t>(e[i].index)];
+    if (e[i].index < 0)
+      cur = cur->as<Map>().find(e[i].name);
+    else
+      cur = &cur->as<List>()[static_cast<std::size_t>(e[i].index)];
   }
   return cur;
 }
@@ -567,8 +582,10 @@ void write_at(Item& item, const ResolvedPath& path, AttributeValue value) {
   }
   List& list = parent->as<List>();
   auto i = static_cast<std::size_t>(last.index);
-  if (i < list.size()) list[i] = std::move(value);
-  else list.push_back(std::move(value));  // past the end appends, like DynamoDB
+  if (i < list.size())
+    list[i] = std::move(value);
+  else
+    list.push_back(std::move(value));  // past the end appends, like DynamoDB
 }
 
 void remove_at(Item& item, const ResolvedPath& path) {
@@ -605,7 +622,8 @@ int compare_paths(const ResolvedPath& a, const ResolvedPath& b) {
 template <class T, class Eq>
 void set_union(std::vector<T>& into, const std::vector<T>& add, Eq eq) {
   for (const T& x : add) {
-    if (std::none_of(into.begin(), into.end(), [&](const T& y) { return eq(x, y); })) into.push_back(x);
+    if (std::none_of(into.begin(), into.end(), [&](const T& y) { return eq(x, y); }))
+      into.push_back(x);
   }
 }
 
@@ -665,8 +683,9 @@ std::optional<std::string> add_value(const AttributeValue* current, const Attrib
 }
 
 // DELETE: the remaining set (empty = remove the attribute), or an error message.
-std::optional<std::string> delete_value(const AttributeValue& current, const AttributeValue& operand,
-                                        AttributeValue& result, bool& now_empty) {
+std::optional<std::string> delete_value(const AttributeValue& current,
+                                        const AttributeValue& operand, AttributeValue& result,
+                                        bool& now_empty) {
   AttrType t = operand.type();
   if ((t != AttrType::SS && t != AttrType::NS && t != AttrType::BS) || current.type() != t) {
     return std::string(kWrongType);
@@ -797,8 +816,7 @@ const AttributeValue* resolve(const Item& item, const ResolvedPath& path) {
   return cur;
 }
 
-bool evaluate_condition(const ConditionProgram& program, const Item& item,
-                        const EvalContext& ctx) {
+bool evaluate_condition(const ConditionProgram& program, const Item& item, const EvalContext& ctx) {
   Env env{program, item, ctx, false};
   return eval_condition(env, program.root);
 }
@@ -849,8 +867,10 @@ std::optional<std::string> apply_update(const UpdateProgram& program, Item& item
         AttributeValue result;
         bool now_empty = false;
         if (auto why = delete_value(*current, *v, result, now_empty)) return why;
-        if (now_empty) pending.push_back({action.path, true, {}});
-        else pending.push_back({action.path, false, std::move(result)});
+        if (now_empty)
+          pending.push_back({action.path, true, {}});
+        else
+          pending.push_back({action.path, false, std::move(result)});
         break;
       }
     }
@@ -865,8 +885,10 @@ std::optional<std::string> apply_update(const UpdateProgram& program, Item& item
   };
   if (pending.size() > 1) std::sort(pending.begin(), pending.end(), by_path);
   for (Pending& p : pending) {
-    if (p.remove) remove_at(item, program.paths[p.path]);
-    else write_at(item, program.paths[p.path], std::move(p.value));
+    if (p.remove)
+      remove_at(item, program.paths[p.path]);
+    else
+      write_at(item, program.paths[p.path], std::move(p.value));
   }
   return std::nullopt;
 }

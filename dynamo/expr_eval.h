@@ -18,8 +18,7 @@ bool values_equal(const AttributeValue& a, const AttributeValue& b);
 // Order of two values of one type among N, S, B (bytes unsigned); nullopt for anything else.
 std::optional<int> order_values(const AttributeValue& a, const AttributeValue& b);
 
-bool evaluate_condition(const ConditionProgram& program, const Item& item,
-                        const EvalContext& ctx);
+bool evaluate_condition(const ConditionProgram& program, const Item& item, const EvalContext& ctx);
 std::optional<std::string> apply_update(const UpdateProgram& program, Item& item,
                                         const EvalContext& ctx);
 

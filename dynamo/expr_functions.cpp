@@ -114,8 +114,10 @@ void append_mapped(std::string& out, std::string_view s, Map map) {
       continue;
     }
     char32_t m = map(cp);
-    if (m == cp) out.append(s.substr(i, len));
-    else encode(out, m);
+    if (m == cp)
+      out.append(s.substr(i, len));
+    else
+      encode(out, m);
     i += len;
   }
 }
@@ -232,10 +234,9 @@ std::string make_ulid() {
   __extension__ typedef unsigned __int128 U128;
   thread_local std::uint64_t last_ms = 0;
   thread_local U128 last_random = 0;  // 80 bits used
-  auto now = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
   constexpr U128 kRandomMask = (static_cast<U128>(1) << 80) - 1;
   if (now <= last_ms) {
     // Same (or an earlier) millisecond: keep the time and count up, so order follows creation.

@@ -41,7 +41,8 @@ std::vector<Token> tokenize(std::string_view text, std::string_view label) {
   std::size_t i = 0;
   const std::size_t n = text.size();
   auto push = [&](Tok kind, std::size_t start, std::size_t len) {
-    out.push_back(Token{kind, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(len), 0, {}});
+    out.push_back(
+        Token{kind, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(len), 0, {}});
   };
   while (i < n) {
     char c = text[i];
@@ -57,8 +58,7 @@ std::vector<Token> tokenize(std::string_view text, std::string_view label) {
       ++i;
       while (i < n && is_word(text[i])) ++i;
       if (i == start + 1) {
-        fail_at(label, text, start,
-                fmt::format("expected a placeholder name after '{}'", c));
+        fail_at(label, text, start, fmt::format("expected a placeholder name after '{}'", c));
       }
       push(c == '#' ? Tok::NamePh : Tok::ValuePh, start, i - start);
     } else if (is_digit(c)) {

@@ -10,9 +10,26 @@
 namespace dynamorph::dynamo::expr::detail {
 
 enum class Tok : std::uint8_t {
-  End, Name, NamePh, ValuePh, Number, String,
-  LParen, RParen, LBracket, RBracket, Dot, Comma,
-  Eq, Ne, Lt, Le, Gt, Ge, Plus, Minus,
+  End,
+  Name,
+  NamePh,
+  ValuePh,
+  Number,
+  String,
+  LParen,
+  RParen,
+  LBracket,
+  RBracket,
+  Dot,
+  Comma,
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,
+  Plus,
+  Minus,
 };
 
 struct Token {

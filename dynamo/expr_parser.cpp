@@ -68,8 +68,7 @@ std::optional<Fn> find_function(std::string_view name) {
 std::optional<Fn> find_function_ignoring_case(std::string_view name) {
   for (std::size_t i = 0; i < kFunctions.size(); ++i) {
     std::string_view f = kFunctions[i].name;
-    if (f.size() == name.size() &&
-        std::equal(f.begin(), f.end(), name.begin(), [](char a, char b) {
+    if (f.size() == name.size() && std::equal(f.begin(), f.end(), name.begin(), [](char a, char b) {
           return std::tolower(static_cast<unsigned char>(a)) ==
                  std::tolower(static_cast<unsigned char>(b));
         })) {
@@ -106,7 +105,9 @@ bool is_comparator(Tok t) {
 std::string type_name(AttrType t) { return std::string(type_tag(t)); }
 
 bool is_set_type(AttrType t) { return t == AttrType::SS || t == AttrType::NS || t == AttrType::BS; }
-bool is_ordered_type(AttrType t) { return t == AttrType::N || t == AttrType::S || t == AttrType::B; }
+bool is_ordered_type(AttrType t) {
+  return t == AttrType::N || t == AttrType::S || t == AttrType::B;
+}
 
 const char* action_verb(ActionKind k) {
   switch (k) {
@@ -171,14 +172,19 @@ class Parser {
       std::optional<ActionKind> kind;
       if (kw.kind == Tok::Name) {
         std::string_view w = token_text(kw);
-        if (iequals(w, "SET")) kind = ActionKind::Set;
-        else if (iequals(w, "REMOVE")) kind = ActionKind::Remove;
-        else if (iequals(w, "ADD")) kind = ActionKind::Add;
-        else if (iequals(w, "DELETE")) kind = ActionKind::Delete;
+        if (iequals(w, "SET"))
+          kind = ActionKind::Set;
+        else if (iequals(w, "REMOVE"))
+          kind = ActionKind::Remove;
+        else if (iequals(w, "ADD"))
+          kind = ActionKind::Add;
+        else if (iequals(w, "DELETE"))
+          kind = ActionKind::Delete;
       }
       if (!kind) {
-        if (pos_ == 0) fail(kw, fmt::format("expected SET, REMOVE, ADD or DELETE, found {}",
-                                            describe(text_, kw)));
+        if (pos_ == 0)
+          fail(kw,
+               fmt::format("expected SET, REMOVE, ADD or DELETE, found {}", describe(text_, kw)));
         fail_expected("',' or a new clause (SET, REMOVE, ADD, DELETE)");
       }
       auto k = static_cast<std::size_t>(*kind);
@@ -265,12 +271,14 @@ class Parser {
     const Token& t = peek();
     if (t.kind == Tok::End) return;
     if (t.kind == Tok::RParen) fail(t, "')' closes no '('");
-    fail(t, fmt::format("unexpected {} after {}", describe(text_, t), describe(text_, toks_[pos_ - 1])));
+    fail(t, fmt::format("unexpected {} after {}", describe(text_, t),
+                        describe(text_, toks_[pos_ - 1])));
   }
   void count_operator(const Token& t) {
     if (++operators_ > kMaxOperators) {
-      fail(t, fmt::format("the expression has more than {} operators and functions, DynamoDB's limit",
-                          kMaxOperators));
+      fail(t,
+           fmt::format("the expression has more than {} operators and functions, DynamoDB's limit",
+                       kMaxOperators));
     }
   }
   // DynamoDB rejects "((x))": a parenthesis whose only content is another parenthesis.
@@ -303,7 +311,9 @@ class Parser {
       out_.reads.push_back(std::move(p));
     }
   }
-  bool is_constant(std::uint32_t op) const { return out_.operands[op].kind == OperandKind::Constant; }
+  bool is_constant(std::uint32_t op) const {
+    return out_.operands[op].kind == OperandKind::Constant;
+  }
   bool is_path(std::uint32_t op) const { return out_.operands[op].kind == OperandKind::Path; }
   const AttributeValue& constant_value(std::uint32_t op) const {
     return out_.constants[out_.operands[op].ref].value;
@@ -347,8 +357,8 @@ class Parser {
   void check_type(std::uint32_t op, Pred allowed, std::string_view who, std::string_view wants) {
     const auto& t = static_type_[op];
     if (t && !allowed(*t)) {
-      fail_column(out_.operands[op].column,
-                  fmt::format("{} needs {}; {} is {}", who, wants, operand_text(op), type_name(*t)));
+      fail_column(out_.operands[op].column, fmt::format("{} needs {}; {} is {}", who, wants,
+                                                        operand_text(op), type_name(*t)));
     }
   }
 
@@ -447,16 +457,18 @@ class Parser {
         const AttributeValue& lv = constant_value(low);
         const AttributeValue& hv = constant_value(high);
         if (lv.type() != hv.type()) {
-          fail_column(out_.operands[high].column,
-                      fmt::format("the bounds of BETWEEN must have the same type; {} is {} and {} is {}",
-                                  operand_text(low), type_name(lv.type()), operand_text(high),
-                                  type_name(hv.type())));
+          fail_column(
+              out_.operands[high].column,
+              fmt::format("the bounds of BETWEEN must have the same type; {} is {} and {} is {}",
+                          operand_text(low), type_name(lv.type()), operand_text(high),
+                          type_name(hv.type())));
         }
         std::optional<int> c = order_values(lv, hv);
         if (c && *c > 0) {
-          fail_column(out_.operands[high].column,
-                      fmt::format("the lower bound of BETWEEN ({}) is greater than the upper bound ({})",
-                                  operand_text(low), operand_text(high)));
+          fail_column(
+              out_.operands[high].column,
+              fmt::format("the lower bound of BETWEEN ({}) is greater than the upper bound ({})",
+                          operand_text(low), operand_text(high)));
         }
       }
       return add_cond({CondKind::Between, CmpOp::Eq, Fn::AttributeExists, lhs, low, high, 0});
@@ -487,8 +499,9 @@ class Parser {
     const OperandNode& l = out_.operands[lhs];
     if (l.kind == OperandKind::Call && (peek().kind == Tok::End || peek().kind == Tok::RParen ||
                                         at_keyword("AND") || at_keyword("OR"))) {
-      fail_column(l.column, fmt::format("{}() is not a condition; compare its result, e.g. {}(…) = :v",
-                                        function_name(l.fn), function_name(l.fn)));
+      fail_column(l.column,
+                  fmt::format("{}() is not a condition; compare its result, e.g. {}(…) = :v",
+                              function_name(l.fn), function_name(l.fn)));
     }
     fail_expected("a comparison operator (= <> < <= > >=), BETWEEN or IN");
   }
@@ -508,12 +521,13 @@ class Parser {
       case Fn::AttributeNotExists: first_must_be_path(function_name(fn)); break;
       case Fn::AttributeType: {  // DynamoDB accepts any operand first: attribute_type(:v, :t)
         check_distinct(args[0], {args[1]}, "attribute_type()");
-        check_type(args[1], [](AttrType t) { return t == AttrType::S; }, "attribute_type",
-                   "a type name string (S, N, B, BOOL, NULL, M, L, SS, NS, BS)");
+        check_type(
+            args[1], [](AttrType t) { return t == AttrType::S; }, "attribute_type",
+            "a type name string (S, N, B, BOOL, NULL, M, L, SS, NS, BS)");
         if (is_constant(args[1])) {
           const std::string& want = constant_value(args[1]).as<std::string>();
-          static constexpr std::array<std::string_view, 10> kTags = {"S", "N", "B", "BOOL", "NULL",
-                                                                     "M", "L", "SS", "NS", "BS"};
+          static constexpr std::array<std::string_view, 10> kTags = {"S", "N", "B",  "BOOL", "NULL",
+                                                                     "M", "L", "SS", "NS",   "BS"};
           if (std::find(kTags.begin(), kTags.end(), want) == kTags.end()) {
             fail_column(out_.operands[args[1]].column,
                         fmt::format("'{}' is not a DynamoDB type; expected one of S, N, B, BOOL, "
@@ -527,19 +541,20 @@ class Parser {
       case Fn::BeginsWith:
         check_distinct(args[0], {args[1]}, "begins_with()");
         for (std::uint32_t a : args) {
-          check_type(a, [](AttrType t) { return t == AttrType::S || t == AttrType::B; },
-                     "begins_with", "strings or binaries");
+          check_type(
+              a, [](AttrType t) { return t == AttrType::S || t == AttrType::B; }, "begins_with",
+              "strings or binaries");
         }
         break;
       default: break;
     }
     if (is_comparator(peek().kind)) {
-      fail(peek(), fmt::format("{}() is a condition; its result cannot be compared",
-                               function_name(fn)));
+      fail(peek(),
+           fmt::format("{}() is a condition; its result cannot be compared", function_name(fn)));
     }
     std::uint32_t first = add_args(args);
-    return add_cond({CondKind::Call, CmpOp::Eq, fn, first, 0, 0,
-                     static_cast<std::uint32_t>(args.size())});
+    return add_cond(
+        {CondKind::Call, CmpOp::Eq, fn, first, 0, 0, static_cast<std::uint32_t>(args.size())});
   }
 
   // ---- operands ------------------------------------------------------------------------------
@@ -570,8 +585,9 @@ class Parser {
         fail_expected("an operand");
       case Tok::String: {
         if (dialect_ == Dialect::Server) {
-          fail(t, "string literals are a dynamorph extension of client-side expressions; use a "
-                  ":value placeholder here");
+          fail(t,
+               "string literals are a dynamorph extension of client-side expressions; use a "
+               ":value placeholder here");
         }
         next();
         out_.constants.push_back(Constant{AttributeValue(t.value), {}});
@@ -586,8 +602,9 @@ class Parser {
   std::uint32_t number_literal(bool negative) {
     const Token& t = next();
     if (dialect_ == Dialect::Server) {
-      fail(t, "number literals are a dynamorph extension of client-side expressions; use a "
-              ":value placeholder here");
+      fail(t,
+           "number literals are a dynamorph extension of client-side expressions; use a "
+           ":value placeholder here");
     }
     std::string text = std::string(negative ? "-" : "") + std::string(token_text(t));
     std::string why;
@@ -663,7 +680,8 @@ class Parser {
         const Token& t = peek();
         std::string_view digits = token_text(t);
         if (t.kind != Tok::Number ||
-            !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+            !std::all_of(digits.begin(), digits.end(),
+                         [](char c) { return c >= '0' && c <= '9'; }) ||
             (digits.size() > 1 && digits[0] == '0')) {
           fail_expected("a list index (0, 1, 2, …)");
         }
@@ -683,8 +701,9 @@ class Parser {
       }
     }
     if (path.elements.size() > kMaxPathDepth) {
-      fail_column(path.column, fmt::format("the document path has {} levels; DynamoDB allows at most {}",
-                                           path.elements.size(), kMaxPathDepth));
+      fail_column(path.column,
+                  fmt::format("the document path has {} levels; DynamoDB allows at most {}",
+                              path.elements.size(), kMaxPathDepth));
     }
     out_.paths.push_back(std::move(path));
     return static_cast<std::uint32_t>(out_.paths.size() - 1);
@@ -706,10 +725,12 @@ class Parser {
     auto n = static_cast<int>(args.size());
     if (n < info.min_args || (info.max_args >= 0 && n > info.max_args)) {
       std::string wants;
-      if (info.max_args < 0) wants = fmt::format("at least {} arguments", info.min_args);
+      if (info.max_args < 0)
+        wants = fmt::format("at least {} arguments", info.min_args);
       else if (info.min_args == info.max_args)
         wants = fmt::format("{} argument{}", info.min_args, info.min_args == 1 ? "" : "s");
-      else wants = fmt::format("{} to {} arguments", info.min_args, info.max_args);
+      else
+        wants = fmt::format("{} to {} arguments", info.min_args, info.max_args);
       fail(name, fmt::format("{}() takes {}, got {}", info.name, wants, n));
     }
     return args;
@@ -743,8 +764,9 @@ class Parser {
       fail(name, "size() is not allowed in an update expression");
     }
     if (fn == Fn::ListAppend && !ctx.allow_list_append) {
-      fail(name, "list_append() must be the whole value of a SET action; it cannot be an "
-                 "argument or an operand of '+'/'-'");
+      fail(name,
+           "list_append() must be the whole value of a SET action; it cannot be an "
+           "argument or an operand of '+'/'-'");
     }
     if (is_extension(fn) || (ctx.update && fn == Fn::Size)) out_.server_evaluable = false;
     next();
@@ -761,12 +783,13 @@ class Parser {
     };
     switch (fn) {
       case Fn::Size:
-        check_type(args[0],
-                   [](AttrType t) {
-                     return t == AttrType::S || t == AttrType::B || t == AttrType::L ||
-                            t == AttrType::M || is_set_type(t);
-                   },
-                   "size()", "a string, binary, set, list or map");
+        check_type(
+            args[0],
+            [](AttrType t) {
+              return t == AttrType::S || t == AttrType::B || t == AttrType::L || t == AttrType::M ||
+                     is_set_type(t);
+            },
+            "size()", "a string, binary, set, list or map");
         result = AttrType::N;
         break;
       case Fn::IfNotExists:
@@ -778,7 +801,8 @@ class Parser {
         break;
       case Fn::ListAppend:
         for (std::size_t i = 0; i < 2; ++i) {
-          check_arg(i, [](AttrType t) { return t == AttrType::L; }, "a list");
+          check_arg(
+              i, [](AttrType t) { return t == AttrType::L; }, "a list");
         }
         result = AttrType::L;
         break;
@@ -811,13 +835,16 @@ class Parser {
         result = AttrType::S;
         break;
       case Fn::ToString:
-        check_arg(0, [](AttrType t) { return t == AttrType::S || t == AttrType::N || t == AttrType::BOOL; },
-                  "a string, number or boolean");
+        check_arg(
+            0,
+            [](AttrType t) { return t == AttrType::S || t == AttrType::N || t == AttrType::BOOL; },
+            "a string, number or boolean");
         result = AttrType::S;
         break;
       case Fn::ToNumber:
-        check_arg(0, [](AttrType t) { return t == AttrType::S || t == AttrType::N; },
-                  "a string or number");
+        check_arg(
+            0, [](AttrType t) { return t == AttrType::S || t == AttrType::N; },
+            "a string or number");
         if (is_constant(args[0]) && constant_value(args[0]).is<std::string>()) {
           std::string why;
           if (!Number::parse(constant_value(args[0]).as<std::string>(), &why)) {
@@ -832,9 +859,9 @@ class Parser {
       default: break;
     }
     std::uint32_t first = add_args(args);
-    return add_operand({OperandKind::Call, fn, first, static_cast<std::uint32_t>(args.size()),
-                        column(name)},
-                       result);
+    return add_operand(
+        {OperandKind::Call, fn, first, static_cast<std::uint32_t>(args.size()), column(name)},
+        result);
   }
 
   // ---- updates -------------------------------------------------------------------------------
@@ -865,8 +892,9 @@ class Parser {
         action.value = operand(OperandCtx{true, false});
         if (!is_constant(action.value)) out_.server_evaluable = false;  // DynamoDB: :value only
         if (kind == ActionKind::Add) {
-          check_type(action.value, [](AttrType t) { return t == AttrType::N || is_set_type(t); },
-                     "ADD", "a number or a set");
+          check_type(
+              action.value, [](AttrType t) { return t == AttrType::N || is_set_type(t); }, "ADD",
+              "a number or a set");
         } else {
           check_type(action.value, is_set_type, "DELETE", "a set");
         }
@@ -960,8 +988,10 @@ Path to_public_path(const ResolvedPath& p) {
   Path out;
   out.elements.reserve(p.elements.size());
   for (const PathElement& e : p.elements) {
-    if (e.index >= 0) out.elements.emplace_back(static_cast<int>(e.index));
-    else out.elements.emplace_back(e.name);
+    if (e.index >= 0)
+      out.elements.emplace_back(static_cast<int>(e.index));
+    else
+      out.elements.emplace_back(e.name);
   }
   return out;
 }

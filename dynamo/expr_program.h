@@ -25,11 +25,30 @@ struct ResolvedPath {
 
 enum class Fn : std::uint8_t {
   // DynamoDB's own
-  AttributeExists, AttributeNotExists, AttributeType, BeginsWith, Contains, Size, IfNotExists,
+  AttributeExists,
+  AttributeNotExists,
+  AttributeType,
+  BeginsWith,
+  Contains,
+  Size,
+  IfNotExists,
   ListAppend,
   // client-side extensions
-  Lower, Upper, Trim, Concat, Substr, Replace, StripPrefix, SplitPart, ToString, ToNumber, Now,
-  EpochMs, Uuid, Ulid, Coalesce,
+  Lower,
+  Upper,
+  Trim,
+  Concat,
+  Substr,
+  Replace,
+  StripPrefix,
+  SplitPart,
+  ToString,
+  ToNumber,
+  Now,
+  EpochMs,
+  Uuid,
+  Ulid,
+  Coalesce,
 };
 
 const char* function_name(Fn fn);
@@ -83,8 +102,8 @@ enum class ActionKind : std::uint8_t { Set, Remove, Add, Delete };
 
 struct Action {
   ActionKind kind;
-  std::uint32_t path;        // target, index into paths
-  std::uint32_t value = 0;   // operand (SET value, ADD/DELETE operand)
+  std::uint32_t path;       // target, index into paths
+  std::uint32_t value = 0;  // operand (SET value, ADD/DELETE operand)
 };
 
 struct UpdateProgram : Program {

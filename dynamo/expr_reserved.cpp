@@ -10,6 +10,7 @@ namespace dynamorph::dynamo::expr::detail {
 namespace {
 
 // Lower case, sorted (byte order) for binary search.
+// clang-format off
 constexpr std::array<std::string_view, 573> kReserved = {
     "abort", "absolute", "action", "add", "after", "agent", "aggregate", "all",
     "allocate", "alter", "analyze", "and", "any", "archive", "are", "array",
@@ -84,6 +85,7 @@ constexpr std::array<std::string_view, 573> kReserved = {
     "when", "whenever", "where", "while", "window", "with", "within", "without",
     "work", "wrapped", "write", "year", "zone",
 };
+// clang-format on
 
 }  // namespace
 

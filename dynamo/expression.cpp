@@ -17,9 +17,8 @@ bool plain_identifier(std::string_view s) {
   if (s.empty()) return false;
   auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
   if (!alpha(s[0])) return false;
-  return std::all_of(s.begin(), s.end(), [&](char c) {
-    return alpha(c) || (c >= '0' && c <= '9') || c == '_';
-  });
+  return std::all_of(s.begin(), s.end(),
+                     [&](char c) { return alpha(c) || (c >= '0' && c <= '9') || c == '_'; });
 }
 
 // Renders a compiled program back to DynamoDB's syntax. Placeholders the source used keep their
@@ -86,9 +85,10 @@ class WireWriter {
 
   void condition(std::uint32_t index, int min_precedence) {
     const detail::CondNode& n = p_.conds[index];
-    int precedence = n.kind == detail::CondKind::Or ? 1 : n.kind == detail::CondKind::And ? 2
-                     : n.kind == detail::CondKind::Not                                  ? 3
-                                                                                        : 4;
+    int precedence = n.kind == detail::CondKind::Or    ? 1
+                     : n.kind == detail::CondKind::And ? 2
+                     : n.kind == detail::CondKind::Not ? 3
+                                                       : 4;
     bool parens = precedence < min_precedence;
     if (parens) out_.text += '(';
     switch (n.kind) {
@@ -179,8 +179,8 @@ class WireWriter {
 };
 
 [[noreturn]] void not_for_server(const std::string& text) {
-  throw Error(fmt::format("expression '{}' uses client-side functions; it cannot be sent to DynamoDB",
-                          text));
+  throw Error(fmt::format(
+      "expression '{}' uses client-side functions; it cannot be sent to DynamoDB", text));
 }
 
 std::string quoted_list(const std::vector<std::string>& keys) {
@@ -212,7 +212,8 @@ std::string Path::to_string() const {
 void PlaceholderUsage::note_name(std::string_view name) { names_.emplace(name); }
 void PlaceholderUsage::note_value(std::string_view name) { values_.emplace(name); }
 
-void PlaceholderUsage::check_all_used(const Placeholders& placeholders, std::string_view where) const {
+void PlaceholderUsage::check_all_used(const Placeholders& placeholders,
+                                      std::string_view where) const {
   std::string prefix = where.empty() ? std::string() : fmt::format("{}: ", where);
   auto check = [&](const auto& map, const auto& used, const char* what) {
     std::vector<std::string> unused;
@@ -230,8 +231,8 @@ void PlaceholderUsage::check_all_used(const Placeholders& placeholders, std::str
 
 // ---- Condition ---------------------------------------------------------------------------------
 
-Condition Condition::compile(std::string_view text, const Placeholders& placeholders, Dialect dialect,
-                             std::string_view label, PlaceholderUsage* usage) {
+Condition Condition::compile(std::string_view text, const Placeholders& placeholders,
+                             Dialect dialect, std::string_view label, PlaceholderUsage* usage) {
   auto p = std::make_shared<detail::ConditionProgram>();
   detail::parse_condition(text, placeholders, dialect, label, usage, *p);
   return Condition(std::move(p));
@@ -283,8 +284,9 @@ bool Update::writes_any_of(const std::vector<std::string>& top_level_names) cons
 WireExpression Update::to_wire() const {
   if (!p_->server_evaluable) not_for_server(p_->text);
   WireWriter w(*p_);
-  static constexpr detail::ActionKind kOrder[] = {detail::ActionKind::Set, detail::ActionKind::Remove,
-                                                  detail::ActionKind::Add, detail::ActionKind::Delete};
+  static constexpr detail::ActionKind kOrder[] = {
+      detail::ActionKind::Set, detail::ActionKind::Remove, detail::ActionKind::Add,
+      detail::ActionKind::Delete};
   static constexpr const char* kClause[] = {"SET ", "REMOVE ", "ADD ", "DELETE "};
   for (int k = 0; k < 4; ++k) {
     bool first = true;

@@ -51,8 +51,8 @@ namespace dynamorph::dynamo::expr {
 
 // Shared by every expression of one pipeline step.
 struct Placeholders {
-  std::map<std::string, std::string> names;        // "#n" -> "name"
-  std::map<std::string, AttributeValue> values;    // ":v" -> value
+  std::map<std::string, std::string> names;      // "#n" -> "name"
+  std::map<std::string, AttributeValue> values;  // ":v" -> value
 };
 
 // Records which placeholders were used across several compiles, so the step can reject unused

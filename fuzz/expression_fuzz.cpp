@@ -29,17 +29,31 @@ const Placeholders& placeholders() {
     Placeholders p;
     p.names = {{"#nm", "name"}, {"#st", "status"}, {"#dash", "my-attr"}, {"#m", "m"}, {"#x", "x"}};
     const char* values[][2] = {
-        {":s_alpha", R"({"S":"alpha"})"}, {":s_a", R"({"S":"a"})"}, {":s_x", R"({"S":"x"})"},
-        {":u_e", R"({"S":"é"})"}, {":empty", R"({"S":""})"}, {":n0", R"({"N":"0"})"},
-        {":n1", R"({"N":"1"})"}, {":n2", R"({"N":"2"})"}, {":n5", R"({"N":"5"})"},
-        {":n25", R"({"N":"2.5"})"}, {":nneg", R"({"N":"-1"})"},
+        {":s_alpha", R"({"S":"alpha"})"},
+        {":s_a", R"({"S":"a"})"},
+        {":s_x", R"({"S":"x"})"},
+        {":u_e", R"({"S":"é"})"},
+        {":empty", R"({"S":""})"},
+        {":n0", R"({"N":"0"})"},
+        {":n1", R"({"N":"1"})"},
+        {":n2", R"({"N":"2"})"},
+        {":n5", R"({"N":"5"})"},
+        {":n25", R"({"N":"2.5"})"},
+        {":nneg", R"({"N":"-1"})"},
         {":nbig", R"({"N":"99999999999999999999999999999999999999"})"},
         {":ntiny", R"({"N":"0.00000000000000000000000000000000000001"})"},
-        {":b01", R"({"B":"AQ=="})"}, {":t", R"({"BOOL":true})"}, {":null", R"({"NULL":true})"},
-        {":l_x", R"({"L":[{"S":"x"}]})"}, {":l_empty", R"({"L":[]})"},
-        {":m_x", R"({"M":{"x":{"N":"1"}}})"}, {":ss_a", R"({"SS":["a"]})"},
-        {":ss_ab", R"({"SS":["a","b"]})"}, {":ns_12", R"({"NS":["1","2"]})"},
-        {":bs_1", R"({"BS":["AQ=="]})"}, {":ty_S", R"({"S":"S"})"}, {":ty_M", R"({"S":"M"})"},
+        {":b01", R"({"B":"AQ=="})"},
+        {":t", R"({"BOOL":true})"},
+        {":null", R"({"NULL":true})"},
+        {":l_x", R"({"L":[{"S":"x"}]})"},
+        {":l_empty", R"({"L":[]})"},
+        {":m_x", R"({"M":{"x":{"N":"1"}}})"},
+        {":ss_a", R"({"SS":["a"]})"},
+        {":ss_ab", R"({"SS":["a","b"]})"},
+        {":ns_12", R"({"NS":["1","2"]})"},
+        {":bs_1", R"({"BS":["AQ=="]})"},
+        {":ty_S", R"({"S":"S"})"},
+        {":ty_M", R"({"S":"M"})"},
         {":ty_bad", R"({"S":"FOO"})"},
     };
     for (const auto& [name, json] : values) p.values[name] = parse_value(json);
@@ -94,12 +108,13 @@ void check_condition(std::string_view text, Dialect dialect) {
   try {
     again = Condition::compile(w.text, wire_placeholders(w), Dialect::Server, "wire");
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "wire form '%s' of '%.*s': %s\n", w.text.c_str(), static_cast<int>(text.size()),
-                 text.data(), e.what());
+    std::fprintf(stderr, "wire form '%s' of '%.*s': %s\n", w.text.c_str(),
+                 static_cast<int>(text.size()), text.data(), e.what());
     finding("the wire form of a condition does not compile");
   }
   for (std::size_t i = 0; i < items().size(); ++i) {
-    if (again->evaluate(items()[i], kCtx) != results[i]) finding("the wire form of a condition answers differently");
+    if (again->evaluate(items()[i], kCtx) != results[i])
+      finding("the wire form of a condition answers differently");
   }
 }
 
@@ -126,14 +141,15 @@ void check_update(std::string_view text, Dialect dialect) {
   try {
     again = Update::compile(w.text, wire_placeholders(w), Dialect::Server, "wire");
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "wire form '%s' of '%.*s': %s\n", w.text.c_str(), static_cast<int>(text.size()),
-                 text.data(), e.what());
+    std::fprintf(stderr, "wire form '%s' of '%.*s': %s\n", w.text.c_str(),
+                 static_cast<int>(text.size()), text.data(), e.what());
     finding("the wire form of an update does not compile");
   }
   for (std::size_t i = 0; i < items().size(); ++i) {
     Item copy = items()[i];
     std::optional<std::string> error = again->apply(copy, kCtx);
-    if (error.has_value() != errors[i].has_value()) finding("the wire form of an update fails differently");
+    if (error.has_value() != errors[i].has_value())
+      finding("the wire form of an update fails differently");
     if (!error && !(copy == after[i])) finding("the wire form of an update gives another item");
   }
 }

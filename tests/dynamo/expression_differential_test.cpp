@@ -111,14 +111,27 @@ class ItemGenerator {
  private:
   // ASCII only where size() may apply: DynamoDB Local counts UTF-16 units, DynamoDB bytes.
   static inline const std::vector<std::string> kStrings = {
-      "alpha", "alphabet", "alp", "beta", "Beta", "gamma", "a", "zeta",
-      "123",   "USER#1",   "USER#22", "PHOTO#9", "x", "hello world", "ab"};
+      "alpha", "alphabet", "alp",     "beta",    "Beta", "gamma",       "a", "zeta",
+      "123",   "USER#1",   "USER#22", "PHOTO#9", "x",    "hello world", "ab"};
   // Basic Multilingual Plane below the surrogates: UTF-8 byte order = UTF-16 order here.
-  static inline const std::vector<std::string> kUnicode = {"é", "e", "f", "中文", "z", "ÿ", "Ā", "ab", "ÿz"};
+  static inline const std::vector<std::string> kUnicode = {"é", "e", "f",  "中文", "z",
+                                                           "ÿ", "Ā", "ab", "ÿz"};
   static inline const std::vector<std::string> kNumbers = {
-      "0", "1", "-1", "5", "10", "2.5", "-2.5", "100", "0.001", "3", "4",
-      "99999999999999999999999999999999999999", "-99999999999999999999999999999999999999",
-      "0.00000000000000000000000000000000000001", "12345678901234567890"};
+      "0",
+      "1",
+      "-1",
+      "5",
+      "10",
+      "2.5",
+      "-2.5",
+      "100",
+      "0.001",
+      "3",
+      "4",
+      "99999999999999999999999999999999999999",
+      "-99999999999999999999999999999999999999",
+      "0.00000000000000000000000000000000000001",
+      "12345678901234567890"};
 
   std::mt19937 rng_;
 
@@ -136,12 +149,13 @@ class ItemGenerator {
     for (const T& x : pool) {
       if (below(2) == 0) out.push_back(x);
     }
-    if (out.empty()) out.push_back(pool[static_cast<std::size_t>(below(static_cast<int>(pool.size())))]);
+    if (out.empty())
+      out.push_back(pool[static_cast<std::size_t>(below(static_cast<int>(pool.size())))]);
     return out;
   }
   AttributeValue binary() {
     static const std::vector<std::string> pool = {std::string(1, '\0'), "\x01\x02", "\xff", "\x01",
-                                                  "\x7f\x80", "\x01\xff"};
+                                                  "\x7f\x80",           "\x01\xff"};
     return AttributeValue(Binary{pick(pool)});
   }
   AttributeValue element() {
@@ -170,7 +184,8 @@ class ItemGenerator {
     if (below(2) == 0) m.set("s", AttributeValue(pick(kStrings)));
     if (below(2) == 0) {
       List l;
-      for (int i = 0, n = 1 + below(3); i < n; ++i) l.push_back(AttributeValue::number(std::to_string(i + 1)));
+      for (int i = 0, n = 1 + below(3); i < n; ++i)
+        l.push_back(AttributeValue::number(std::to_string(i + 1)));
       m.set("l", AttributeValue(std::move(l)));
     }
     if (below(10) < 6) {
@@ -241,7 +256,8 @@ void write_request(std::string& out, const Request& r, bool update) {
   }
   if (update) {
     out += ",\"items\":[";
-    for (std::size_t i = 0; i < r.items.size(); ++i) out += fmt::format("{}{}", i ? "," : "", r.items[i]);
+    for (std::size_t i = 0; i < r.items.size(); ++i)
+      out += fmt::format("{}{}", i ? "," : "", r.items[i]);
     out += ']';
   }
   out += '}';
@@ -288,9 +304,9 @@ ServerAnswers ask_server(const Placeholders& ph, const std::vector<Item>& items,
   spec += "]}";
   fs::path in = dir / "spec.json", out = dir / "answers.txt";
   std::ofstream(in) << spec;
-  std::string cmd = fmt::format("/usr/bin/python3 '{}' '{}' '{}'",
-                                test::source_path("tests/dynamo/expr_oracle.py"), in.string(),
-                                out.string());
+  std::string cmd =
+      fmt::format("/usr/bin/python3 '{}' '{}' '{}'",
+                  test::source_path("tests/dynamo/expr_oracle.py"), in.string(), out.string());
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("the oracle failed: " + cmd);
   ServerAnswers answers;
   std::ifstream lines(out);
@@ -305,8 +321,10 @@ ServerAnswers ask_server(const Placeholders& ph, const std::vector<Item>& items,
     std::getline(fields, rest);
     if (!rest.empty() && rest[0] == ' ') rest.erase(0, 1);
     ServerAnswer answer{status == "OK", rest};
-    if (kind == "S") answers.scans[std::stoi(a)] = answer;
-    else answers.updates[std::stoi(a)][b == "*" ? -1 : std::stoi(b)] = answer;
+    if (kind == "S")
+      answers.scans[std::stoi(a)] = answer;
+    else
+      answers.updates[std::stoi(a)][b == "*" ? -1 : std::stoi(b)] = answer;
   }
   fs::remove_all(dir);
   return answers;
@@ -441,11 +459,14 @@ TEST_F(ExpressionDifferential, FiltersMatchScan) {
     if (local == remote) ++accepted;
     const ServerAnswer& w = answers_->scans.at(cc.wire_scan);
     EXPECT_TRUE(w.ok) << "wire form rejected: " << cc.compiled->to_wire().text << ": " << w.text;
-    if (w.ok && w.text == server.text) ++wire;
-    else ADD_FAILURE() << "wire form " << cc.compiled->to_wire().text << " matched other keys";
+    if (w.ok && w.text == server.text)
+      ++wire;
+    else
+      ADD_FAILURE() << "wire form " << cc.compiled->to_wire().text << " matched other keys";
   }
-  std::cout << fmt::format("filters: {} agree on matching keys, {} rejected by both, {} wire forms agree\n",
-                           accepted, rejected, wire);
+  std::cout << fmt::format(
+      "filters: {} agree on matching keys, {} rejected by both, {} wire forms agree\n", accepted,
+      rejected, wire);
 }
 
 TEST_F(ExpressionDifferential, UpdatesMatchUpdateItem) {
@@ -461,17 +482,22 @@ TEST_F(ExpressionDifferential, UpdatesMatchUpdateItem) {
       if (server_rejects) ++rejected;
       continue;
     }
-    ASSERT_EQ(server.count(-1), 0u) << "dynamorph accepts, the server rejects: " << server.at(-1).text;
+    ASSERT_EQ(server.count(-1), 0u)
+        << "dynamorph accepts, the server rejects: " << server.at(-1).text;
     auto check = [&](const std::map<int, ServerAnswer>& answers, int count, int& same_items,
                      int& same_errors) {
       for (int i = 0; i < count; ++i) {
-        SCOPED_TRACE(fmt::format("item {}: {}", i, to_debug_string(items_[static_cast<std::size_t>(i)])));
+        SCOPED_TRACE(
+            fmt::format("item {}: {}", i, to_debug_string(items_[static_cast<std::size_t>(i)])));
         const ServerAnswer& remote = answers.at(i);
         Item local = items_[static_cast<std::size_t>(i)];
-        local.set("pk", AttributeValue(fmt::format("u{}_{}", &answers == &server ? uc.request : uc.wire_request, i)));
+        local.set("pk", AttributeValue(fmt::format(
+                            "u{}_{}", &answers == &server ? uc.request : uc.wire_request, i)));
         std::optional<std::string> error;
-        if (uc.compiled->writes_any_of({"pk"})) error = "part of the key";
-        else error = uc.compiled->apply(local, ctx);
+        if (uc.compiled->writes_any_of({"pk"}))
+          error = "part of the key";
+        else
+          error = uc.compiled->apply(local, ctx);
         if (error) {
           EXPECT_FALSE(remote.ok) << "dynamorph fails (" << *error << "), the server gives "
                                   << remote.text;
@@ -501,14 +527,16 @@ TEST_F(ExpressionDifferential, UpdatesMatchUpdateItem) {
     check(server, kUpdateItems, items_same, errors_same);
     int wire_items = 0, wire_errors = 0;
     const auto& w = answers_->updates.at(uc.wire_request);
-    ASSERT_EQ(w.count(-1), 0u) << "wire form " << uc.compiled->to_wire().text << " rejected: " << w.at(-1).text;
+    ASSERT_EQ(w.count(-1), 0u) << "wire form " << uc.compiled->to_wire().text
+                               << " rejected: " << w.at(-1).text;
     check(w, kWireUpdateItems, wire_items, wire_errors);
     wire_same += wire_items + wire_errors;
   }
-  std::cout << fmt::format("updates: {} rejected by both; {} new items and {} item errors agree "
-                           "({} more fail on both sides, naming different failing actions); "
-                           "{} wire-form answers agree\n",
-                           rejected, items_same, errors_same, other_action_errors_, wire_same);
+  std::cout << fmt::format(
+      "updates: {} rejected by both; {} new items and {} item errors agree "
+      "({} more fail on both sides, naming different failing actions); "
+      "{} wire-form answers agree\n",
+      rejected, items_same, errors_same, other_action_errors_, wire_same);
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ std::string value_of(std::string_view operand, Item item = sample()) {
 
 std::string compile_error(std::string_view operand) {
   try {
-    Update::compile(fmt::format("SET out = {}", operand), placeholders(), Dialect::Client, "transform[0]");
+    Update::compile(fmt::format("SET out = {}", operand), placeholders(), Dialect::Client,
+                    "transform[0]");
   } catch (const UsageError& e) {
     return e.what();
   }
@@ -46,7 +47,8 @@ std::string compile_error(std::string_view operand) {
 }
 
 bool matches(std::string_view condition) {
-  return Condition::compile(condition, placeholders(), Dialect::Client, "where").evaluate(sample(), kCtx);
+  return Condition::compile(condition, placeholders(), Dialect::Client, "where")
+      .evaluate(sample(), kCtx);
 }
 
 TEST(ExpressionFunctions, Literals) {
@@ -61,19 +63,22 @@ TEST(ExpressionFunctions, Literals) {
 
 TEST(ExpressionFunctions, CaseAndTrim) {
   EXPECT_EQ(value_of("lower(name)"), R"({"S":"  ünïcode straße σοφία жук  "})");
-  EXPECT_EQ(value_of("upper(name)"), R"({"S":"  ÜNÏCODE STRAßE ΣΟΦΊΑ ЖУК  "})");  // ß has no simple upper case
+  EXPECT_EQ(value_of("upper(name)"),
+            R"({"S":"  ÜNÏCODE STRAßE ΣΟΦΊΑ ЖУК  "})");  // ß has no simple upper case
   EXPECT_EQ(value_of("trim(name)"), R"({"S":"Ünïcode Straße ΣΟΦΊΑ Жук"})");
   EXPECT_EQ(value_of("lower('ĀĹŸİ')"), R"({"S":"āĺÿi"})");
   EXPECT_EQ(value_of("upper('āĺÿıſµ')"), R"({"S":"ĀĹŸISΜ"})");
   EXPECT_EQ(value_of("trim(' \t\n ')"), R"({"S":""})");
   EXPECT_EQ(value_of("lower(n)"), "error: lower() argument 1 must be a string (S), got N");
-  EXPECT_EQ(value_of("lower(missing)"),
-            "error: The provided expression refers to an attribute that does not exist in the item");
+  EXPECT_EQ(
+      value_of("lower(missing)"),
+      "error: The provided expression refers to an attribute that does not exist in the item");
 }
 
 TEST(ExpressionFunctions, ConcatReplaceStripPrefix) {
-  EXPECT_EQ(value_of("concat('PHOTO#', to_string(epoch_ms(createdAt)), '#', strip_prefix(SK, 'PHOTO#'))"),
-            R"({"S":"PHOTO#1704164645123#0042"})");
+  EXPECT_EQ(
+      value_of("concat('PHOTO#', to_string(epoch_ms(createdAt)), '#', strip_prefix(SK, 'PHOTO#'))"),
+      R"({"S":"PHOTO#1704164645123#0042"})");
   EXPECT_EQ(value_of("concat(SK, '', '!')"), R"({"S":"PHOTO#0042!"})");
   EXPECT_EQ(value_of("concat('n=', n)"), "error: concat() argument 2 must be a string (S), got N");
   EXPECT_EQ(value_of("replace(path, '/', '::')"), R"({"S":"a::b::::c"})");
@@ -94,9 +99,12 @@ TEST(ExpressionFunctions, SubstrIsOneBasedInCharacters) {
   EXPECT_EQ(value_of("substr('abc', 2, 0)"), R"({"S":""})");
   EXPECT_EQ(value_of("substr('abc', 0)"),
             "error: substr() start must be 1 or more (1 is the first character), got 0");
-  EXPECT_EQ(value_of("substr('abc', 1, -1)"), "error: substr() length must not be negative, got -1");
-  EXPECT_EQ(value_of("substr('abc', half)"), "error: substr() argument 2 must be an integer, got 2.50");
-  EXPECT_EQ(value_of("substr('abc', 1, flag)"), "error: substr() argument 3 must be an integer (N), got BOOL");
+  EXPECT_EQ(value_of("substr('abc', 1, -1)"),
+            "error: substr() length must not be negative, got -1");
+  EXPECT_EQ(value_of("substr('abc', half)"),
+            "error: substr() argument 2 must be an integer, got 2.50");
+  EXPECT_EQ(value_of("substr('abc', 1, flag)"),
+            "error: substr() argument 3 must be an integer (N), got BOOL");
   EXPECT_EQ(compile_error("substr('abc', '1')"),
             "transform[0]: column 25: substr() argument 2 needs a number; '1' is S");
 }
@@ -121,9 +129,11 @@ TEST(ExpressionFunctions, Conversions) {
   EXPECT_EQ(value_of("to_string(half)"), R"({"S":"2.5"})");
   EXPECT_EQ(value_of("to_string(SK)"), R"({"S":"PHOTO#0042"})");
   EXPECT_EQ(value_of("to_string(flag)"), R"({"S":"true"})");
-  EXPECT_EQ(value_of("to_string(l)"), "error: to_string() takes a string, number or boolean, got L");
-  EXPECT_EQ(compile_error("to_string(:l)"),
-            "transform[0]: column 21: to_string() argument 1 needs a string, number or boolean; :l is L");
+  EXPECT_EQ(value_of("to_string(l)"),
+            "error: to_string() takes a string, number or boolean, got L");
+  EXPECT_EQ(
+      compile_error("to_string(:l)"),
+      "transform[0]: column 21: to_string() argument 1 needs a string, number or boolean; :l is L");
   EXPECT_EQ(value_of("to_number('0042.10')"), R"({"N":"42.1"})");
   EXPECT_EQ(value_of("to_number(n)"), R"({"N":"42"})");
   EXPECT_EQ(value_of("to_number(strip_prefix(SK, 'PHOTO#')) + 1"), R"({"N":"43"})");
@@ -143,8 +153,10 @@ TEST(ExpressionFunctions, Time) {
   EXPECT_EQ(value_of("epoch_ms('2024-01-02')"), R"({"N":"1704153600000"})");
   EXPECT_EQ(value_of("epoch_ms('1969-12-31T23:59:59.9995Z')"), R"({"N":"-1"})");
   EXPECT_EQ(value_of("epoch_ms(now())"), R"({"N":"1795342500000"})");
-  EXPECT_EQ(value_of("epoch_ms('yesterday')"), "error: epoch_ms(): 'yesterday' is not an ISO-8601 date or date-time");
-  EXPECT_EQ(value_of("epoch_ms('2024-13-01')"), "error: epoch_ms(): '2024-13-01' is not an ISO-8601 date or date-time");
+  EXPECT_EQ(value_of("epoch_ms('yesterday')"),
+            "error: epoch_ms(): 'yesterday' is not an ISO-8601 date or date-time");
+  EXPECT_EQ(value_of("epoch_ms('2024-13-01')"),
+            "error: epoch_ms(): '2024-13-01' is not an ISO-8601 date or date-time");
   EXPECT_EQ(value_of("epoch_ms('2024-01-02T03:04:05+25:00')"),
             "error: epoch_ms(): '2024-01-02T03:04:05+25:00' is not an ISO-8601 date or date-time");
   EXPECT_EQ(value_of("epoch_ms(n)"), "error: epoch_ms() argument 1 must be a string (S), got N");
@@ -174,10 +186,12 @@ TEST(ExpressionFunctions, Coalesce) {
   EXPECT_EQ(value_of("coalesce(missing, nul, SK)"), R"({"S":"PHOTO#0042"})");
   EXPECT_EQ(value_of("coalesce(n, SK)"), R"({"N":"42"})");
   EXPECT_EQ(value_of("coalesce(missing, 'default')"), R"({"S":"default"})");
-  EXPECT_EQ(value_of("coalesce(m.x, l[7], nul)"),
-            "error: The provided expression refers to an attribute that does not exist in the item");
+  EXPECT_EQ(
+      value_of("coalesce(m.x, l[7], nul)"),
+      "error: The provided expression refers to an attribute that does not exist in the item");
   // A wrong type is an error, not a missing value.
-  EXPECT_EQ(value_of("coalesce(lower(n), 'x')"), "error: lower() argument 1 must be a string (S), got N");
+  EXPECT_EQ(value_of("coalesce(lower(n), 'x')"),
+            "error: lower() argument 1 must be a string (S), got N");
   EXPECT_EQ(value_of("if_not_exists(missing, coalesce(nope, 'y'))"), R"({"S":"y"})");
 }
 
@@ -196,7 +210,8 @@ TEST(ExpressionFunctions, FailuresInConditionsReadAsMissing) {
 }
 
 TEST(ExpressionFunctions, ClientOnly) {
-  Condition c = Condition::compile("begins_with(SK, 'PHOTO#')", placeholders(), Dialect::Client, "where");
+  Condition c =
+      Condition::compile("begins_with(SK, 'PHOTO#')", placeholders(), Dialect::Client, "where");
   EXPECT_TRUE(c.server_evaluable());  // literals alone can travel as :values
   Condition d = Condition::compile("lower(SK) = 'x'", placeholders(), Dialect::Client, "where");
   EXPECT_FALSE(d.server_evaluable());
