@@ -5,7 +5,13 @@
 // tests/dynamo/expression_differential_test.cpp): comparisons only between values of one type
 // (else false), strings and binaries by unsigned bytes, numbers as exact decimals, a missing
 // attribute makes every comparison false except `<>`, which is true; keywords are
-// case-insensitive, function names are not; `((x))` is an error ("redundant parentheses").
+// case-insensitive, function names are not; `((x))` is an error ("redundant parentheses"); a
+// path may not be compared with itself (`a = a`, `a IN (:v, a)`); IN takes at most 100 operands
+// counting the one on its left. Where DynamoDB Local and DynamoDB differ, this follows DynamoDB:
+// size() of a string counts UTF-8 bytes (Local: UTF-16 units), strings order by UTF-8 bytes
+// (Local: UTF-16 units, which differs above U+FFFF), empty strings are values (Local rejects
+// them). When several actions of one update fail on an item, apply() reports a bad target path
+// first, then the first failing operand in text order (Local's choice follows a hash order).
 //
 // Dialect::Client adds, wherever an operand may stand (also as function arguments, nested):
 //   - string literals in single quotes, a quote doubled inside: 'it''s';
