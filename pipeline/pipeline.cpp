@@ -181,6 +181,19 @@ class Run {
   Counters committed_;
   std::atomic<std::int64_t> scanned_live_{0};
   std::atomic<int> segments_done_{0};
+  // Pages requested and not yet through commit (or dropped unsent). The calling thread sleeps
+  // until it reaches zero instead of waiting inside wait_for_all(), where it would spin
+  // (sched_yield) for the whole run: most of a run is waiting on the network.
+  std::atomic<std::int64_t> pages_open_{0};
+  std::mutex drained_mutex_;
+  std::condition_variable drained_cv_;
+  void page_opened() { pages_open_.fetch_add(1, std::memory_order_relaxed); }
+  void page_closed() {
+    if (pages_open_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(drained_mutex_);
+      drained_cv_.notify_all();
+    }
+  }
   std::int64_t resumed_scanned_ = 0;  // from checkpoints: not part of this run's rates
   Counters resumed_;
   std::chrono::steady_clock::time_point start_;
@@ -196,7 +209,10 @@ void Run::fail(const std::string& message) {
 }
 
 void Run::send_scan(const PageRequest& request, ScanGateway::gateway_type& gateway) {
-  if (stopping()) return;  // not sent: the segment resumes from its last checkpoint
+  if (stopping()) {  // not sent: the segment resumes from its last checkpoint
+    page_closed();
+    return;
+  }
   std::string body;
   if (query_) {
     dynamo::QueryRequest q;
@@ -290,6 +306,7 @@ void Run::process(const RawPage& raw,
   // The next page of this segment is requested before this one is transformed, so reading
   // overlaps with CPU work and writing.
   if (parsed.last_evaluated_key && !stopping()) {
+    page_opened();
     std::get<0>(out).try_put(PageRequest{raw.request.segment, raw.request.seq + 1, parsed.last_evaluated_key});
   }
 
@@ -489,6 +506,10 @@ void Run::reprocess(const ReReadDone& done,
 }
 
 void Run::commit(const PagePtr& page, flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg>>::output_ports_type& out) {
+  struct Closer {  // whatever happens below, this page is through
+    Run* run;
+    ~Closer() { run->page_closed(); }
+  } closer{this};
   SegmentTrack& track = segments_[static_cast<std::size_t>(page->segment)];
   track.waiting.emplace(page->seq, page);
   // Commit every page that is next in order; a failed page blocks its segment for good.
@@ -613,11 +634,20 @@ RunResult Run::run() {
   for (const auto& track : segments_) {
     const auto& cp = track.checkpoint;
     if (cp.done) continue;
+    page_opened();
     requests.try_put(PageRequest{cp.segment, cp.pages, cp.resume_key});
+  }
+  {
+    std::unique_lock lock(drained_mutex_);
+    // A node body that throws cancels the graph: then wait_for_all() below rethrows.
+    while (!drained_cv_.wait_for(lock, std::chrono::milliseconds(200),
+                                 [this] { return pages_open_.load(std::memory_order_acquire) == 0; })) {
+      if (g.is_cancelled()) break;
+    }
   }
   std::exception_ptr crashed;
   try {
-    g.wait_for_all();
+    g.wait_for_all();  // only stragglers (limiter decrements) are left by now
   } catch (...) {
     crashed = std::current_exception();  // a node body threw: rethrown after cleanup below
   }
