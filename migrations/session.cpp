@@ -365,7 +365,8 @@ ExitCode Session::status() {
   impl.files = load();
   impl.index_files();
   StateTable state(client(), config_.physical(config_.state_table));
-  impl.records = state.read_versions();
+  auto history = state.read_history();
+  impl.records = std::move(history.versions);
   bool problem = false;
   std::set<std::int64_t> versions;
   for (const auto& m : impl.files) versions.insert(m.version);
@@ -405,7 +406,7 @@ ExitCode Session::status() {
     }
   }
   if (!options_.json) {
-    if (auto lock = state.read_lock()) {
+    if (const auto& lock = history.lock) {
       out_ << fmt::format("lock: held by {}{}\n", describe_lock(*lock),
                           lock->expires_at_ms < now_epoch_ms() ? " (expired)" : "");
     }

@@ -129,14 +129,15 @@ void StateTable::ensure() {
   if (!a) throw Error(fmt::format("waiting for the state table {}: {}", name_, a.error().to_string()));
 }
 
-std::vector<Item> StateTable::query_prefix(const std::string& prefix) const {
+std::vector<Item> StateTable::query(const std::string& condition, const std::string& a, const std::string& b) const {
   std::vector<Item> out;
   dynamo::QueryRequest q;
   q.table = name_;
   q.consistent_read = true;
-  q.key_condition.text = "pk = :pk AND begins_with(sk, :prefix)";
+  q.key_condition.text = condition;
   q.key_condition.values[":pk"] = AttributeValue(kPartition);
-  q.key_condition.values[":prefix"] = AttributeValue(prefix);
+  q.key_condition.values[":a"] = AttributeValue(a);
+  if (!b.empty()) q.key_condition.values[":b"] = AttributeValue(b);
   while (true) {
     auto p = client_.query(q);
     if (!p) {
@@ -150,25 +151,57 @@ std::vector<Item> StateTable::query_prefix(const std::string& prefix) const {
   return out;
 }
 
+std::vector<Item> StateTable::query_prefix(const std::string& prefix) const {
+  return query("pk = :pk AND begins_with(sk, :a)", prefix, {});
+}
+
+namespace {
+
+VersionRecord version_of(const Item& i) {
+  VersionRecord r;
+  r.version = int_of(i, "version");
+  r.name = str_of(i, "name");
+  r.state = str_of(i, "state");
+  r.direction = str_of(i, "direction");
+  r.checksum = str_of(i, "checksum");
+  r.started_at = str_of(i, "started_at");
+  r.updated_at = str_of(i, "updated_at");
+  r.finished_at = str_of(i, "finished_at");
+  r.by = str_of(i, "by");
+  r.error = str_of(i, "error");
+  r.step = static_cast<int>(int_of(i, "step"));
+  r.counters = counters_of(i);
+  return r;
+}
+
+LockRecord lock_of(const Item& i) {
+  return LockRecord{str_of(i, "owner"), str_of(i, "host"), int_of(i, "pid"), str_of(i, "acquired_at"),
+                    int_of(i, "expires_at")};
+}
+
+}  // namespace
+
 std::map<std::int64_t, VersionRecord> StateTable::read_versions() const {
   std::map<std::int64_t, VersionRecord> out;
   for (const auto& i : query_prefix("version#")) {
-    VersionRecord r;
-    r.version = int_of(i, "version");
-    r.name = str_of(i, "name");
-    r.state = str_of(i, "state");
-    r.direction = str_of(i, "direction");
-    r.checksum = str_of(i, "checksum");
-    r.started_at = str_of(i, "started_at");
-    r.updated_at = str_of(i, "updated_at");
-    r.finished_at = str_of(i, "finished_at");
-    r.by = str_of(i, "by");
-    r.error = str_of(i, "error");
-    r.step = static_cast<int>(int_of(i, "step"));
-    r.counters = counters_of(i);
+    auto r = version_of(i);
     out[r.version] = std::move(r);
   }
   return out;
+}
+
+StateTable::History StateTable::read_history() const {
+  // "lock" sorts after every "checkpoint#…" and before "version#…": one range skips checkpoints.
+  History h;
+  for (const auto& i : query("pk = :pk AND sk BETWEEN :a AND :b", "lock", "version#~")) {
+    if (str_of(i, "sk") == "lock") {
+      h.lock = lock_of(i);
+    } else {
+      auto r = version_of(i);
+      h.versions[r.version] = std::move(r);
+    }
+  }
+  return h;
 }
 
 std::optional<LockRecord> StateTable::read_lock() const {
@@ -182,9 +215,7 @@ std::optional<LockRecord> StateTable::read_lock() const {
     read_failed(r.error(), "reading the lock in");
   }
   if (!r.value()) return std::nullopt;
-  const Item& i = *r.value();
-  return LockRecord{str_of(i, "owner"), str_of(i, "host"), int_of(i, "pid"), str_of(i, "acquired_at"),
-                    int_of(i, "expires_at")};
+  return lock_of(*r.value());
 }
 
 bool StateTable::try_put_lock(const LockRecord& lock, std::int64_t now_ms) {

@@ -53,6 +53,12 @@ class StateTable {
 
   // Every version record, in one paged Query. Empty when the table does not exist.
   std::map<std::int64_t, VersionRecord> read_versions() const;
+  // Every version record and the lock, in one paged Query (for `status`).
+  struct History {
+    std::map<std::int64_t, VersionRecord> versions;
+    std::optional<LockRecord> lock;
+  };
+  History read_history() const;
   std::optional<LockRecord> read_lock() const;
 
   // Lock item writes (the lease uses them).
@@ -79,6 +85,7 @@ class StateTable {
   [[noreturn]] void read_failed(const dynamo::ServiceError& e, std::string_view what) const;
   dynamo::TransactAction lock_check(const LockProof& proof) const;
   void transact(std::vector<dynamo::TransactAction> actions, std::string_view what);
+  std::vector<dynamo::Item> query(const std::string& condition, const std::string& a, const std::string& b) const;
   std::vector<dynamo::Item> query_prefix(const std::string& prefix) const;
 
   dynamo::Client& client_;

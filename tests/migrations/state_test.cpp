@@ -147,10 +147,17 @@ TEST_F(StateTest, LongHistoryIsReadAcrossPages) {
     r.counters.written = v;
     state_->put_version(r, lease->proof());
   }
+  pipeline::SegmentCheckpoint cp;
+  cp.pages = 3;
+  state_->put_checkpoints(400, "up", 0, {{cp, 1}}, lease->proof());
   auto all = state_->read_versions();
   ASSERT_EQ(all.size(), 400u);
   EXPECT_EQ(all.at(400).counters.written, 400);
   EXPECT_EQ(all.begin()->first, 1);
+  auto history = state_->read_history();  // what status reads: versions and lock, no checkpoints
+  EXPECT_EQ(history.versions.size(), 400u);
+  ASSERT_TRUE(history.lock);
+  EXPECT_EQ(history.lock->owner, lease->proof().owner);
 }
 
 }  // namespace
