@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include "dynamo/json.h"
@@ -296,7 +297,10 @@ dynamo::AttributeValue Parser::value(const YAML::Node& n) {
     if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+' || s[0] == '.')) {
       std::string why;
       if (auto num = Number::parse(s, &why)) return AttributeValue(std::move(*num));
-      bool looks_numeric = s.find_first_not_of("0123456789+-.eE") == std::string::npos;
+      // A YAML number that DynamoDB cannot hold (over 38 digits, exponent out of range) is an
+      // error; other plain scalars that merely start like one (2024-01-01, 0x1F) are strings.
+      static const std::regex kNumber(R"([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)");
+      bool looks_numeric = std::regex_match(s, kNumber);
       if (looks_numeric) doc_.fail(n, fmt::format("'{}' is not a DynamoDB number: {} (quote it for a string)", s, why));
     }
   }

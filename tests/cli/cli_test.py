@@ -5,6 +5,7 @@ dynamorph's own client."""
 import datetime
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,6 +139,7 @@ class Project:
         return {int(o["version"]): o for o in map(json.loads, r.stdout.splitlines())}, r
 
     def drop(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
         for t in tables_with(self.ns):
             try:
                 DDB.delete_table(TableName=t)

@@ -93,6 +93,19 @@ down:
   EXPECT_EQ(m.down->size(), 1u);
 }
 
+TEST(Loader, PlainScalarsThatAreNotNumbersStayStrings) {
+  auto m = parse("version: 7\nup:\n  - pipeline:\n      values: { \":d\": 2024-01-01, \":h\": 0x1F, \":e\": 1e3, \":z\": ~ }\n"
+                 "      source: { table: t }\n      where: \"a = :d AND b = :h AND c = :e AND d = :z\"\n");
+  const auto& v = std::get<PipelineStep>(m.up[0].body).spec.values;
+  EXPECT_EQ(v.at(":d").as<std::string>(), "2024-01-01");
+  EXPECT_EQ(v.at(":h").as<std::string>(), "0x1F");
+  EXPECT_EQ(v.at(":e").type(), dynamo::AttrType::N);
+  EXPECT_EQ(v.at(":z").type(), dynamo::AttrType::NUL);
+  auto e = error_of("version: 7\nup:\n  - pipeline:\n      values: { \":big\": 123456789012345678901234567890123456789012 }\n"
+                    "      source: { table: t }\n      where: \"a = :big\"\n");
+  EXPECT_EQ(e.rfind("migrations/7_x.yaml:4: '1234", 0), 0u) << e;
+}
+
 TEST(Loader, NowOnlyWhenUsed) {
   auto m = parse("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = b\"\n");
   EXPECT_FALSE(std::get<PipelineStep>(m.up[0].body).spec.values.contains(":now"));
