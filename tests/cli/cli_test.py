@@ -373,6 +373,23 @@ class CliTest(unittest.TestCase):
             self.assertNotIn("terminate", r.stderr)
             self.assertEqual(snapshot(p.ns), before)
             os.remove(path)
+        # Refused when the pipeline is planned (a key change in update mode): after the lock is
+        # taken, but the record is put back as it was.
+        before = snapshot(p.ns)
+        path = p.write("2_key.yaml", """\
+            version: 2
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - update: "SET SK = concat(SK, '#1')"
+                  write: { mode: update }
+            """)
+        r = p.run("up")
+        self.assertExit(r, 2)
+        self.assertIn("migrations/2_key.yaml:3", r.stderr)
+        self.assertEqual(snapshot(p.ns), before)
+        os.remove(path)
         # Duplicate versions.
         p.write("2_a.yaml", "version: 2\nup:\n  - delete_table: { table: nothing }\n")
         p.write("2_b.yaml", "version: 2\nup:\n  - delete_table: { table: nothing }\n")
