@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   gen->add_option("--sort-key", sk, "NAME:TYPE");
   gen->add_option("--gsi", go.gsi, "NAME:TYPE partition key of a global index (repeatable)");
 
-  auto* status = app.add_subcommand("status", "every version: pending / running / applied / failed, checksum drift");
+  auto* status = app.add_subcommand(
+      "status", "every version: pending / running / applied / failed, checksum drift");
 
   auto* up = app.add_subcommand("up", "apply pending migrations");
   migrations::UpOptions uo;
@@ -74,9 +75,13 @@ int main(int argc, char** argv) {
   std::string lock_ttl;
   auto* up_to_opt = up->add_option("--to", up_to, "apply up to and including this version");
   up->add_flag("--dry-run", uo.dry_run, "plan and count; write nothing");
-  auto* seg_opt = up->add_option("--segments", up_segments, "parallel scan segments")->check(CLI::Range(1, 1000000));
-  auto* wcu_opt = up->add_option("--max-wcu", up_wcu, "write capacity units per second (0 = no cap)")->check(CLI::NonNegativeNumber);
-  auto* rcu_opt = up->add_option("--max-rcu", up_rcu, "read capacity units per second (0 = no cap)")->check(CLI::NonNegativeNumber);
+  auto* seg_opt = up->add_option("--segments", up_segments, "parallel scan segments")
+                      ->check(CLI::Range(1, 1000000));
+  auto* wcu_opt =
+      up->add_option("--max-wcu", up_wcu, "write capacity units per second (0 = no cap)")
+          ->check(CLI::NonNegativeNumber);
+  auto* rcu_opt = up->add_option("--max-rcu", up_rcu, "read capacity units per second (0 = no cap)")
+                      ->check(CLI::NonNegativeNumber);
   auto* ttl_opt = up->add_option("--lock-ttl", lock_ttl, "lease duration, e.g. 30s, 5m");
 
   auto* down = app.add_subcommand("down", "roll back applied migrations, newest first");
@@ -84,7 +89,9 @@ int main(int argc, char** argv) {
   std::int64_t down_to = 0;
   int down_steps = 0;
   auto* down_to_opt = down->add_option("--to", down_to, "roll back every version above this one");
-  auto* steps_opt = down->add_option("--steps", down_steps, "roll back this many versions (default 1)")->check(CLI::PositiveNumber);
+  auto* steps_opt =
+      down->add_option("--steps", down_steps, "roll back this many versions (default 1)")
+          ->check(CLI::PositiveNumber);
   down_to_opt->excludes(steps_opt);
   down->add_flag("--dry-run", dopt.dry_run, "plan and count; write nothing");
 
@@ -96,7 +103,9 @@ int main(int argc, char** argv) {
   std::int64_t mark_version = 0;
   std::string mark_state;
   mark->add_option("VERSION", mark_version, "version")->required();
-  mark->add_option("STATE", mark_state, "applied or pending")->required()->check(CLI::IsMember({"applied", "pending"}));
+  mark->add_option("STATE", mark_state, "applied or pending")
+      ->required()
+      ->check(CLI::IsMember({"applied", "pending"}));
 
   try {
     app.parse(argc, argv);
@@ -111,17 +120,21 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc && app.get_subcommands().empty(); ++i) {
       std::string a = argv[i];
       if (a.empty() || a[0] == '-') {
-        if (a.find('=') == std::string::npos && a != "--json" && a != "-v" && a != "-q" && a != "--verbose" &&
-            a != "--quiet")
+        if (a.find('=') == std::string::npos && a != "--json" && a != "-v" && a != "-q" &&
+            a != "--verbose" && a != "--quiet")
           ++i;  // skip the option's value
         continue;
       }
-      return fail(ExitCode::Usage, "unknown command '" + a + "' (commands: init, generate, status, up, down, unlock, mark)");
+      return fail(
+          ExitCode::Usage,
+          "unknown command '" + a + "' (commands: init, generate, status, up, down, unlock, mark)");
     }
     return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
   }
 
-  auto opt = [](const std::string& s) { return s.empty() ? std::optional<std::string>() : std::optional<std::string>(s); };
+  auto opt = [](const std::string& s) {
+    return s.empty() ? std::optional<std::string>() : std::optional<std::string>(s);
+  };
   g.config = opt(config);
   g.env = opt(env);
   g.endpoint = opt(endpoint);
@@ -141,7 +154,8 @@ int main(int argc, char** argv) {
       go.create_table = opt(create_table);
       go.partition_key = opt(pk);
       go.sort_key = opt(sk);
-      std::cout << "wrote " << migrations::generate_migration(session.config().migrations_dir, go) << "\n";
+      std::cout << "wrote " << migrations::generate_migration(session.config().migrations_dir, go)
+                << "\n";
       return 0;
     }
     g_stop = &session.stop();
@@ -157,7 +171,9 @@ int main(int argc, char** argv) {
       if (*rcu_opt) uo.max_rcu = up_rcu;
       if (*ttl_opt) {
         auto d = migrations::parse_duration(lock_ttl);
-        if (!d) return fail(ExitCode::Usage, "--lock-ttl: expected a duration like 30s, 5m or 1h, got '" + lock_ttl + "'");
+        if (!d)
+          return fail(ExitCode::Usage,
+                      "--lock-ttl: expected a duration like 30s, 5m or 1h, got '" + lock_ttl + "'");
         uo.lock_ttl = *d;
       }
       code = session.up(uo);

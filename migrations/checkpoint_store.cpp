@@ -4,9 +4,13 @@
 
 namespace dynamorph::migrations {
 
-StateCheckpointStore::StateCheckpointStore(StateTable& state, const Lease& lease, std::int64_t version,
-                                           std::string direction, int step)
-    : state_(state), lease_(lease), version_(version), direction_(std::move(direction)), step_(step) {
+StateCheckpointStore::StateCheckpointStore(StateTable& state, const Lease& lease,
+                                           std::int64_t version, std::string direction, int step)
+    : state_(state),
+      lease_(lease),
+      version_(version),
+      direction_(std::move(direction)),
+      step_(step) {
   thread_ = std::thread([this] { writer(); });
 }
 

@@ -18,7 +18,8 @@ namespace dynamorph::migrations {
 
 class StateCheckpointStore final : public pipeline::CheckpointStore {
  public:
-  StateCheckpointStore(StateTable& state, const Lease& lease, std::int64_t version, std::string direction, int step);
+  StateCheckpointStore(StateTable& state, const Lease& lease, std::int64_t version,
+                       std::string direction, int step);
   ~StateCheckpointStore() override;
 
   std::optional<pipeline::RunCheckpoint> load() override;

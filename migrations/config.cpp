@@ -11,9 +11,9 @@
 namespace dynamorph::migrations {
 namespace {
 
-const std::set<std::string, std::less<>> kTopKeys = {
-    "region", "endpoint", "namespace", "state_table", "migrations_dir", "lock_ttl", "defaults",
-    "environments"};
+const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint",       "namespace",
+                                                     "state_table", "migrations_dir", "lock_ttl",
+                                                     "defaults",    "environments"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
     "region", "endpoint", "namespace", "state_table", "migrations_dir", "lock_ttl", "defaults"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
@@ -29,7 +29,8 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
     } else if (k == "endpoint") {
       c.endpoint = doc.string(v, k);
       if (c.endpoint->rfind("http://", 0) != 0 && c.endpoint->rfind("https://", 0) != 0)
-        doc.fail(v, fmt::format("endpoint: expected an http:// or https:// URL, got '{}'", *c.endpoint));
+        doc.fail(
+            v, fmt::format("endpoint: expected an http:// or https:// URL, got '{}'", *c.endpoint));
     } else if (k == "namespace") {
       c.table_namespace = is_null_scalar(v) ? std::string() : doc.string(v, k);
     } else if (k == "state_table") {
@@ -39,7 +40,9 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
       c.migrations_dir = doc.string(v, k);
     } else if (k == "lock_ttl") {
       auto d = parse_duration(doc.string(v, k));
-      if (!d) doc.fail(v, fmt::format("lock_ttl: expected a duration like 30s, 5m or 1h, got '{}'", v.Scalar()));
+      if (!d)
+        doc.fail(v, fmt::format("lock_ttl: expected a duration like 30s, 5m or 1h, got '{}'",
+                                v.Scalar()));
       c.lock_ttl = *d;
     } else if (k == "defaults") {
       doc.check_map(v, "defaults", kDefaultsKeys);
@@ -61,20 +64,24 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
 
 }  // namespace
 
-Config load_config(const std::optional<std::string>& path, const std::optional<std::string>& environment) {
+Config load_config(const std::optional<std::string>& path,
+                   const std::optional<std::string>& environment) {
   Config c;
   std::string file;
   if (path) {
     file = *path;
-    if (!std::filesystem::exists(file)) throw UsageError(fmt::format("--config {}: no such file", file));
+    if (!std::filesystem::exists(file))
+      throw UsageError(fmt::format("--config {}: no such file", file));
   } else if (std::filesystem::exists("dynamorph.yaml")) {
     file = "dynamorph.yaml";
   }
   const std::string env = environment.value_or("");
   if (file.empty()) {
     if (!env.empty())
-      throw UsageError(fmt::format("environment '{}' asked for, but there is no dynamorph.yaml here "
-                                   "(use --config FILE)", env));
+      throw UsageError(
+          fmt::format("environment '{}' asked for, but there is no dynamorph.yaml here "
+                      "(use --config FILE)",
+                      env));
     return c;
   }
   std::ifstream in(file, std::ios::binary);
@@ -85,7 +92,8 @@ Config load_config(const std::optional<std::string>& path, const std::optional<s
   c.file = file;
   const YAML::Node& root = doc.root();
   if (root.IsNull()) {
-    if (!env.empty()) throw UsageError(fmt::format("{}: no environment '{}' (the file is empty)", file, env));
+    if (!env.empty())
+      throw UsageError(fmt::format("{}: no environment '{}' (the file is empty)", file, env));
     return c;
   }
   if (!root.IsMap()) doc.fail(root, "expected a map of settings");
@@ -93,16 +101,20 @@ Config load_config(const std::optional<std::string>& path, const std::optional<s
   const std::filesystem::path dir = std::filesystem::path(file).parent_path();
   if (!env.empty()) {
     const YAML::Node envs = root["environments"];
-    if (!envs || !envs.IsMap()) throw UsageError(fmt::format("{}: no environment '{}' (no environments: section)", file, env));
+    if (!envs || !envs.IsMap())
+      throw UsageError(
+          fmt::format("{}: no environment '{}' (no environments: section)", file, env));
     doc.check_keys_unique(envs);
     YAML::Node chosen = envs[env];
     if (!chosen) {
       std::string names;
-      for (auto it = envs.begin(); it != envs.end(); ++it) names += (names.empty() ? "" : ", ") + it->first.Scalar();
+      for (auto it = envs.begin(); it != envs.end(); ++it)
+        names += (names.empty() ? "" : ", ") + it->first.Scalar();
       YAML::Node key_node = envs;
       for (auto it = root.begin(); it != root.end(); ++it)
         if (it->first.Scalar() == "environments") key_node = it->first;
-      throw UsageError(fmt::format("{}: no environment '{}' (defined: {})", doc.where(key_node), env, names));
+      throw UsageError(
+          fmt::format("{}: no environment '{}' (defined: {})", doc.where(key_node), env, names));
     }
     apply(doc, chosen, fmt::format("environments.{}", env), kOverlayKeys, c);
     c.environment = env;
@@ -111,7 +123,8 @@ Config load_config(const std::optional<std::string>& path, const std::optional<s
     doc.check_keys_unique(envs);
     for (auto it = envs.begin(); it != envs.end(); ++it) {  // validate every overlay anyway
       Config scratch;
-      apply(doc, it->second, fmt::format("environments.{}", it->first.Scalar()), kOverlayKeys, scratch);
+      apply(doc, it->second, fmt::format("environments.{}", it->first.Scalar()), kOverlayKeys,
+            scratch);
     }
   }
   if (!dir.empty() && std::filesystem::path(c.migrations_dir).is_relative())
@@ -135,11 +148,16 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     while (j < text.size() && std::isalpha(static_cast<unsigned char>(text[j]))) ++j;
     std::string_view unit = text.substr(i, j - i);
     i = j;
-    if (unit == "ms") total += n;
-    else if (unit == "s") total += n * 1000;
-    else if (unit == "m") total += n * 60000;
-    else if (unit == "h") total += n * 3600000;
-    else return std::nullopt;
+    if (unit == "ms")
+      total += n;
+    else if (unit == "s")
+      total += n * 1000;
+    else if (unit == "m")
+      total += n * 60000;
+    else if (unit == "h")
+      total += n * 3600000;
+    else
+      return std::nullopt;
   }
   if (total <= 0) return std::nullopt;
   return std::chrono::milliseconds(total);

@@ -10,11 +10,11 @@
 namespace dynamorph::migrations {
 
 struct Config {
-  std::string file;  // display path of the file read; empty: none (built-in defaults)
+  std::string file;         // display path of the file read; empty: none (built-in defaults)
   std::string environment;  // overlay applied; empty: none
   std::optional<std::string> region;
   std::optional<std::string> endpoint;
-  std::string table_namespace;           // prefix of every logical table name
+  std::string table_namespace;                  // prefix of every logical table name
   std::string state_table = "dynamorph_state";  // logical name
   std::string migrations_dir = "migrations";    // relative to the config file's folder
   std::chrono::milliseconds lock_ttl = std::chrono::minutes(5);
@@ -22,13 +22,16 @@ struct Config {
   double max_wcu = 0;  // capacity units per second; 0 = no client-side cap
   double max_rcu = 0;
 
-  std::string physical(std::string_view logical) const { return table_namespace + std::string(logical); }
+  std::string physical(std::string_view logical) const {
+    return table_namespace + std::string(logical);
+  }
 };
 
 // Reads `path` (or ./dynamorph.yaml when path is empty and that file exists; else returns the
 // defaults) and applies environments[environment] when environment is not empty. Throws
 // UsageError "file:line: …" for unknown keys, bad types, an unknown environment.
-Config load_config(const std::optional<std::string>& path, const std::optional<std::string>& environment);
+Config load_config(const std::optional<std::string>& path,
+                   const std::optional<std::string>& environment);
 
 // "90s", "5m", "1h", "1m30s", "500ms" → milliseconds; nullopt when malformed or ≤ 0.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -32,15 +32,19 @@ void scan_placeholders(const stages::Expression& e, const stages::StepSpec& spec
     if (quoted || (c != '#' && c != ':')) continue;
     std::size_t j = i + 1;
     while (j < t.size() && word_char(t[j])) ++j;
-    if (j == i + 1) throw UsageError(fmt::format("{}: column {}: '{}' must be followed by a name", e.label, i + 1, c));
+    if (j == i + 1)
+      throw UsageError(
+          fmt::format("{}: column {}: '{}' must be followed by a name", e.label, i + 1, c));
     std::string token = t.substr(i, j - i);
     if (c == '#') {
       if (!spec.names.contains(token))
-        throw UsageError(fmt::format("{}: column {}: {} is not defined in names", e.label, i + 1, token));
+        throw UsageError(
+            fmt::format("{}: column {}: {} is not defined in names", e.label, i + 1, token));
       names.insert(token);
     } else {
       if (!spec.values.contains(token))
-        throw UsageError(fmt::format("{}: column {}: {} is not defined in values", e.label, i + 1, token));
+        throw UsageError(
+            fmt::format("{}: column {}: {} is not defined in values", e.label, i + 1, token));
       values.insert(token);
     }
     i = j - 1;
@@ -57,20 +61,24 @@ bool expression_engine_available() {
 #endif
 }
 
-void check_step_expressions(stages::StepSpec& spec, const std::string& where, bool now_is_automatic) {
+void check_step_expressions(stages::StepSpec& spec, const std::string& where,
+                            bool now_is_automatic) {
   bool now_used = false;
 #ifdef DYNAMORPH_HAVE_EXPRESSIONS
   namespace expr = dynamo::expr;
   expr::Placeholders ph{spec.names, spec.values};
   expr::PlaceholderUsage usage;
   if (!spec.source.filter.empty())
-    expr::Condition::compile(spec.source.filter.text, ph, expr::Dialect::Server, spec.source.filter.label, &usage);
+    expr::Condition::compile(spec.source.filter.text, ph, expr::Dialect::Server,
+                             spec.source.filter.label, &usage);
   if (!spec.source.query_key.empty())
-    expr::Condition::compile(spec.source.query_key.text, ph, expr::Dialect::Server, spec.source.query_key.label, &usage);
+    expr::Condition::compile(spec.source.query_key.text, ph, expr::Dialect::Server,
+                             spec.source.query_key.label, &usage);
   if (!spec.where.empty())
     expr::Condition::compile(spec.where.text, ph, expr::Dialect::Client, spec.where.label, &usage);
   for (const auto& t : spec.transform)
-    if (!t.update.empty()) expr::Update::compile(t.update.text, ph, expr::Dialect::Client, t.update.label, &usage);
+    if (!t.update.empty())
+      expr::Update::compile(t.update.text, ph, expr::Dialect::Client, t.update.label, &usage);
   expr::Placeholders declared = ph;
   if (now_is_automatic) {
     declared.values.erase(":now");

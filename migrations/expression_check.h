@@ -13,7 +13,8 @@ namespace dynamorph::migrations {
 // Checks every expression of `spec` against its names/values (`:now` is offered but not
 // required); throws UsageError. `where` is the step's "file:line" for unused placeholders.
 // Drops the automatic `:now` from spec.values when no expression uses it.
-void check_step_expressions(stages::StepSpec& spec, const std::string& where, bool now_is_automatic);
+void check_step_expressions(stages::StepSpec& spec, const std::string& where,
+                            bool now_is_automatic);
 
 bool expression_engine_available();
 

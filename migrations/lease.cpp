@@ -27,8 +27,8 @@ OwnerId this_process_owner() {
 }
 
 std::string describe_lock(const LockRecord& lock) {
-  return fmt::format("{}:{} (owner {}) since {}, lease until {}", lock.host, lock.pid, lock.owner, lock.acquired_at,
-                     iso_utc(lock.expires_at_ms));
+  return fmt::format("{}:{} (owner {}) since {}, lease until {}", lock.host, lock.pid, lock.owner,
+                     lock.acquired_at, iso_utc(lock.expires_at_ms));
 }
 
 std::unique_ptr<Lease> Lease::acquire(StateTable& state, std::chrono::milliseconds ttl,
@@ -42,16 +42,21 @@ std::unique_ptr<Lease> Lease::acquire(StateTable& state, std::chrono::millisecon
       if (!state.try_put_lock(rec, now_epoch_ms()))
         throw LockHeld(fmt::format("the lock in {} is held by another run", state.name()));
     } else {
-      throw LockHeld(fmt::format("the lock in {} is held by {}; wait for it, or `dynamorph unlock` if that run is dead",
-                                 state.name(), describe_lock(*held)));
+      throw LockHeld(fmt::format(
+          "the lock in {} is held by {}; wait for it, or `dynamorph unlock` if that run is dead",
+          state.name(), describe_lock(*held)));
     }
   }
   return std::unique_ptr<Lease>(new Lease(state, owner, ttl, rec.expires_at_ms, stop_on_loss));
 }
 
-Lease::Lease(StateTable& state, OwnerId owner, std::chrono::milliseconds ttl, std::int64_t expires_at,
-             std::atomic<bool>* stop_on_loss)
-    : state_(state), owner_(std::move(owner)), ttl_(ttl), expires_at_ms_(expires_at), stop_on_loss_(stop_on_loss) {
+Lease::Lease(StateTable& state, OwnerId owner, std::chrono::milliseconds ttl,
+             std::int64_t expires_at, std::atomic<bool>* stop_on_loss)
+    : state_(state),
+      owner_(std::move(owner)),
+      ttl_(ttl),
+      expires_at_ms_(expires_at),
+      stop_on_loss_(stop_on_loss) {
   thread_ = std::thread([this] { heartbeat(); });
 }
 

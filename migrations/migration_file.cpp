@@ -86,9 +86,13 @@ dynamo::Projection Parser::projection(const YAML::Node& n) {
     return p;
   }
   std::string s = doc_.string(n, "projection");
-  if (s == "all") p.kind = dynamo::Projection::Kind::All;
-  else if (s == "keys_only") p.kind = dynamo::Projection::Kind::KeysOnly;
-  else doc_.fail(n, fmt::format("projection: expected all, keys_only or a list of attributes, got '{}'", s));
+  if (s == "all")
+    p.kind = dynamo::Projection::Kind::All;
+  else if (s == "keys_only")
+    p.kind = dynamo::Projection::Kind::KeysOnly;
+  else
+    doc_.fail(
+        n, fmt::format("projection: expected all, keys_only or a list of attributes, got '{}'", s));
   return p;
 }
 
@@ -97,7 +101,8 @@ dynamo::Throughput Parser::throughput(const YAML::Node& n, std::string_view what
   dynamo::Throughput t;
   t.read = doc_.integer(required(n, "read", what), "read");
   t.write = doc_.integer(required(n, "write", what), "write");
-  if (t.read < 1 || t.write < 1) doc_.fail(n, fmt::format("{}: read and write must be at least 1", what));
+  if (t.read < 1 || t.write < 1)
+    doc_.fail(n, fmt::format("{}: read and write must be at least 1", what));
   return t;
 }
 
@@ -111,8 +116,10 @@ dynamo::IndexDefinition Parser::index(const YAML::Node& n, bool global, std::str
   } else {
     doc_.check_map(n, what, Keys{"name", "sort_key", "projection"});
   }
-  if (n["sort_key"]) ix.sort_key = key(n["sort_key"], "sort_key");
-  else if (!global) doc_.fail(n, fmt::format("{}: 'sort_key' is required", what));
+  if (n["sort_key"])
+    ix.sort_key = key(n["sort_key"], "sort_key");
+  else if (!global)
+    doc_.fail(n, fmt::format("{}: 'sort_key' is required", what));
   if (n["projection"]) ix.projection = projection(n["projection"]);
   if (n["name"]) {
     ix.name = doc_.string(n["name"], "name");
@@ -123,15 +130,19 @@ dynamo::IndexDefinition Parser::index(const YAML::Node& n, bool global, std::str
     ix.name = fmt::format("{}-index", ix.sort_key->name);
   }
   if (n["read"] || n["write"]) {
-    if (!(n["read"] && n["write"])) doc_.fail(n, fmt::format("{}: give both read and write, or neither", what));
-    ix.throughput = dynamo::Throughput{doc_.integer(n["read"], "read"), doc_.integer(n["write"], "write")};
+    if (!(n["read"] && n["write"]))
+      doc_.fail(n, fmt::format("{}: give both read and write, or neither", what));
+    ix.throughput =
+        dynamo::Throughput{doc_.integer(n["read"], "read"), doc_.integer(n["write"], "write")};
   }
   return ix;
 }
 
 CreateTableStep Parser::create_table(const YAML::Node& n) {
   const std::string_view what = "create_table";
-  doc_.check_map(n, what, Keys{"table", "partition_key", "sort_key", "billing", "gsi", "lsi", "ttl", "stream"});
+  doc_.check_map(
+      n, what,
+      Keys{"table", "partition_key", "sort_key", "billing", "gsi", "lsi", "ttl", "stream"});
   CreateTableStep s;
   auto& r = s.request;
   r.table = table(n, what);
@@ -142,7 +153,9 @@ CreateTableStep Parser::create_table(const YAML::Node& n) {
       r.provisioned = throughput(b, "billing");
     } else {
       std::string v = doc_.string(b, "billing");
-      if (v != "on_demand") doc_.fail(b, fmt::format("billing: expected on_demand or {{ read: N, write: N }}, got '{}'", v));
+      if (v != "on_demand")
+        doc_.fail(
+            b, fmt::format("billing: expected on_demand or {{ read: N, write: N }}, got '{}'", v));
     }
   }
   auto list = [&](const YAML::Node& l, bool global) {
@@ -156,9 +169,11 @@ CreateTableStep Parser::create_table(const YAML::Node& n) {
         doc_.fail(i, "gsi: read/write need a provisioned table (billing: { read, write })");
       auto& dest = global ? r.global_indexes : r.local_indexes;
       for (const auto& other : r.global_indexes)
-        if (other.name == ix.name) doc_.fail(i, fmt::format("{}: index name '{}' used twice", w, ix.name));
+        if (other.name == ix.name)
+          doc_.fail(i, fmt::format("{}: index name '{}' used twice", w, ix.name));
       for (const auto& other : r.local_indexes)
-        if (other.name == ix.name) doc_.fail(i, fmt::format("{}: index name '{}' used twice", w, ix.name));
+        if (other.name == ix.name)
+          doc_.fail(i, fmt::format("{}: index name '{}' used twice", w, ix.name));
       dest.push_back(std::move(ix));
     }
   };
@@ -173,14 +188,19 @@ CreateTableStep Parser::create_table(const YAML::Node& n) {
     std::string up;
     for (char c : v) up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
     if (up != "NEW_IMAGE" && up != "OLD_IMAGE" && up != "NEW_AND_OLD_IMAGES" && up != "KEYS_ONLY")
-      doc_.fail(st, fmt::format("stream: expected new_image, old_image, new_and_old_images or keys_only, got '{}'", v));
+      doc_.fail(
+          st,
+          fmt::format(
+              "stream: expected new_image, old_image, new_and_old_images or keys_only, got '{}'",
+              v));
     r.stream_view_type = up;
   }
   return s;
 }
 
 AddGsiStep Parser::add_gsi(const YAML::Node& n) {
-  doc_.check_map(n, "add_gsi", Keys{"table", "name", "partition_key", "sort_key", "projection", "read", "write"});
+  doc_.check_map(n, "add_gsi",
+                 Keys{"table", "name", "partition_key", "sort_key", "projection", "read", "write"});
   AddGsiStep s;
   s.table = table(n, "add_gsi");
   s.index = index(n, true, "add_gsi");
@@ -189,7 +209,8 @@ AddGsiStep Parser::add_gsi(const YAML::Node& n) {
 
 DeleteGsiStep Parser::delete_gsi(const YAML::Node& n) {
   doc_.check_map(n, "delete_gsi", Keys{"table", "name"});
-  return DeleteGsiStep{table(n, "delete_gsi"), doc_.string(required(n, "name", "delete_gsi"), "name")};
+  return DeleteGsiStep{table(n, "delete_gsi"),
+                       doc_.string(required(n, "name", "delete_gsi"), "name")};
 }
 
 UpdateTtlStep Parser::update_ttl(const YAML::Node& n) {
@@ -208,7 +229,8 @@ DeleteTableStep Parser::delete_table(const YAML::Node& n) {
 
 stages::Expression Parser::expression(const YAML::Node& n, std::string_view what) {
   std::string text = doc_.string(n, what);
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos) doc_.fail(n, fmt::format("{}: empty expression", what));
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    doc_.fail(n, fmt::format("{}: empty expression", what));
   return stages::Expression{std::move(text), fmt::format("{}: {}", doc_.where(n), what)};
 }
 
@@ -217,16 +239,20 @@ dynamo::AttributeValue Parser::typed_value(const std::string& tag, const YAML::N
   auto number = [&](const YAML::Node& x) {
     std::string why;
     auto v = Number::parse(doc_.string(x, tag), &why);
-    if (!v) doc_.fail(x, fmt::format("{}: '{}' is not a DynamoDB number{}{}", tag, x.Scalar(), why.empty() ? "" : ": ", why));
+    if (!v)
+      doc_.fail(x, fmt::format("{}: '{}' is not a DynamoDB number{}{}", tag, x.Scalar(),
+                               why.empty() ? "" : ": ", why));
     return *v;
   };
   auto binary = [&](const YAML::Node& x) {
     Binary b;
-    if (!base64_decode(b.bytes, doc_.string(x, tag))) doc_.fail(x, fmt::format("{}: not valid base64", tag));
+    if (!base64_decode(b.bytes, doc_.string(x, tag)))
+      doc_.fail(x, fmt::format("{}: not valid base64", tag));
     return b;
   };
   auto seq = [&](const YAML::Node& x) {
-    if (!x.IsSequence() || x.size() == 0) doc_.fail(x, fmt::format("{}: expected a non-empty list", tag));
+    if (!x.IsSequence() || x.size() == 0)
+      doc_.fail(x, fmt::format("{}: expected a non-empty list", tag));
   };
   if (tag == "S") return AttributeValue(doc_.string(n, "S"));
   if (tag == "N") return AttributeValue(number(n));
@@ -254,7 +280,8 @@ dynamo::AttributeValue Parser::typed_value(const std::string& tag, const YAML::N
     StringSet s;
     for (const auto& x : n) {
       auto v = doc_.string(x, "SS");
-      if (std::find(s.begin(), s.end(), v) != s.end()) doc_.fail(x, fmt::format("SS: '{}' appears twice", v));
+      if (std::find(s.begin(), s.end(), v) != s.end())
+        doc_.fail(x, fmt::format("SS: '{}' appears twice", v));
       s.push_back(v);
     }
     return AttributeValue(std::move(s));
@@ -263,7 +290,8 @@ dynamo::AttributeValue Parser::typed_value(const std::string& tag, const YAML::N
     NumberSet s;
     for (const auto& x : n) {
       auto v = number(x);
-      if (std::find(s.begin(), s.end(), v) != s.end()) doc_.fail(x, fmt::format("NS: {} appears twice", v.text()));
+      if (std::find(s.begin(), s.end(), v) != s.end())
+        doc_.fail(x, fmt::format("NS: {} appears twice", v.text()));
       s.push_back(v);
     }
     return AttributeValue(std::move(s));
@@ -294,14 +322,17 @@ dynamo::AttributeValue Parser::value(const YAML::Node& n) {
   if (is_plain_scalar(n)) {
     if (s == "true" || s == "True" || s == "TRUE") return AttributeValue(true);
     if (s == "false" || s == "False" || s == "FALSE") return AttributeValue(false);
-    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+' || s[0] == '.')) {
+    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' ||
+                       s[0] == '+' || s[0] == '.')) {
       std::string why;
       if (auto num = Number::parse(s, &why)) return AttributeValue(std::move(*num));
       // A YAML number that DynamoDB cannot hold (over 38 digits, exponent out of range) is an
       // error; other plain scalars that merely start like one (2024-01-01, 0x1F) are strings.
       static const std::regex kNumber(R"([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)");
       bool looks_numeric = std::regex_match(s, kNumber);
-      if (looks_numeric) doc_.fail(n, fmt::format("'{}' is not a DynamoDB number: {} (quote it for a string)", s, why));
+      if (looks_numeric)
+        doc_.fail(n,
+                  fmt::format("'{}' is not a DynamoDB number: {} (quote it for a string)", s, why));
     }
   }
   return AttributeValue(s);
@@ -317,7 +348,8 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     doc_.check_keys_unique(names);
     for (auto it = names.begin(); it != names.end(); ++it) {
       const std::string& k = it->first.Scalar();
-      if (k.size() < 2 || k[0] != '#') doc_.fail(it->first, fmt::format("names: '{}' must start with #", k));
+      if (k.size() < 2 || k[0] != '#')
+        doc_.fail(it->first, fmt::format("names: '{}' must start with #", k));
       spec.names[k] = doc_.string(it->second, k);
     }
   }
@@ -326,7 +358,8 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     doc_.check_keys_unique(values);
     for (auto it = values.begin(); it != values.end(); ++it) {
       const std::string& k = it->first.Scalar();
-      if (k.size() < 2 || k[0] != ':') doc_.fail(it->first, fmt::format("values: '{}' must start with :", k));
+      if (k.size() < 2 || k[0] != ':')
+        doc_.fail(it->first, fmt::format("values: '{}' must start with :", k));
       spec.values[k] = value(it->second);
     }
   }
@@ -334,7 +367,9 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
   if (now_automatic) spec.values[":now"] = dynamo::AttributeValue(options_.now_iso);
 
   const YAML::Node src = required(n, "source", "pipeline");
-  doc_.check_map(src, "source", Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read"});
+  doc_.check_map(
+      src, "source",
+      Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read"});
   spec.source.table = table(src, "source");
   if (src["index"]) spec.source.index = doc_.string(src["index"], "index");
   if (src["segments"]) {
@@ -348,12 +383,14 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     if (s < 1) doc_.fail(src["page_size"], "page_size: must be at least 1");
     spec.source.page_size = static_cast<int>(s);
   }
-  if (src["consistent_read"]) spec.source.consistent_read = doc_.boolean(src["consistent_read"], "consistent_read");
+  if (src["consistent_read"])
+    spec.source.consistent_read = doc_.boolean(src["consistent_read"], "consistent_read");
   if (const YAML::Node q = src["query"]) {
     doc_.check_map(q, "query", Keys{"key", "index", "forward"});
     spec.source.query_key = expression(required(q, "key", "query"), "source.query.key");
     if (q["index"]) {
-      if (spec.source.index) doc_.fail(q["index"], "query.index: the index is already given by source.index");
+      if (spec.source.index)
+        doc_.fail(q["index"], "query.index: the index is already given by source.index");
       spec.source.index = doc_.string(q["index"], "index");
     }
     if (q["forward"]) spec.source.scan_forward = doc_.boolean(q["forward"], "forward");
@@ -368,19 +405,24 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
         ts.update = expression(x, "transform");
       } else {
         doc_.check_map(x, "transform step", Keys{"update", "stage", "args"});
-        if (x["update"] && x["stage"]) doc_.fail(x, "transform step: give update or stage, not both");
+        if (x["update"] && x["stage"])
+          doc_.fail(x, "transform step: give update or stage, not both");
         if (x["update"]) {
           ts.update = expression(x["update"], "transform.update");
         } else if (x["stage"]) {
           ts.stage = doc_.string(x["stage"], "stage");
           const auto known = stages::registered_stages();
           if (std::find(known.begin(), known.end(), ts.stage) == known.end())
-            doc_.fail(x["stage"], fmt::format("stage: no C++ stage named '{}' in this build (known: {})", ts.stage,
-                                              known.empty() ? std::string("none") : fmt::format("{}", fmt::join(known, ", "))));
+            doc_.fail(
+                x["stage"],
+                fmt::format("stage: no C++ stage named '{}' in this build (known: {})", ts.stage,
+                            known.empty() ? std::string("none")
+                                          : fmt::format("{}", fmt::join(known, ", "))));
           if (const YAML::Node a = x["args"]) {
             if (!a.IsMap()) doc_.fail(a, "args: expected a map");
             doc_.check_keys_unique(a);
-            for (auto it = a.begin(); it != a.end(); ++it) ts.args[it->first.Scalar()] = doc_.string(it->second, it->first.Scalar());
+            for (auto it = a.begin(); it != a.end(); ++it)
+              ts.args[it->first.Scalar()] = doc_.string(it->second, it->first.Scalar());
           }
         } else {
           doc_.fail(x, "transform step: expected update: \"SET …\" or stage: NAME");
@@ -394,40 +436,59 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     if (w["table"]) spec.write.table = table(w, "write");
     if (w["mode"]) {
       auto m = stages::parse_write_mode(doc_.string(w["mode"], "mode"));
-      if (!m) doc_.fail(w["mode"], fmt::format("mode: expected batch, update, transact, delete or none, got '{}'", w["mode"].Scalar()));
+      if (!m)
+        doc_.fail(w["mode"],
+                  fmt::format("mode: expected batch, update, transact, delete or none, got '{}'",
+                              w["mode"].Scalar()));
       spec.write.mode = *m;
     }
     if (w["guard"]) {
       std::string g = doc_.string(w["guard"], "guard");
-      if (g == "none") spec.write.guard = stages::Guard::None;
-      else if (g == "unchanged") spec.write.guard = stages::Guard::Unchanged;
-      else doc_.fail(w["guard"], fmt::format("guard: expected none or unchanged, got '{}'", g));
-      if (spec.write.guard == stages::Guard::Unchanged && spec.write.mode == stages::WriteMode::Batch)
-        doc_.fail(w["guard"], "guard: unchanged is not possible with mode: batch (use update or transact)");
+      if (g == "none")
+        spec.write.guard = stages::Guard::None;
+      else if (g == "unchanged")
+        spec.write.guard = stages::Guard::Unchanged;
+      else
+        doc_.fail(w["guard"], fmt::format("guard: expected none or unchanged, got '{}'", g));
+      if (spec.write.guard == stages::Guard::Unchanged &&
+          spec.write.mode == stages::WriteMode::Batch)
+        doc_.fail(w["guard"],
+                  "guard: unchanged is not possible with mode: batch (use update or transact)");
     }
-    if (w["version_attribute"]) spec.write.version_attribute = doc_.string(w["version_attribute"], "version_attribute");
+    if (w["version_attribute"])
+      spec.write.version_attribute = doc_.string(w["version_attribute"], "version_attribute");
   }
   if (spec.write.mode == stages::WriteMode::Delete && !spec.transform.empty())
-    doc_.fail(n["transform"], "transform: a delete step deletes what it matches; it has nothing to transform");
+    doc_.fail(n["transform"],
+              "transform: a delete step deletes what it matches; it has nothing to transform");
   check_step_expressions(spec, where, now_automatic);
   return p;
 }
 
 Step Parser::step(const YAML::Node& n) {
-  static const Keys kKinds = {"create_table", "add_gsi", "delete_gsi", "update_ttl", "delete_table", "pipeline"};
+  static const Keys kKinds = {"create_table", "add_gsi",      "delete_gsi",
+                              "update_ttl",   "delete_table", "pipeline"};
   if (!n.IsMap() || n.size() != 1)
-    doc_.fail(n, "a step is a map with one key: create_table, add_gsi, delete_gsi, update_ttl, delete_table or pipeline");
+    doc_.fail(n,
+              "a step is a map with one key: create_table, add_gsi, delete_gsi, update_ttl, "
+              "delete_table or pipeline");
   doc_.check_map(n, "a step", kKinds);
   Step s;
   s.kind = n.begin()->first.Scalar();
   s.where = doc_.where(n.begin()->first);
   const YAML::Node body = n.begin()->second;
-  if (s.kind == "create_table") s.body = create_table(body);
-  else if (s.kind == "add_gsi") s.body = add_gsi(body);
-  else if (s.kind == "delete_gsi") s.body = delete_gsi(body);
-  else if (s.kind == "update_ttl") s.body = update_ttl(body);
-  else if (s.kind == "delete_table") s.body = delete_table(body);
-  else s.body = pipeline(body, s.where);
+  if (s.kind == "create_table")
+    s.body = create_table(body);
+  else if (s.kind == "add_gsi")
+    s.body = add_gsi(body);
+  else if (s.kind == "delete_gsi")
+    s.body = delete_gsi(body);
+  else if (s.kind == "update_ttl")
+    s.body = update_ttl(body);
+  else if (s.kind == "delete_table")
+    s.body = delete_table(body);
+  else
+    s.body = pipeline(body, s.where);
   return s;
 }
 
@@ -442,8 +503,9 @@ std::vector<Step> Parser::steps(const YAML::Node& node, std::string_view what) {
 Migration Parser::parse(const std::string& file_name) {
   const YAML::Node& root = doc_.root();
   if (!root.IsMap()) doc_.fail(root, "expected a map with version, name, up and down");
-  doc_.check_map(root, "a migration file",
-                 Keys{"version", "name", "description", "up", "down", "segments", "max_wcu", "max_rcu"});
+  doc_.check_map(
+      root, "a migration file",
+      Keys{"version", "name", "description", "up", "down", "segments", "max_wcu", "max_rcu"});
   Migration m;
   m.file = doc_.display();
   m.checksum = checksum(doc_.text());
@@ -458,9 +520,11 @@ Migration Parser::parse(const std::string& file_name) {
     if (ec != std::errc() || p != file_name.data() + us) file_version = -1;
   }
   if (file_version < 0)
-    throw UsageError(fmt::format("{}: the file name must be <version>_<name>.yaml", doc_.display()));
+    throw UsageError(
+        fmt::format("{}: the file name must be <version>_<name>.yaml", doc_.display()));
   if (file_version != m.version)
-    doc_.fail(root["version"], fmt::format("version: {} does not match the file name's {}", m.version, file_version));
+    doc_.fail(root["version"], fmt::format("version: {} does not match the file name's {}",
+                                           m.version, file_version));
   m.name = root["name"] ? doc_.string(root["name"], "name") : stem.substr(stem.find('_') + 1);
   if (root["segments"]) {
     auto s = doc_.integer(root["segments"], "segments");
@@ -479,7 +543,9 @@ Migration Parser::parse(const std::string& file_name) {
   return m;
 }
 
-std::string key_text(const dynamo::KeyAttribute& k) { return fmt::format("{} {}", k.name, dynamo::type_tag(k.type)); }
+std::string key_text(const dynamo::KeyAttribute& k) {
+  return fmt::format("{} {}", k.name, dynamo::type_tag(k.type));
+}
 
 }  // namespace
 
@@ -490,8 +556,11 @@ std::optional<dynamo::KeyAttribute> parse_key_spec(std::string_view text, std::s
     return std::nullopt;
   }
   auto type = dynamo::parse_type(text.substr(colon + 1));
-  if (!type || (*type != dynamo::AttrType::S && *type != dynamo::AttrType::N && *type != dynamo::AttrType::B)) {
-    if (why) *why = fmt::format("key type must be string, number or binary (S, N, B), got '{}'", text.substr(colon + 1));
+  if (!type || (*type != dynamo::AttrType::S && *type != dynamo::AttrType::N &&
+                *type != dynamo::AttrType::B)) {
+    if (why)
+      *why = fmt::format("key type must be string, number or binary (S, N, B), got '{}'",
+                         text.substr(colon + 1));
     return std::nullopt;
   }
   return dynamo::KeyAttribute{std::string(text.substr(0, colon)), *type};
@@ -506,33 +575,38 @@ std::string Step::describe() const {
           std::string keys = key_text(r.partition_key);
           if (r.sort_key) keys += ", " + key_text(*r.sort_key);
           std::string s = fmt::format("create_table {} ({})", r.table, keys);
-          s += r.provisioned ? fmt::format(", provisioned {}/{}", r.provisioned->read, r.provisioned->write) : ", on demand";
+          s += r.provisioned
+                   ? fmt::format(", provisioned {}/{}", r.provisioned->read, r.provisioned->write)
+                   : ", on demand";
           for (const auto& g : r.global_indexes) s += fmt::format(", gsi {}", g.name);
           for (const auto& l : r.local_indexes) s += fmt::format(", lsi {}", l.name);
           if (b.ttl_attribute) s += fmt::format(", ttl {}", *b.ttl_attribute);
           if (r.stream_view_type) s += fmt::format(", stream {}", *r.stream_view_type);
           return s;
         } else if constexpr (std::is_same_v<T, AddGsiStep>) {
-          return fmt::format("add_gsi {} on {} ({}{})", b.index.name, b.table, key_text(b.index.partition_key),
+          return fmt::format("add_gsi {} on {} ({}{})", b.index.name, b.table,
+                             key_text(b.index.partition_key),
                              b.index.sort_key ? ", " + key_text(*b.index.sort_key) : "");
         } else if constexpr (std::is_same_v<T, DeleteGsiStep>) {
           return fmt::format("delete_gsi {} on {}", b.index, b.table);
         } else if constexpr (std::is_same_v<T, UpdateTtlStep>) {
-          return fmt::format("update_ttl {} on {} ({})", b.attribute, b.table, b.enabled ? "enable" : "disable");
+          return fmt::format("update_ttl {} on {} ({})", b.attribute, b.table,
+                             b.enabled ? "enable" : "disable");
         } else if constexpr (std::is_same_v<T, DeleteTableStep>) {
           return fmt::format("delete_table {}", b.table);
         } else {
           const auto& s = b.spec;
           std::string target = s.write.table.empty() ? s.source.table : s.write.table;
-          return fmt::format("pipeline {} {} → {} ({})", s.source.query_key.empty() ? "scan" : "query",
-                             s.source.table, target, stages::to_string(s.write.mode));
+          return fmt::format("pipeline {} {} → {} ({})",
+                             s.source.query_key.empty() ? "scan" : "query", s.source.table, target,
+                             stages::to_string(s.write.mode));
         }
       },
       body);
 }
 
-Migration parse_migration(const std::string& text, const std::string& display, const std::string& file_name,
-                          const LoadOptions& options) {
+Migration parse_migration(const std::string& text, const std::string& display,
+                          const std::string& file_name, const LoadOptions& options) {
   YamlDoc doc = YamlDoc::parse(text, display);
   Parser p(doc, options);
   return p.parse(file_name);
@@ -549,8 +623,10 @@ Migration load_migration_file(const std::string& path, const LoadOptions& option
 std::vector<Migration> load_migrations(const std::string& dir, const LoadOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
-    throw UsageError(fmt::format("migrations folder '{}' not found (run `dynamorph init`, or set --migrations / "
-                                 "migrations_dir)", dir));
+    throw UsageError(
+        fmt::format("migrations folder '{}' not found (run `dynamorph init`, or set --migrations / "
+                    "migrations_dir)",
+                    dir));
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir)) {
     auto ext = e.path().extension().string();
@@ -558,11 +634,14 @@ std::vector<Migration> load_migrations(const std::string& dir, const LoadOptions
   }
   std::sort(files.begin(), files.end());
   std::vector<Migration> out;
-  for (const auto& f : files) out.push_back(load_migration_file(f.lexically_normal().string(), options));
-  std::stable_sort(out.begin(), out.end(), [](const Migration& a, const Migration& b) { return a.version < b.version; });
+  for (const auto& f : files)
+    out.push_back(load_migration_file(f.lexically_normal().string(), options));
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Migration& a, const Migration& b) { return a.version < b.version; });
   for (std::size_t i = 1; i < out.size(); ++i)
     if (out[i].version == out[i - 1].version)
-      throw UsageError(fmt::format("{}: version {} is also used by {}", out[i].file, out[i].version, out[i - 1].file));
+      throw UsageError(fmt::format("{}: version {} is also used by {}", out[i].file, out[i].version,
+                                   out[i - 1].file));
   return out;
 }
 

@@ -41,7 +41,9 @@ struct PipelineStep {
 struct Step {
   std::string kind;   // create_table, add_gsi, delete_gsi, update_ttl, delete_table, pipeline
   std::string where;  // "migrations/1_x.yaml:7"
-  std::variant<CreateTableStep, AddGsiStep, DeleteGsiStep, UpdateTtlStep, DeleteTableStep, PipelineStep> body;
+  std::variant<CreateTableStep, AddGsiStep, DeleteGsiStep, UpdateTtlStep, DeleteTableStep,
+               PipelineStep>
+      body;
   // One line for plans and progress: "create_table demo-posts (id S, created_at N), on demand".
   std::string describe() const;
 };

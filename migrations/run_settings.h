@@ -22,7 +22,7 @@ struct RunSettings {
   double max_rcu = 0;
 };
 
-RunSettings resolve_run_settings(const Config& config, const Migration& migration, const stages::StepSpec& step,
-                                 const SettingFlags& flags);
+RunSettings resolve_run_settings(const Config& config, const Migration& migration,
+                                 const stages::StepSpec& step, const SettingFlags& flags);
 
 }  // namespace dynamorph::migrations

@@ -12,8 +12,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string key_text(const dynamo::KeyAttribute& k) { return fmt::format("{} {}", k.name, dynamo::type_tag(k.type)); }
-std::string keys_text(const dynamo::KeyAttribute& pk, const std::optional<dynamo::KeyAttribute>& sk) {
+std::string key_text(const dynamo::KeyAttribute& k) {
+  return fmt::format("{} {}", k.name, dynamo::type_tag(k.type));
+}
+std::string keys_text(const dynamo::KeyAttribute& pk,
+                      const std::optional<dynamo::KeyAttribute>& sk) {
   return sk ? fmt::format("{}, {}", key_text(pk), key_text(*sk)) : key_text(pk);
 }
 
@@ -50,7 +53,8 @@ class Runner {
       if (Clock::now() - last_line > std::chrono::seconds(10)) {
         last_line = Clock::now();
         auto secs = std::chrono::duration_cast<std::chrono::seconds>(last_line - start).count();
-        progress_(fmt::format("  waiting: {} — table {} is {} ({}s)", what, table, d ? d->status : "absent", secs));
+        progress_(fmt::format("  waiting: {} — table {} is {} ({}s)", what, table,
+                              d ? d->status : "absent", secs));
       }
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::milliseconds(2000));
@@ -83,12 +87,14 @@ class Runner {
     const bool on = cur.status == "ENABLED" || cur.status == "ENABLING";
     if (enabled && on) {
       if (cur.attribute != attribute)
-        fail(fmt::format("TTL of {} is already on attribute '{}'; disable it first (update_ttl enabled: false)", table,
-                         cur.attribute));
+        fail(fmt::format(
+            "TTL of {} is already on attribute '{}'; disable it first (update_ttl enabled: false)",
+            table, cur.attribute));
       return true;
     }
     if (!enabled && !on) return true;
-    auto u = client_.update_ttl(table, enabled ? attribute : (cur.attribute.empty() ? attribute : cur.attribute), enabled);
+    auto u = client_.update_ttl(
+        table, enabled ? attribute : (cur.attribute.empty() ? attribute : cur.attribute), enabled);
     if (!u) fail(u.error().to_string());
     progress_(fmt::format("  TTL {} on {}.{}", enabled ? "enabled" : "disabled", table, attribute));
     return true;
@@ -100,18 +106,21 @@ class Runner {
     if (d) {
       if (!(d->partition_key == r.partition_key) || d->sort_key != r.sort_key)
         fail(fmt::format("table {} exists with key ({}), the step wants ({})", r.table,
-                         keys_text(d->partition_key, d->sort_key), keys_text(r.partition_key, r.sort_key)));
+                         keys_text(d->partition_key, d->sort_key),
+                         keys_text(r.partition_key, r.sort_key)));
       for (const auto& g : r.global_indexes) {
         const auto* have = d->find_global_index(g.name);
         if (!have || !same_index(*have, g))
-          fail(fmt::format("table {} exists, but its index {} is {} what the step asks for", r.table, g.name,
-                           have ? "not" : "missing, unlike"));
+          fail(fmt::format("table {} exists, but its index {} is {} what the step asks for",
+                           r.table, g.name, have ? "not" : "missing, unlike"));
       }
       for (const auto& l : r.local_indexes) {
         bool found = false;
         for (const auto& have : d->local_indexes)
           if (have.name == l.name) found = same_index(have, l);
-        if (!found) fail(fmt::format("table {} exists, but its local index {} differs from the step's", r.table, l.name));
+        if (!found)
+          fail(fmt::format("table {} exists, but its local index {} differs from the step's",
+                           r.table, l.name));
       }
       progress_(fmt::format("  table {} exists with the same key schema; accepted", r.table));
     } else {
@@ -129,21 +138,25 @@ class Runner {
     const auto* have = d->find_global_index(s.index.name);
     if (have) {
       if (!same_index(*have, s.index))
-        fail(fmt::format("index {} exists on {} with a different key or projection", s.index.name, s.table));
+        fail(fmt::format("index {} exists on {} with a different key or projection", s.index.name,
+                         s.table));
     } else {
       auto ix = s.index;
       if (d->provisioned && !ix.throughput) ix.throughput = d->provisioned;
       if (!d->provisioned) ix.throughput.reset();
       if (!wait(s.table, fmt::format("table {} is ACTIVE", s.table), all_active)) return false;
-      auto u = client_.update_table(s.table, {dynamo::GlobalIndexUpdate{dynamo::GlobalIndexUpdate::Kind::Create, ix}});
-      if (!u && !(u.error().type == "ValidationException" && u.error().message.find("already exists") != std::string::npos))
+      auto u = client_.update_table(
+          s.table, {dynamo::GlobalIndexUpdate{dynamo::GlobalIndexUpdate::Kind::Create, ix}});
+      if (!u && !(u.error().type == "ValidationException" &&
+                  u.error().message.find("already exists") != std::string::npos))
         fail(u.error().to_string());
     }
-    return wait(s.table, fmt::format("index {} on {} is ACTIVE", s.index.name, s.table), [&](const auto& x) {
-      if (!all_active(x)) return false;
-      const auto* g = x->find_global_index(s.index.name);
-      return g && !g->backfilling;
-    });
+    return wait(s.table, fmt::format("index {} on {} is ACTIVE", s.index.name, s.table),
+                [&](const auto& x) {
+                  if (!all_active(x)) return false;
+                  const auto* g = x->find_global_index(s.index.name);
+                  return g && !g->backfilling;
+                });
   }
 
   bool delete_gsi(const DeleteGsiStep& s) {
@@ -160,7 +173,9 @@ class Runner {
       progress_(fmt::format("  index {} on {} is already gone", s.index, s.table));
     }
     return wait(s.table, fmt::format("index {} on {} deleted", s.index, s.table),
-                [&](const auto& x) { return x && x->status == "ACTIVE" && !x->find_global_index(s.index); });
+                [&](const auto& x) {
+                  return x && x->status == "ACTIVE" && !x->find_global_index(s.index);
+                });
   }
 
   bool delete_table(const DeleteTableStep& s) {
@@ -173,21 +188,27 @@ class Runner {
       auto r = client_.delete_table(s.table);
       if (!r && r.error().type != "ResourceNotFoundException") fail(r.error().to_string());
     }
-    return wait(s.table, fmt::format("table {} deleted", s.table), [](const auto& x) { return !x.has_value(); });
+    return wait(s.table, fmt::format("table {} deleted", s.table),
+                [](const auto& x) { return !x.has_value(); });
   }
 
   bool run() {
     return std::visit(
         [&](const auto& b) -> bool {
           using T = std::decay_t<decltype(b)>;
-          if constexpr (std::is_same_v<T, CreateTableStep>) return create_table(b);
-          else if constexpr (std::is_same_v<T, AddGsiStep>) return add_gsi(b);
-          else if constexpr (std::is_same_v<T, DeleteGsiStep>) return delete_gsi(b);
+          if constexpr (std::is_same_v<T, CreateTableStep>)
+            return create_table(b);
+          else if constexpr (std::is_same_v<T, AddGsiStep>)
+            return add_gsi(b);
+          else if constexpr (std::is_same_v<T, DeleteGsiStep>)
+            return delete_gsi(b);
           else if constexpr (std::is_same_v<T, UpdateTtlStep>) {
             if (!describe(b.table)) fail(fmt::format("table {} does not exist", b.table));
             return ttl(b.table, b.attribute, b.enabled);
-          } else if constexpr (std::is_same_v<T, DeleteTableStep>) return delete_table(b);
-          else fail("not a schema step");
+          } else if constexpr (std::is_same_v<T, DeleteTableStep>)
+            return delete_table(b);
+          else
+            fail("not a schema step");
         },
         step_.body);
   }

@@ -32,7 +32,8 @@ std::string json_str(std::string_view s) {
 
 std::string counters_text(const pipeline::Counters& c) {
   if (c.scanned == 0 && c.written == 0 && c.matched == 0 && c.skipped == 0) return "-";
-  std::string s = fmt::format("scanned {}, matched {}, written {}", c.scanned, c.matched, c.written);
+  std::string s =
+      fmt::format("scanned {}, matched {}, written {}", c.scanned, c.matched, c.written);
   if (c.skipped) s += fmt::format(", skipped {}", c.skipped);
   if (c.conflicts) s += fmt::format(", conflicts {}", c.conflicts);
   if (c.failed) s += fmt::format(", failed {}", c.failed);
@@ -41,10 +42,12 @@ std::string counters_text(const pipeline::Counters& c) {
 
 std::string counters_json(const pipeline::Counters& c) {
   return fmt::format(
-      "{{\"scanned\":{},\"matched\":{},\"written\":{},\"skipped\":{},\"conflicts\":{},\"failed\":{},\"puts\":{},"
-      "\"updates\":{},\"deletes\":{},\"transactions\":{},\"consumed_rcu\":{:.1f},\"consumed_wcu\":{:.1f}}}",
-      c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed, c.puts, c.updates, c.deletes, c.transactions,
-      c.consumed_rcu, c.consumed_wcu);
+      "{{\"scanned\":{},\"matched\":{},\"written\":{},\"skipped\":{},\"conflicts\":{},\"failed\":{}"
+      ",\"puts\":{},"
+      "\"updates\":{},\"deletes\":{},\"transactions\":{},\"consumed_rcu\":{:.1f},\"consumed_wcu\":{"
+      ":.1f}}}",
+      c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed, c.puts, c.updates,
+      c.deletes, c.transactions, c.consumed_rcu, c.consumed_wcu);
 }
 
 bool process_alive(std::int64_t pid) {
@@ -76,18 +79,22 @@ struct Session::Impl {
     for (const auto& [v, r] : records) {
       auto it = by_version.find(v);
       if (it == by_version.end())
-        throw HistoryError(fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
-                                       r.state, state->name(), s.config_.migrations_dir));
+        throw HistoryError(
+            fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
+                        r.state, state->name(), s.config_.migrations_dir));
       const Migration& m = *it->second;
       if (r.checksum != m.checksum)
-        throw HistoryError(fmt::format(
-            "{}: changed since it was {} (checksum {} → {}); restore the file, or accept it with `dynamorph mark {} "
-            "applied`",
-            m.file, r.state == "applied" ? "applied" : "started", short_sum(r.checksum), short_sum(m.checksum), v));
+        throw HistoryError(
+            fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
+                        "accept it with `dynamorph mark {} "
+                        "applied`",
+                        m.file, r.state == "applied" ? "applied" : "started", short_sum(r.checksum),
+                        short_sum(m.checksum), v));
       if (!allow_down_in_progress && r.state != "applied" && r.direction == "down")
-        throw HistoryError(fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
-                                       "`dynamorph down`, or repair it with `dynamorph mark`",
-                                       v, m.file, r.state));
+        throw HistoryError(
+            fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
+                        "`dynamorph down`, or repair it with `dynamorph mark`",
+                        v, m.file, r.state));
     }
   }
 
@@ -95,9 +102,11 @@ struct Session::Impl {
     return direction == "up" ? m.up : *m.down;
   }
 
-  pipeline::RunOptions run_options(const Migration& m, const UpOptions& o, const stages::StepSpec& spec) {
+  pipeline::RunOptions run_options(const Migration& m, const UpOptions& o,
+                                   const stages::StepSpec& spec) {
     pipeline::RunOptions r;
-    const RunSettings settings = resolve_run_settings(s.config_, m, spec, SettingFlags{o.segments, o.max_wcu, o.max_rcu});
+    const RunSettings settings =
+        resolve_run_settings(s.config_, m, spec, SettingFlags{o.segments, o.max_wcu, o.max_rcu});
     r.segments = settings.segments;
     r.max_wcu = settings.max_wcu;
     r.max_rcu = settings.max_rcu;
@@ -107,13 +116,17 @@ struct Session::Impl {
     r.dry_run = o.dry_run;
     if (o.dry_run) r.sample_changes = 3;
     const bool tty = ::isatty(STDERR_FILENO);
-    auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    auto last =
+        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     r.progress = [this, tty, last](const pipeline::ProgressEvent& e) {
       if (s.options_.verbosity < 0) return;
       if (s.options_.json) {
-        s.out_ << fmt::format("{{\"event\":\"progress\",\"elapsed_s\":{:.1f},\"items_per_s\":{:.0f},\"segments_done\":{},"
-                              "\"segments_total\":{},\"counters\":{}}}\n",
-                              e.elapsed_s, e.items_per_s, e.segments_done, e.segments_total, counters_json(e.counters));
+        s.out_ << fmt::format(
+            "{{\"event\":\"progress\",\"elapsed_s\":{:.1f},\"items_per_s\":{:.0f},\"segments_"
+            "done\":{},"
+            "\"segments_total\":{},\"counters\":{}}}\n",
+            e.elapsed_s, e.items_per_s, e.segments_done, e.segments_total,
+            counters_json(e.counters));
         return;
       }
       auto now = std::chrono::steady_clock::now();
@@ -123,18 +136,22 @@ struct Session::Impl {
       if (e.table_items > 0 && e.items_per_s > 0 && e.counters.scanned < e.table_items)
         eta = fmt::format(", ETA {:.0f}s", (e.table_items - e.counters.scanned) / e.items_per_s);
       const auto& c = e.counters;
-      std::string line = fmt::format("  scanned {}, matched {}, written {}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, "
-                                     "segments {}/{}{}",
-                                     c.scanned, c.matched, c.written, e.items_per_s, e.rcu_per_s, e.wcu_per_s,
-                                     e.segments_done, e.segments_total, eta);
-      if (tty) s.err_ << "\r\033[K" << line << (e.final ? "\n" : "") << std::flush;
-      else s.err_ << line << "\n" << std::flush;
+      std::string line = fmt::format(
+          "  scanned {}, matched {}, written {}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, "
+          "segments {}/{}{}",
+          c.scanned, c.matched, c.written, e.items_per_s, e.rcu_per_s, e.wcu_per_s, e.segments_done,
+          e.segments_total, eta);
+      if (tty)
+        s.err_ << "\r\033[K" << line << (e.final ? "\n" : "") << std::flush;
+      else
+        s.err_ << line << "\n" << std::flush;
     };
     return r;
   }
 
   // The flag beats the file: the spec carries the segment count the settings resolved to.
-  static stages::StepSpec with_segments(const stages::StepSpec& spec, const pipeline::RunOptions& ro) {
+  static stages::StepSpec with_segments(const stages::StepSpec& spec,
+                                        const pipeline::RunOptions& ro) {
     stages::StepSpec copy = spec;
     if (copy.source.query_key.empty()) copy.source.segments = ro.segments;
     return copy;
@@ -142,15 +159,17 @@ struct Session::Impl {
 
   // Runs one version in one direction, from record.step on. Returns Interrupted or Ok; throws on
   // failure (the record says failed).
-  ExitCode run_version(const Migration& m, const std::string& direction, const UpOptions& o, Lease& lease,
-                       std::optional<VersionRecord> existing) {
+  ExitCode run_version(const Migration& m, const std::string& direction, const UpOptions& o,
+                       Lease& lease, std::optional<VersionRecord> existing) {
     const auto& steps = steps_of(m, direction);
     VersionRecord rec;
-    const bool resume = existing && existing->direction == direction && existing->state != "applied";
+    const bool resume =
+        existing && existing->direction == direction && existing->state != "applied";
     if (resume) {
       rec = *existing;
-      s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}", direction == "up" ? "applying" : "reverting",
-                         m.version, m.name, m.file, rec.step + 1, steps.size()));
+      s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
+                         direction == "up" ? "applying" : "reverting", m.version, m.name, m.file,
+                         rec.step + 1, steps.size()));
     } else {
       rec.version = m.version;
       rec.name = m.name;
@@ -159,11 +178,14 @@ struct Session::Impl {
       rec.started_at = now_iso();
       rec.step = 0;
       state->delete_checkpoints(m.version, lease.proof());
-      s.info(fmt::format("{} {} {} ({})", direction == "up" ? "applying" : "reverting", m.version, m.name, m.file));
+      s.info(fmt::format("{} {} {} ({})", direction == "up" ? "applying" : "reverting", m.version,
+                         m.name, m.file));
     }
     if (s.options_.json)
-      s.out_ << fmt::format("{{\"event\":\"version_start\",\"version\":{},\"name\":{},\"direction\":\"{}\",\"step\":{}}}\n",
-                            m.version, json_str(m.name), direction, rec.step);
+      s.out_ << fmt::format(
+          "{{\"event\":\"version_start\",\"version\":{},\"name\":{},\"direction\":\"{}\",\"step\":{"
+          "}}}\n",
+          m.version, json_str(m.name), direction, rec.step);
     rec.state = "running";
     rec.error.clear();
     rec.updated_at = now_iso();
@@ -191,15 +213,19 @@ struct Session::Impl {
           if (r.status == pipeline::RunResult::Status::Stopped) finished = false;
           s.detail(fmt::format("  {}", counters_text(r.counters)));
         } else {
-          finished = run_schema_step(s.client(), step, [this](const std::string& l) { s.info(l); }, s.stop_);
+          finished = run_schema_step(
+              s.client(), step, [this](const std::string& l) { s.info(l); }, s.stop_);
         }
         if (lease.lost())
-          throw StepFailed(fmt::format("lost the lock in {} (the lease could not be renewed); stopped during {}",
-                                       state->name(), step.where));
+          throw StepFailed(
+              fmt::format("lost the lock in {} (the lease could not be renewed); stopped during {}",
+                          state->name(), step.where));
       } catch (const UsageError& e) {
         // Plan-time refusal before anything of this step was written.
-        if (fresh && i == 0 && !lease.lost()) state->delete_version(m.version, lease.proof());
-        else mark_failed(rec, lease, e.what());
+        if (fresh && i == 0 && !lease.lost())
+          state->delete_version(m.version, lease.proof());
+        else
+          mark_failed(rec, lease, e.what());
         throw;
       } catch (const StepFailed& e) {
         if (!lease.lost()) mark_failed(rec, lease, e.what());
@@ -212,8 +238,10 @@ struct Session::Impl {
       if (!finished) {
         rec.updated_at = now_iso();
         state->put_version(rec, lease.proof());
-        s.info(fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, `dynamorph {}` resumes it",
-                           m.version, i + 1, step.where, direction));
+        s.info(
+            fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, "
+                        "`dynamorph {}` resumes it",
+                        m.version, i + 1, step.where, direction));
         return ExitCode::Interrupted;
       }
     }
@@ -226,10 +254,12 @@ struct Session::Impl {
       state->delete_version(m.version, lease.proof());
     }
     state->delete_checkpoints(m.version, lease.proof());
-    s.info(fmt::format("  {} {} {}", direction == "up" ? "applied" : "reverted", m.version, m.name));
+    s.info(
+        fmt::format("  {} {} {}", direction == "up" ? "applied" : "reverted", m.version, m.name));
     if (s.options_.json)
-      s.out_ << fmt::format("{{\"event\":\"version_done\",\"version\":{},\"direction\":\"{}\",\"counters\":{}}}\n",
-                            m.version, direction, counters_json(rec.counters));
+      s.out_ << fmt::format(
+          "{{\"event\":\"version_done\",\"version\":{},\"direction\":\"{}\",\"counters\":{}}}\n",
+          m.version, direction, counters_json(rec.counters));
     return ExitCode::Ok;
   }
 
@@ -245,7 +275,8 @@ struct Session::Impl {
   }
 
   // ---- dry run ------------------------------------------------------------------------------
-  void dry_run(const std::vector<std::pair<const Migration*, std::string>>& plan, const UpOptions& o) {
+  void dry_run(const std::vector<std::pair<const Migration*, std::string>>& plan,
+               const UpOptions& o) {
     std::set<std::string> created, deleted;
     auto table_exists = [&](const std::string& t) {
       if (deleted.contains(t)) return false;
@@ -259,18 +290,22 @@ struct Session::Impl {
     if (plan.empty()) text << "dry run: nothing to do\n";
     for (const auto& [m, direction] : plan) {
       const auto& steps = steps_of(*m, direction);
-      text << fmt::format("dry run: would {} {} {} ({})\n", direction == "up" ? "apply" : "revert", m->version,
-                            m->name, m->file);
+      text << fmt::format("dry run: would {} {} {} ({})\n", direction == "up" ? "apply" : "revert",
+                          m->version, m->name, m->file);
       for (std::size_t i = 0; i < steps.size(); ++i) {
         const Step& step = steps[i];
-        text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(), step.where);
+        text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(),
+                            step.where);
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
           const std::string& src = p->spec.source.table;
           if (created.contains(src) || !table_exists(src)) {
             if (created.contains(src))
-              text << fmt::format("    source table {} is created by an earlier step: nothing to scan yet\n", src);
+              text << fmt::format(
+                  "    source table {} is created by an earlier step: nothing to scan yet\n", src);
             else
-              text << fmt::format("    warning: source table {} does not exist: `{}` would fail here\n", src, direction);
+              text << fmt::format(
+                  "    warning: source table {} does not exist: `{}` would fail here\n", src,
+                  direction);
             continue;
           }
           auto store = pipeline::null_checkpoint_store();
@@ -288,18 +323,25 @@ struct Session::Impl {
           if (r.status == pipeline::RunResult::Status::Failed)
             throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, r.error));
           const auto& c = r.counters;
-          double wcu = c.consumed_wcu > 0 ? c.consumed_wcu
-                                          : static_cast<double>(c.puts + c.updates + c.deletes + 2 * c.transactions);
+          double wcu =
+              c.consumed_wcu > 0
+                  ? c.consumed_wcu
+                  : static_cast<double>(c.puts + c.updates + c.deletes + 2 * c.transactions);
           text << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
-          text << fmt::format("    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} WCU\n",
-                                c.puts, c.updates, c.deletes, c.transactions, wcu);
+          text << fmt::format(
+              "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
+              "WCU\n",
+              c.puts, c.updates, c.deletes, c.transactions, wcu);
           for (const auto& sample : r.samples) {
             text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
-            text << "      after:  " << (sample.after ? dynamo::to_debug_string(*sample.after) : "(deleted)") << "\n";
+            text << "      after:  "
+                 << (sample.after ? dynamo::to_debug_string(*sample.after) : "(deleted)") << "\n";
           }
           if (s.options_.json)
-            s.out_ << fmt::format("{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},\"estimated_wcu\":{:.0f}}}\n",
-                                  m->version, i + 1, counters_json(c), wcu);
+            s.out_ << fmt::format(
+                "{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},"
+                "\"estimated_wcu\":{:.0f}}}\n",
+                m->version, i + 1, counters_json(c), wcu);
         } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
           const std::string& t = ct->request.table;
           deleted.erase(t);
@@ -372,7 +414,8 @@ ExitCode Session::status() {
   for (const auto& m : impl.files) versions.insert(m.version);
   for (const auto& [v, r] : impl.records) versions.insert(v);
   if (!options_.json)
-    out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}\n", "VERSION", "NAME", "STATE", "WHEN", "COUNTERS");
+    out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}\n", "VERSION", "NAME", "STATE", "WHEN",
+                        "COUNTERS");
   for (auto v : versions) {
     auto f = impl.by_version.find(v);
     auto r = impl.records.find(v);
@@ -387,22 +430,32 @@ ExitCode Session::status() {
       problem = true;
     } else if (rec && rec->checksum != m->checksum) {
       if (rec->state == "applied") word = "drift";
-      note = fmt::format("{} changed since {} (checksum {} → {})", m->file, rec->state == "applied" ? "applied" : "started",
-                         short_sum(rec->checksum), short_sum(m->checksum));
+      note = fmt::format("{} changed since {} (checksum {} → {})", m->file,
+                         rec->state == "applied" ? "applied" : "started", short_sum(rec->checksum),
+                         short_sum(m->checksum));
       problem = true;
     }
-    if (rec && rec->state != "applied" && rec->direction == "down") note += (note.empty() ? "" : "; ") + std::string("going down");
-    if (rec && rec->state == "failed" && !rec->error.empty()) note += (note.empty() ? "" : "; ") + rec->error;
-    std::string when = rec ? (rec->state == "applied" && !rec->finished_at.empty() ? rec->finished_at : rec->updated_at) : "";
+    if (rec && rec->state != "applied" && rec->direction == "down")
+      note += (note.empty() ? "" : "; ") + std::string("going down");
+    if (rec && rec->state == "failed" && !rec->error.empty())
+      note += (note.empty() ? "" : "; ") + rec->error;
+    std::string when =
+        rec ? (rec->state == "applied" && !rec->finished_at.empty() ? rec->finished_at
+                                                                    : rec->updated_at)
+            : "";
     if (options_.json) {
-      out_ << fmt::format("{{\"version\":{},\"name\":{},\"state\":\"{}\",\"when\":{},\"file\":{},\"checksum\":{},"
-                          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"note\":{}}}\n",
-                          v, json_str(name), word, rec ? json_str(when) : "null", m ? json_str(m->file) : "null",
-                          m ? json_str(m->checksum) : "null", rec ? json_str(rec->checksum) : "null",
-                          rec ? rec->step : 0, counters_json(rec ? rec->counters : pipeline::Counters{}), json_str(note));
+      out_ << fmt::format(
+          "{{\"version\":{},\"name\":{},\"state\":\"{}\",\"when\":{},\"file\":{},\"checksum\":{},"
+          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"note\":{}}}\n",
+          v, json_str(name), word, rec ? json_str(when) : "null", m ? json_str(m->file) : "null",
+          m ? json_str(m->checksum) : "null", rec ? json_str(rec->checksum) : "null",
+          rec ? rec->step : 0, counters_json(rec ? rec->counters : pipeline::Counters{}),
+          json_str(note));
     } else {
-      out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", v, name, word, when.empty() ? "-" : when,
-                          counters_text(rec ? rec->counters : pipeline::Counters{}), note.empty() ? "" : "  (" + note + ")");
+      out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", v, name, word,
+                          when.empty() ? "-" : when,
+                          counters_text(rec ? rec->counters : pipeline::Counters{}),
+                          note.empty() ? "" : "  (" + note + ")");
     }
   }
   if (!options_.json) {
@@ -419,7 +472,8 @@ ExitCode Session::up(const UpOptions& o) {
   impl.files = load();
   impl.index_files();
   if (o.to && !impl.by_version.contains(*o.to))
-    throw UsageError(fmt::format("--to {}: no migration file has this version in {}", *o.to, config_.migrations_dir));
+    throw UsageError(fmt::format("--to {}: no migration file has this version in {}", *o.to,
+                                 config_.migrations_dir));
   impl.state = std::make_unique<StateTable>(client(), config_.physical(config_.state_table));
   auto pending_plan = [&]() {
     std::vector<std::pair<const Migration*, std::string>> plan;
@@ -451,8 +505,8 @@ ExitCode Session::up(const UpOptions& o) {
   }();
   for (const auto& [m, dir] : plan)
     if (m->version < newest_applied)
-      info(fmt::format("note: {} is older than the applied {}; it is applied now, in version order", m->file,
-                       newest_applied));
+      info(fmt::format("note: {} is older than the applied {}; it is applied now, in version order",
+                       m->file, newest_applied));
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) {
       info("interrupted before the next version");
@@ -487,8 +541,10 @@ ExitCode Session::down(const DownOptions& o) {
     }
     for (const auto& [m, d] : plan)
       if (!m->down)
-        throw UsageError(fmt::format("{}: version {} has no down steps, so it cannot be rolled back (nothing was "
-                                     "changed)", m->file, m->version));
+        throw UsageError(fmt::format(
+            "{}: version {} has no down steps, so it cannot be rolled back (nothing was "
+            "changed)",
+            m->file, m->version));
     return plan;
   };
   if (o.dry_run) {
@@ -528,15 +584,18 @@ ExitCode Session::unlock(bool force) {
   const bool expired = lock->expires_at_ms < now_epoch_ms();
   const bool dead_here = lock->host == this_process_owner().host && !process_alive(lock->pid);
   if (!expired && !dead_here && !force)
-    throw LockHeld(fmt::format("the lock in {} is held by {}, which may still be running; `dynamorph unlock "
-                               "--force` frees it anyway",
-                               state.name(), describe_lock(*lock)));
+    throw LockHeld(
+        fmt::format("the lock in {} is held by {}, which may still be running; `dynamorph unlock "
+                    "--force` frees it anyway",
+                    state.name(), describe_lock(*lock)));
   if (!state.delete_lock(lock->owner)) {
     info("the lock changed hands meanwhile; run `dynamorph unlock` again to see who holds it");
     return ExitCode::LockHeld;
   }
   info(fmt::format("released the lock of {} ({})", describe_lock(*lock),
-                   expired ? "expired" : dead_here ? "its process is gone" : "forced"));
+                   expired     ? "expired"
+                   : dead_here ? "its process is gone"
+                               : "forced"));
   return ExitCode::Ok;
 }
 
@@ -549,7 +608,8 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   StateTable state(client(), config_.physical(config_.state_table));
   auto f = impl.by_version.find(version);
   if (word == "applied" && f == impl.by_version.end())
-    throw UsageError(fmt::format("mark: no migration file has version {} in {}", version, config_.migrations_dir));
+    throw UsageError(fmt::format("mark: no migration file has version {} in {}", version,
+                                 config_.migrations_dir));
   state.ensure();
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   auto records = state.read_versions();

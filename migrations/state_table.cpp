@@ -17,7 +17,9 @@ using dynamo::Number;
 
 constexpr const char* kPartition = "dynamorph";
 
-AttributeValue num(std::int64_t v) { return AttributeValue(Number::from_canonical(std::to_string(v))); }
+AttributeValue num(std::int64_t v) {
+  return AttributeValue(Number::from_canonical(std::to_string(v)));
+}
 AttributeValue num(double v) {
   auto n = Number::parse(fmt::format("{:.6f}", v));
   return AttributeValue(n ? *n : Number());
@@ -38,7 +40,9 @@ double double_of(const Item& item, std::string_view name) {
   return std::stod(v->as<Number>().text());
 }
 
-Item key(std::string sk) { return Item{{"pk", AttributeValue(kPartition)}, {"sk", AttributeValue(std::move(sk))}}; }
+Item key(std::string sk) {
+  return Item{{"pk", AttributeValue(kPartition)}, {"sk", AttributeValue(std::move(sk))}};
+}
 
 AttributeValue counters_to_value(const pipeline::Counters& c) {
   dynamo::Map m;
@@ -79,21 +83,27 @@ pipeline::Counters counters_of(const Item& item) {
   return c;
 }
 
-std::string checkpoint_prefix(std::int64_t version) { return fmt::format("checkpoint#{:020}#", version); }
+std::string checkpoint_prefix(std::int64_t version) {
+  return fmt::format("checkpoint#{:020}#", version);
+}
 std::string checkpoint_step_prefix(std::int64_t version, const std::string& direction, int step) {
   return fmt::format("{}{}#{:04}#", checkpoint_prefix(version), direction, step);
 }
 
 }  // namespace
 
-std::string version_sort_key(std::int64_t version) { return fmt::format("version#{:020}", version); }
+std::string version_sort_key(std::int64_t version) {
+  return fmt::format("version#{:020}", version);
+}
 
 void StateTable::read_failed(const dynamo::ServiceError& e, std::string_view what) const {
   // The state table is the first thing every command touches: a server that cannot be reached
   // or credentials it refuses are a configuration problem (exit 2), not a failed step.
-  if (e.transport() || e.type == "UnrecognizedClientException" || e.type == "InvalidSignatureException" ||
-      e.type == "AccessDeniedException" || e.type == "MissingAuthenticationTokenException")
-    throw ConfigError(fmt::format("{} {} at {}: {}", what, name_, client_.endpoint(), e.to_string()));
+  if (e.transport() || e.type == "UnrecognizedClientException" ||
+      e.type == "InvalidSignatureException" || e.type == "AccessDeniedException" ||
+      e.type == "MissingAuthenticationTokenException")
+    throw ConfigError(
+        fmt::format("{} {} at {}: {}", what, name_, client_.endpoint(), e.to_string()));
   throw Error(fmt::format("{} {}: {}", what, name_, e.to_string()));
 }
 
@@ -110,8 +120,7 @@ bool StateTable::exists() const {
 void StateTable::ensure() {
   auto d = client_.describe_table(name_);
   if (!d) {
-    if (d.error().type != "ResourceNotFoundException")
-      read_failed(d.error(), "state table");
+    if (d.error().type != "ResourceNotFoundException") read_failed(d.error(), "state table");
     dynamo::CreateTableRequest r;
     r.table = name_;
     r.partition_key = {"pk", dynamo::AttrType::S};
@@ -120,16 +129,21 @@ void StateTable::ensure() {
     if (!c && c.error().type != "ResourceInUseException")
       throw Error(fmt::format("creating the state table {}: {}", name_, c.error().to_string()));
   } else if (d.value().status == "ACTIVE") {
-    if (d.value().partition_key.name != "pk" || !d.value().sort_key || d.value().sort_key->name != "sk")
-      throw UsageError(fmt::format("table {} exists but is not a dynamorph state table (key is not pk, sk); "
-                                   "choose another state_table", name_));
+    if (d.value().partition_key.name != "pk" || !d.value().sort_key ||
+        d.value().sort_key->name != "sk")
+      throw UsageError(
+          fmt::format("table {} exists but is not a dynamorph state table (key is not pk, sk); "
+                      "choose another state_table",
+                      name_));
     return;
   }
   auto a = client_.wait_until_active(name_, std::chrono::seconds(300));
-  if (!a) throw Error(fmt::format("waiting for the state table {}: {}", name_, a.error().to_string()));
+  if (!a)
+    throw Error(fmt::format("waiting for the state table {}: {}", name_, a.error().to_string()));
 }
 
-std::vector<Item> StateTable::query(const std::string& condition, const std::string& a, const std::string& b) const {
+std::vector<Item> StateTable::query(const std::string& condition, const std::string& a,
+                                    const std::string& b) const {
   std::vector<Item> out;
   dynamo::QueryRequest q;
   q.table = name_;
@@ -175,8 +189,8 @@ VersionRecord version_of(const Item& i) {
 }
 
 LockRecord lock_of(const Item& i) {
-  return LockRecord{str_of(i, "owner"), str_of(i, "host"), int_of(i, "pid"), str_of(i, "acquired_at"),
-                    int_of(i, "expires_at")};
+  return LockRecord{str_of(i, "owner"), str_of(i, "host"), int_of(i, "pid"),
+                    str_of(i, "acquired_at"), int_of(i, "expires_at")};
 }
 
 }  // namespace
@@ -282,7 +296,8 @@ void StateTable::transact(std::vector<dynamo::TransactAction> actions, std::stri
   if (r) return;
   const auto& e = r.error();
   if (!e.cancellation_reasons.empty() && e.cancellation_reasons.front() == "ConditionalCheckFailed")
-    throw StepFailed(fmt::format("lost the lock in {} (it expired or was taken over) while {}; stopped", name_, what));
+    throw StepFailed(fmt::format(
+        "lost the lock in {} (it expired or was taken over) while {}; stopped", name_, what));
   throw Error(fmt::format("{} in {}: {}", what, name_, e.to_string()));
 }
 
@@ -319,9 +334,10 @@ void StateTable::delete_version(std::int64_t version, const LockProof& proof) {
   transact({lock_check(proof), std::move(del)}, fmt::format("resetting version {}", version));
 }
 
-void StateTable::put_checkpoints(std::int64_t version, const std::string& direction, int step,
-                                 const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
-                                 const LockProof& proof) {
+void StateTable::put_checkpoints(
+    std::int64_t version, const std::string& direction, int step,
+    const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
+    const LockProof& proof) {
   const std::string prefix = checkpoint_step_prefix(version, direction, step);
   for (std::size_t start = 0; start < checkpoints.size(); start += 99) {
     std::vector<dynamo::TransactAction> actions{lock_check(proof)};
@@ -343,7 +359,8 @@ void StateTable::put_checkpoints(std::int64_t version, const std::string& direct
   }
 }
 
-std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t version, const std::string& direction,
+std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t version,
+                                                                    const std::string& direction,
                                                                     int step) const {
   auto items = query_prefix(checkpoint_step_prefix(version, direction, step));
   if (items.empty()) return std::nullopt;
@@ -354,7 +371,8 @@ std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t
     cp.pages = int_of(i, "pages");
     const auto* d = i.find("done");
     cp.done = d && d->is<bool>() && d->as<bool>();
-    if (const auto* k = i.find("resume_key"); k && k->is<dynamo::Map>()) cp.resume_key = k->as<dynamo::Map>();
+    if (const auto* k = i.find("resume_key"); k && k->is<dynamo::Map>())
+      cp.resume_key = k->as<dynamo::Map>();
     cp.counters = counters_of(i);
     run.total_segments = static_cast<int>(int_of(i, "total_segments"));
     run.segments.push_back(std::move(cp));

@@ -23,9 +23,9 @@ struct VersionRecord {
   std::string direction;  // up | down
   std::string checksum;
   std::string started_at, updated_at, finished_at;  // ISO-8601 UTC
-  std::string by;         // lock owner id of the last writer
-  std::string error;      // last failure, one line
-  int step = 0;           // index of the step in progress (or the number done when applied)
+  std::string by;                                   // lock owner id of the last writer
+  std::string error;                                // last failure, one line
+  int step = 0;  // index of the step in progress (or the number done when applied)
   pipeline::Counters counters;
 };
 
@@ -76,7 +76,8 @@ class StateTable {
   void put_checkpoints(std::int64_t version, const std::string& direction, int step,
                        const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
                        const LockProof& proof);
-  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version, const std::string& direction,
+  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version,
+                                                          const std::string& direction,
                                                           int step) const;
   // Removes every checkpoint of a version (after it completes, or when it starts afresh).
   void delete_checkpoints(std::int64_t version, const LockProof& proof);
@@ -85,7 +86,8 @@ class StateTable {
   [[noreturn]] void read_failed(const dynamo::ServiceError& e, std::string_view what) const;
   dynamo::TransactAction lock_check(const LockProof& proof) const;
   void transact(std::vector<dynamo::TransactAction> actions, std::string_view what);
-  std::vector<dynamo::Item> query(const std::string& condition, const std::string& a, const std::string& b) const;
+  std::vector<dynamo::Item> query(const std::string& condition, const std::string& a,
+                                  const std::string& b) const;
   std::vector<dynamo::Item> query_prefix(const std::string& prefix) const;
 
   dynamo::Client& client_;

@@ -14,8 +14,8 @@ YamlDoc YamlDoc::parse(std::string text, std::string display) {
   try {
     doc.root_ = YAML::Load(doc.text_);
   } catch (const YAML::ParserException& e) {
-    throw UsageError(fmt::format("{}:{}:{}: {}", doc.display_, e.mark.line + 1, e.mark.column + 1,
-                                 e.msg));
+    throw UsageError(
+        fmt::format("{}:{}:{}: {}", doc.display_, e.mark.line + 1, e.mark.column + 1, e.msg));
   } catch (const YAML::Exception& e) {
     throw UsageError(fmt::format("{}: {}", doc.display_, e.msg));
   }
@@ -65,7 +65,8 @@ bool is_null_scalar(const YAML::Node& node) {
 }
 
 std::string YamlDoc::string(const YAML::Node& node, std::string_view key) const {
-  if (!node.IsScalar() || is_null_scalar(node)) fail(node, fmt::format("{}: expected a string", key));
+  if (!node.IsScalar() || is_null_scalar(node))
+    fail(node, fmt::format("{}: expected a string", key));
   return node.Scalar();
 }
 

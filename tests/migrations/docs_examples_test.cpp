@@ -120,14 +120,16 @@ TEST(DocsExamples, EveryYamlBlockOfTheGuideLoads) {
       if (inside && line.rfind("```", 0) == 0) {
         inside = false;
         ++blocks;
-        const std::string where = fmt::format("{}:{}", fs::relative(md, test::source_dir()).string(), start);
+        const std::string where =
+            fmt::format("{}:{}", fs::relative(md, test::source_dir()).string(), start);
         SCOPED_TRACE(where);
         try {
           std::smatch m;
           if (std::regex_search(block, m, kVersionLine)) {
             parse_migration(block, where, m[2].str() + "_example.yaml", opts());
           } else {
-            fs::path tmp = fs::temp_directory_path() / fmt::format("dynamorph_doc_{}_{}.yaml", ::getpid(), start);
+            fs::path tmp = fs::temp_directory_path() /
+                           fmt::format("dynamorph_doc_{}_{}.yaml", ::getpid(), start);
             std::ofstream(tmp, std::ios::binary) << block;
             load_config_with_environments(tmp.string());
             fs::remove(tmp);

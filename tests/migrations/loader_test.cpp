@@ -94,20 +94,25 @@ down:
 }
 
 TEST(Loader, PlainScalarsThatAreNotNumbersStayStrings) {
-  auto m = parse("version: 7\nup:\n  - pipeline:\n      values: { \":d\": 2024-01-01, \":h\": 0x1F, \":e\": 1e3, \":z\": ~ }\n"
-                 "      source: { table: t }\n      where: \"a = :d AND b = :h AND c = :e AND d = :z\"\n");
+  auto m = parse(
+      "version: 7\nup:\n  - pipeline:\n      values: { \":d\": 2024-01-01, \":h\": 0x1F, \":e\": "
+      "1e3, \":z\": ~ }\n"
+      "      source: { table: t }\n      where: \"a = :d AND b = :h AND c = :e AND d = :z\"\n");
   const auto& v = std::get<PipelineStep>(m.up[0].body).spec.values;
   EXPECT_EQ(v.at(":d").as<std::string>(), "2024-01-01");
   EXPECT_EQ(v.at(":h").as<std::string>(), "0x1F");
   EXPECT_EQ(v.at(":e").type(), dynamo::AttrType::N);
   EXPECT_EQ(v.at(":z").type(), dynamo::AttrType::NUL);
-  auto e = error_of("version: 7\nup:\n  - pipeline:\n      values: { \":big\": 123456789012345678901234567890123456789012 }\n"
-                    "      source: { table: t }\n      where: \"a = :big\"\n");
+  auto e = error_of(
+      "version: 7\nup:\n  - pipeline:\n      values: { \":big\": "
+      "123456789012345678901234567890123456789012 }\n"
+      "      source: { table: t }\n      where: \"a = :big\"\n");
   EXPECT_EQ(e.rfind("migrations/7_x.yaml:4: '1234", 0), 0u) << e;
 }
 
 TEST(Loader, NowOnlyWhenUsed) {
-  auto m = parse("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = b\"\n");
+  auto m =
+      parse("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = b\"\n");
   EXPECT_FALSE(std::get<PipelineStep>(m.up[0].body).spec.values.contains(":now"));
   EXPECT_EQ(m.name, "x");
   EXPECT_FALSE(m.down);
@@ -115,36 +120,48 @@ TEST(Loader, NowOnlyWhenUsed) {
 
 TEST(Loader, ErrorsNameFileAndLine) {
   EXPECT_EQ(error_of("version: 7\nup:\n  - create_table: { table: t, partition_key: id:strin }\n"),
-            "migrations/7_x.yaml:3: partition_key: key type must be string, number or binary (S, N, B), got 'strin'");
+            "migrations/7_x.yaml:3: partition_key: key type must be string, number or binary (S, "
+            "N, B), got 'strin'");
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\nbogus: 1\n"),
-            "migrations/7_x.yaml:4: unknown key 'bogus' in a migration file (expected one of: description, down, "
+            "migrations/7_x.yaml:4: unknown key 'bogus' in a migration file (expected one of: "
+            "description, down, "
             "max_rcu, max_wcu, name, segments, up, version)");
   EXPECT_EQ(error_of("version: 8\nup:\n  - delete_table: { table: t }\n"),
             "migrations/7_x.yaml:1: version: 8 does not match the file name's 7");
-  EXPECT_EQ(error_of("version: 7\nup: []\n"), "migrations/7_x.yaml:2: up: a migration needs at least one step");
+  EXPECT_EQ(error_of("version: 7\nup: []\n"),
+            "migrations/7_x.yaml:2: up: a migration needs at least one step");
   EXPECT_EQ(error_of("version: 7\nup:\n  - drop_table: { table: t }\n"),
-            "migrations/7_x.yaml:3: unknown key 'drop_table' in a step (expected one of: add_gsi, create_table, "
+            "migrations/7_x.yaml:3: unknown key 'drop_table' in a step (expected one of: add_gsi, "
+            "create_table, "
             "delete_gsi, delete_table, pipeline, update_ttl)");
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n"),
             error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n"));
-  EXPECT_NE(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n").find("migrations/7_x.yaml:"),
+  EXPECT_NE(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n")
+                .find("migrations/7_x.yaml:"),
             std::string::npos);
-  auto unused = error_of("version: 7\nup:\n  - pipeline:\n      values: { \":x\": 1 }\n      source: { table: t }\n      where: \"a = b\"\n");
+  auto unused = error_of(
+      "version: 7\nup:\n  - pipeline:\n      values: { \":x\": 1 }\n      source: { table: t }\n   "
+      "   where: \"a = b\"\n");
   EXPECT_EQ(unused.rfind("migrations/7_x.yaml:3: values: ", 0), 0u) << unused;
   EXPECT_NE(unused.find(":x"), std::string::npos) << unused;
-  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      write: { mode: batch, guard: unchanged }\n"),
-            "migrations/7_x.yaml:5: guard: unchanged is not possible with mode: batch (use update or transact)");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      write: { "
+                     "mode: batch, guard: unchanged }\n"),
+            "migrations/7_x.yaml:5: guard: unchanged is not possible with mode: batch (use update "
+            "or transact)");
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n", "x.yaml"),
             "migrations/x.yaml: the file name must be <version>_<name>.yaml");
   EXPECT_EQ(error_of("version: 7\nversion: 7\nup:\n  - delete_table: { table: t }\n"),
             "migrations/7_x.yaml:2: 'version' appears twice");
-  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      values: { \":n\": {N: \"abc\"} }\n      source: { table: t }\n      where: \"a = :n\"\n")
+  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      values: { \":n\": {N: \"abc\"} }\n     "
+                     " source: { table: t }\n      where: \"a = :n\"\n")
                 .substr(0, 47),
             "migrations/7_x.yaml:4: N: 'abc' is not a Dynamo");
 }
 
 TEST(Loader, UndefinedPlaceholderHasColumn) {
-  auto e = error_of("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = :missing\"\n");
+  auto e = error_of(
+      "version: 7\nup:\n  - pipeline:\n      source: { table: t }\n      where: \"a = "
+      ":missing\"\n");
   EXPECT_EQ(e.rfind("migrations/7_x.yaml:5: where: column 5:", 0), 0u) << e;
 }
 
@@ -161,7 +178,8 @@ TEST(Config, OverlayAndErrors) {
   auto file = (dir / "dynamorph.yaml").string();
   std::ofstream(file) << "region: us-east-1\nnamespace: demo-dev-\nlock_ttl: 90s\n"
                          "defaults: { segments: 4, max_wcu: 10 }\n"
-                         "environments:\n  prod: { region: eu-west-1, namespace: demo-prod-, defaults: { max_wcu: 2000 } }\n";
+                         "environments:\n  prod: { region: eu-west-1, namespace: demo-prod-, "
+                         "defaults: { max_wcu: 2000 } }\n";
   auto c = load_config(file, std::nullopt);
   EXPECT_EQ(c.table_namespace, "demo-dev-");
   EXPECT_EQ(c.lock_ttl, std::chrono::seconds(90));
@@ -183,7 +201,8 @@ TEST(Config, OverlayAndErrors) {
     load_config(file, std::nullopt);
     FAIL();
   } catch (const UsageError& e) {
-    EXPECT_EQ(std::string(e.what()), file + ":2: lock_ttl: expected a duration like 30s, 5m or 1h, got 'forever'");
+    EXPECT_EQ(std::string(e.what()),
+              file + ":2: lock_ttl: expected a duration like 30s, 5m or 1h, got 'forever'");
   }
   fs::remove_all(dir);
 }
@@ -198,7 +217,9 @@ TEST(Config, SettingsOrderDefaultsOverlayFileFlags) {
   auto base = load_config(file, std::nullopt);
   auto prod = load_config(file, std::string("prod"));
   auto plain = parse("version: 7\nup:\n  - pipeline:\n      source: { table: t }\n");
-  auto own = parse("version: 7\nmax_wcu: 50\nsegments: 3\nup:\n  - pipeline:\n      source: { table: t, segments: 2 }\n");
+  auto own = parse(
+      "version: 7\nmax_wcu: 50\nsegments: 3\nup:\n  - pipeline:\n      source: { table: t, "
+      "segments: 2 }\n");
   const auto& plain_step = std::get<PipelineStep>(plain.up[0].body).spec;
   const auto& own_step = std::get<PipelineStep>(own.up[0].body).spec;
   auto r = resolve_run_settings(base, plain, plain_step, {});

@@ -69,25 +69,32 @@ TEST_F(SchemaStepsTest, EveryStepTwiceIsTheSameAsOnce) {
   EXPECT_EQ(ttl.value().attribute, "expires_at");
   EXPECT_EQ(client_->describe_table(ns_ + "other").error().type, "ResourceNotFoundException");
   bool accepted = false;
-  for (const auto& l : lines_) accepted |= l.find("exists with the same key schema; accepted") != std::string::npos;
+  for (const auto& l : lines_)
+    accepted |= l.find("exists with the same key schema; accepted") != std::string::npos;
   EXPECT_TRUE(accepted);
 }
 
 TEST_F(SchemaStepsTest, DifferentExistingTableOrIndexFailsNamingTheStep) {
-  run_all(steps("  - create_table: { table: posts, partition_key: id:string }\n"
-                "  - add_gsi: { table: posts, name: by_a, partition_key: a:string }\n"));
+  run_all(
+      steps("  - create_table: { table: posts, partition_key: id:string }\n"
+            "  - add_gsi: { table: posts, name: by_a, partition_key: a:string }\n"));
   auto s = steps("  - create_table: { table: posts, partition_key: id:number }\n");
   try {
-    run_schema_step(*client_, s[0], [](const std::string&) {}, stop_);
+    run_schema_step(
+        *client_, s[0], [](const std::string&) {}, stop_);
     FAIL();
   } catch (const StepFailed& e) {
     EXPECT_EQ(std::string(e.what()), "migrations/1_x.yaml:3: create_table: table " + ns_ +
                                          "posts exists with key (id S), the step wants (id N)");
   }
   auto g = steps("  - add_gsi: { table: posts, name: by_a, partition_key: a:number }\n");
-  EXPECT_THROW(run_schema_step(*client_, g[0], [](const std::string&) {}, stop_), StepFailed);
+  EXPECT_THROW(run_schema_step(
+                   *client_, g[0], [](const std::string&) {}, stop_),
+               StepFailed);
   auto missing = steps("  - add_gsi: { table: other, name: x, partition_key: a:string }\n");
-  EXPECT_THROW(run_schema_step(*client_, missing[0], [](const std::string&) {}, stop_), StepFailed);
+  EXPECT_THROW(run_schema_step(
+                   *client_, missing[0], [](const std::string&) {}, stop_),
+               StepFailed);
 }
 
 }  // namespace

@@ -102,7 +102,8 @@ TEST_F(StateTest, CheckpointsRoundTripCoalesceAndClear) {
         pipeline::SegmentCheckpoint cp;
         cp.segment = seg;
         cp.pages = page;
-        cp.resume_key = dynamo::Item{{"PK", test::S("USER#" + std::to_string(page))}, {"SK", test::S("PROFILE")}};
+        cp.resume_key = dynamo::Item{{"PK", test::S("USER#" + std::to_string(page))},
+                                     {"SK", test::S("PROFILE")}};
         cp.counters.scanned = page * 10;
         cp.counters.written = page;
         cp.counters.consumed_wcu = page * 0.5;
