@@ -42,12 +42,12 @@ void RateLimiter::adapt(Clock::time_point now, bool throttled) {
     if (seconds(now - last_decrease_) < 1.0) return;
     last_decrease_ = now;
     double observed = std::max(last_window_rate_, window_units_ / std::max(0.1, seconds(now - window_start_)));
-    rate_ = rate_ <= 0 ? std::max(kMinRate, observed * 0.5) : std::max(kMinRate, rate_ * 0.5);
+    rate_ = rate_ <= 0 ? std::max(kMinRate, observed * 0.7) : std::max(kMinRate, rate_ * 0.7);
     return;
   }
-  if (rate_ <= 0 || seconds(now - last_throttle_) < 2.0 || seconds(now - last_increase_) < 1.0) return;
+  if (rate_ <= 0 || seconds(now - last_throttle_) < 1.0 || seconds(now - last_increase_) < 1.0) return;
   last_increase_ = now;
-  rate_ *= 1.1;
+  rate_ *= 1.2;
   if (cap_ > 0) {
     rate_ = std::min(rate_, cap_);
   } else if (rate_ > 4 * std::max(kMinRate, last_window_rate_)) {

@@ -2,11 +2,11 @@
 // adapted AIMD-style to throttling. Thread-safe; never blocks: reserve() says *when* a request
 // may go, and the caller schedules it on the I/O thread's timer.
 //
-// Rate control: with a cap (max_rcu / max_wcu / capacity percent) the rate starts at the cap.
-// Without one it starts unlimited. Each throttled response halves the rate (at most once a
-// second; from unlimited it drops to half the consumption observed over the last second). Two
-// seconds without throttling raise it by 10% a second, back up to the cap, or back to
-// unlimited once it is well above what is consumed.
+// Rate control (AIMD-like, multiplicative both ways): with a cap (max_rcu / max_wcu / capacity
+// percent) the rate starts at the cap; without one it starts unlimited. A throttled response
+// cuts the rate to 70% (at most once a second; from unlimited, to 70% of the consumption
+// observed over the last second). After a second without throttling it grows by 20% a second,
+// back up to the cap, or back to unlimited once it is well above what is consumed.
 #pragma once
 
 #include <chrono>

@@ -101,7 +101,7 @@ TEST_F(FaultsTest, GuardedUpdatesRereadWhenALostResponseWasApplied) {
   proxy.set_rules(R"([
     {"op": "UpdateItem", "fault": "drop_after", "count": 5},
     {"op": "UpdateItem", "fault": "http500", "count": 5, "after": 10},
-    {"op": "UpdateItem", "fault": "throttle", "probability": 0.1, "seed": 9}
+    {"op": "UpdateItem", "fault": "throttle", "count": 6, "after": 20}
   ])");
   auto client = make_client(proxy.endpoint(), fast_retries());
   auto store = pipeline::null_checkpoint_store();
