@@ -50,6 +50,7 @@ class Parser {
 
   const YamlDoc& doc_;
   const LoadOptions& options_;
+  bool in_down_ = false;
 };
 
 YAML::Node Parser::required(const YAML::Node& map, std::string_view key, std::string_view what) {
@@ -455,8 +456,16 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
         doc_.fail(w["guard"],
                   "guard: unchanged is not possible with mode: batch (use update or transact)");
     }
-    if (w["version_attribute"])
+    if (w["version_attribute"]) {
+      // Every item an up step wrote is at this version already: a down step would skip them all.
+      if (in_down_)
+        doc_.fail(w["version_attribute"],
+                  "version_attribute: not available in down steps (the items are at this version "
+                  "already); pick "
+                  "the items to revert with where: attribute_exists(#v), and REMOVE #v, with "
+                  "names: { \"#v\": _v }");
       spec.write.version_attribute = doc_.string(w["version_attribute"], "version_attribute");
+    }
   }
   if (spec.write.mode == stages::WriteMode::Delete && !spec.transform.empty())
     doc_.fail(n["transform"],
@@ -496,7 +505,9 @@ std::vector<Step> Parser::steps(const YAML::Node& node, std::string_view what) {
   if (is_null_scalar(node)) return {};
   if (!node.IsSequence()) doc_.fail(node, fmt::format("{}: expected a list of steps", what));
   std::vector<Step> out;
+  in_down_ = what == "down";
   for (const auto& n : node) out.push_back(step(n));
+  in_down_ = false;
   return out;
 }
 

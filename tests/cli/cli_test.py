@@ -575,6 +575,51 @@ class CliTest(unittest.TestCase):
         self.assertIn("resuming", r.stdout)
         self.assertEqual(self.visits(p), self.expected_visits(users))
 
+    def test_down_interrupted_then_resumed(self):
+        users = 1500
+        p = self.slow_project(users)
+        p.write("8_visits.yaml", """\
+            version: 8
+            name: visits
+            max_wcu: 150
+            up:
+              - pipeline:
+                  values: { ":profile": PROFILE, ":one": 1 }
+                  source: { table: app, page_size: 20 }
+                  where: "SK = :profile"
+                  transform:
+                    - update: "SET visits = visits + :one"
+                  write: { mode: update, version_attribute: _v }
+            down:
+              - pipeline:
+                  names: { "#v": _v }
+                  values: { ":one": 1 }
+                  source: { table: app, page_size: 20 }
+                  where: "attribute_exists(#v)"
+                  transform:
+                    - update: "SET visits = visits - :one REMOVE #v"
+                  write: { mode: update }
+            """)
+        self.assertExit(p.run("up", "--max-wcu", "0"), 0)  # the flag lifts the file's cap
+        self.assertEqual(self.visits(p), self.expected_visits(users))
+        proc = p.start("down")
+        self.wait_for_checkpoints(p, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, out + err)
+        st, r = p.status()
+        self.assertEqual((st[8]["state"], "going down" in st[8]["note"]), ("running", True), r.stdout)
+        r = p.run("up")
+        self.assertExit(r, 4)
+        self.assertIn("finish it with `dynamorph down`", r.stderr)
+        r = p.run("down")
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.visits(p), {f"USER#{1000 + u}": u % 17 for u in range(users)})
+        self.assertFalse(any("_v" in i for i in scan(p.table("app"))))
+        st, _ = p.status()
+        self.assertEqual(st[8]["state"], "pending")
+
     def test_lost_lease_stops_with_exit_1(self):
         p = self.slow_project(1500)
         proc = p.start("up", "--max-wcu", "150", "--lock-ttl", "3s")

@@ -148,6 +148,11 @@ TEST(Loader, ErrorsNameFileAndLine) {
                      "mode: batch, guard: unchanged }\n"),
             "migrations/7_x.yaml:5: guard: unchanged is not possible with mode: batch (use update "
             "or transact)");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\ndown:\n  - pipeline:\n      "
+                     "source: { table: t }\n"
+                     "      write: { mode: update, version_attribute: _v }\n")
+                .substr(0, 58),
+            "migrations/7_x.yaml:7: version_attribute: not available in");
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n", "x.yaml"),
             "migrations/x.yaml: the file name must be <version>_<name>.yaml");
   EXPECT_EQ(error_of("version: 7\nversion: 7\nup:\n  - delete_table: { table: t }\n"),
