@@ -153,7 +153,10 @@ std::optional<int> parse_offset(std::string_view s) {
 
 template <class TimePoint>
 bool parse_with(const std::string& text, const char* format, TimePoint& tp) {
-  std::istringstream in(text);
+  // One stream per thread: constructing one (locale and all) costs more than the parse.
+  thread_local std::istringstream in;
+  in.clear();
+  in.str(text);
   in >> date::parse(format, tp);
   return !in.fail() && in.peek() == std::char_traits<char>::eof();
 }
