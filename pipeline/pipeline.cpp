@@ -165,6 +165,7 @@ class Run {
   dynamo::expr::EvalContext ctx_;
   int total_segments_ = 1;
   bool query_ = false;
+  int page_size_ = 0;  // Limit per Scan/Query
 
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
@@ -220,7 +221,7 @@ void Run::send_scan(const PageRequest& request, ScanGateway::gateway_type& gatew
     q.index = spec_.source.index;
     q.key_condition = processor_.key_condition();
     q.filter = processor_.server_filter();
-    q.limit = spec_.source.page_size;
+    q.limit = page_size_;
     q.exclusive_start_key = request.start_key;
     q.consistent_read = spec_.source.consistent_read;
     q.scan_forward = spec_.source.scan_forward;
@@ -232,7 +233,7 @@ void Run::send_scan(const PageRequest& request, ScanGateway::gateway_type& gatew
     s.segment = request.segment;
     s.total_segments = total_segments_;
     s.filter = processor_.server_filter();
-    s.limit = spec_.source.page_size;
+    s.limit = page_size_;
     s.exclusive_start_key = request.start_key;
     s.consistent_read = spec_.source.consistent_read;
     dynamo::write_scan(body, s);
@@ -556,6 +557,7 @@ ProgressEvent Run::snapshot(bool final) {
 
 RunResult Run::run() {
   query_ = !spec_.source.query_key.empty();
+  page_size_ = spec_.source.page_size > 0 ? spec_.source.page_size : options_.default_page_size;
   auto loaded = store_.load();
   Counters resumed;
   if (loaded && loaded->total_segments > 0) {

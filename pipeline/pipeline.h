@@ -80,6 +80,10 @@ struct RunOptions {
   double max_wcu = 0;
   double capacity_percent = 0;   // of the table's provisioned capacity; 0 = off
   int max_pages_in_flight = 0;   // 0 = 2 per segment
+  // Scan/Query Limit when the step sets no page_size. Pages of a few hundred items keep the
+  // memory in flight small and flat in table size (1 MB pages would hold ~3.5 MB each once
+  // parsed); DynamoDB still caps a page at 1 MB. 0 = the server's 1 MB pages.
+  int default_page_size = 500;
   int max_writes_in_flight = 16;
   bool dry_run = false;          // the none writer, whatever the spec says
   std::int64_t version = 0;      // migration version, for version_attribute
