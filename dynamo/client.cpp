@@ -305,7 +305,6 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
       }
       ++state->rounds;
       ++state->summary.throttled;
-      stats_.unprocessed_resent.fetch_add(parsed.unprocessed.size(), std::memory_order_relaxed);
       if (state->rounds > options_.retry.max_unprocessed_rounds) {
         ServiceError e;
         e.operation = "BatchWriteItem";
@@ -317,6 +316,7 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
         state->done(std::move(e));
         return;
       }
+      stats_.unprocessed_resent.fetch_add(parsed.unprocessed.size(), std::memory_order_relaxed);
       state->pending = std::move(parsed.unprocessed);
       auto delay = backoff(state->rounds, true);
       transport_->schedule(std::chrono::steady_clock::now() + delay, [self] { (*self)(); });

@@ -57,7 +57,7 @@ struct HttpTransport::Impl {
   TransportOptions options;
   CURLM* multi = nullptr;
   std::thread thread;
-  std::thread::id thread_id;
+  std::atomic<std::thread::id> thread_id{};
   std::atomic<bool> stopping{false};
 
   std::mutex mutex;  // guards the two inboxes

@@ -2,6 +2,10 @@
 // and gets a completion callback on the I/O thread. Callbacks must be short and must not block:
 // they hand the response to whoever waits for it. Keep-alive connections are pooled by the
 // multi handle; timers (retry back-off) run on the same thread, so nobody sleeps to wait.
+// Note: when a reused keep-alive connection turns out to be closed before any byte of the answer
+// arrives, libcurl itself sends the request once more on a fresh connection (it has no switch for
+// this). Such a re-send is not seen as an attempt by the client: writes must be, and are, safe to
+// apply twice (whole-item puts, conditional updates, transactions with a ClientRequestToken).
 #pragma once
 
 #include <chrono>

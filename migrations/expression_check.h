@@ -1,7 +1,6 @@
-// Plan-time validation of a pipeline step's expressions and placeholders. With the expression
-// engine (dynamo/expression.h) in the build, every expression is compiled in its dialect and its
-// column-precise errors come out prefixed with file:line; without it (DYNAMORPH_HAVE_EXPRESSIONS
-// undefined) only the placeholders are checked, textually. Runs on the planning thread.
+// Plan-time validation of a pipeline step's expressions and placeholders: every expression is
+// compiled in its dialect (dynamo/expression.h), so its column-precise errors come out prefixed
+// with file:line before any request. Runs on the planning thread.
 #pragma once
 
 #include <string>
@@ -15,7 +14,5 @@ namespace dynamorph::migrations {
 // Drops the automatic `:now` from spec.values when no expression uses it.
 void check_step_expressions(stages::StepSpec& spec, const std::string& where,
                             bool now_is_automatic);
-
-bool expression_engine_available();
 
 }  // namespace dynamorph::migrations

@@ -542,10 +542,9 @@ TEST_F(ClientFaultsTest, EndlessUnprocessedItemsEndWithOneClearLine) {
   }
 }
 
-// unprocessed_resent should count only entries that were re-sent. Disabled: dynamo/client.cpp
-// batch_write_async adds the final round's leftovers before it gives up (reported; batch_get
-// counts correctly).
-TEST_F(ClientFaultsTest, DISABLED_ResentCounterCountsOnlyWhatWasResent) {
+// unprocessed_resent counts only entries that were re-sent, not the leftovers of the round that
+// gives up.
+TEST_F(ClientFaultsTest, ResentCounterCountsOnlyWhatWasResent) {
   RetryPolicy p = fast_policy();
   p.max_unprocessed_rounds = 3;
   auto limited = test::make_client(proxy_->endpoint(), p);
