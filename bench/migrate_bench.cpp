@@ -46,6 +46,8 @@
 #include "dynamo/requests.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/progress.h"
+
+#include <iostream>
 #include "stages/item_processor.h"
 #include "stages/step_spec.h"
 #include "stages/write_builder.h"
@@ -181,7 +183,7 @@ int run_live(const Args& a) {
     pipeline::ProgressStyle style;
     style.tty = isatty(2) != 0;
     style.label = "reshape " + a.table;
-    ro.progress = pipeline::make_progress_printer(style);
+    ro.progress = pipeline::make_progress_printer(style, std::cout, std::cerr);
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

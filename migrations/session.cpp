@@ -20,6 +20,7 @@
 #include "migrations/schema_steps.h"
 #include "migrations/state_table.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/progress.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -30,25 +31,8 @@ std::string json_str(std::string_view s) {
   return out;
 }
 
-std::string counters_text(const pipeline::Counters& c) {
-  if (c.scanned == 0 && c.written == 0 && c.matched == 0 && c.skipped == 0) return "-";
-  std::string s =
-      fmt::format("scanned {}, matched {}, written {}", c.scanned, c.matched, c.written);
-  if (c.skipped) s += fmt::format(", skipped {}", c.skipped);
-  if (c.conflicts) s += fmt::format(", conflicts {}", c.conflicts);
-  if (c.failed) s += fmt::format(", failed {}", c.failed);
-  return s;
-}
-
-std::string counters_json(const pipeline::Counters& c) {
-  return fmt::format(
-      "{{\"scanned\":{},\"matched\":{},\"written\":{},\"skipped\":{},\"conflicts\":{},\"failed\":{}"
-      ",\"puts\":{},"
-      "\"updates\":{},\"deletes\":{},\"transactions\":{},\"consumed_rcu\":{:.1f},\"consumed_wcu\":{"
-      ":.1f}}}",
-      c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed, c.puts, c.updates,
-      c.deletes, c.transactions, c.consumed_rcu, c.consumed_wcu);
-}
+using pipeline::format_counters_json;
+using pipeline::format_counters_text;
 
 bool process_alive(std::int64_t pid) {
   if (pid <= 0) return false;
@@ -115,37 +99,13 @@ struct Session::Impl {
     r.stop = &s.stop_;
     r.dry_run = o.dry_run;
     if (o.dry_run) r.sample_changes = 3;
-    const bool tty = ::isatty(STDERR_FILENO);
-    auto last =
-        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-    r.progress = [this, tty, last](const pipeline::ProgressEvent& e) {
-      if (s.options_.verbosity < 0) return;
-      if (s.options_.json) {
-        s.out_ << fmt::format(
-            "{{\"event\":\"progress\",\"elapsed_s\":{:.1f},\"items_per_s\":{:.0f},\"segments_"
-            "done\":{},"
-            "\"segments_total\":{},\"counters\":{}}}\n",
-            e.elapsed_s, e.items_per_s, e.segments_done, e.segments_total,
-            counters_json(e.counters));
-        return;
-      }
-      auto now = std::chrono::steady_clock::now();
-      if (!tty && !e.final && now - *last < std::chrono::seconds(10)) return;
-      *last = now;
-      std::string eta;
-      if (e.table_items > 0 && e.items_per_s > 0 && e.counters.scanned < e.table_items)
-        eta = fmt::format(", ETA {:.0f}s", (e.table_items - e.counters.scanned) / e.items_per_s);
-      const auto& c = e.counters;
-      std::string line = fmt::format(
-          "  scanned {}, matched {}, written {}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, "
-          "segments {}/{}{}",
-          c.scanned, c.matched, c.written, e.items_per_s, e.rcu_per_s, e.wcu_per_s, e.segments_done,
-          e.segments_total, eta);
-      if (tty)
-        s.err_ << "\r\033[K" << line << (e.final ? "\n" : "") << std::flush;
-      else
-        s.err_ << line << "\n" << std::flush;
-    };
+    if (s.options_.verbosity >= 0) {
+      pipeline::ProgressStyle style;
+      style.json = s.options_.json;
+      style.tty = ::isatty(STDERR_FILENO) != 0;
+      style.label = fmt::format("{} {}", m.version, m.name);
+      r.progress = pipeline::make_progress_printer(style, s.out_, s.err_);
+    }
     return r;
   }
 
@@ -211,7 +171,7 @@ struct Session::Impl {
           if (r.status == pipeline::RunResult::Status::Failed)
             throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));
           if (r.status == pipeline::RunResult::Status::Stopped) finished = false;
-          s.detail(fmt::format("  {}", counters_text(r.counters)));
+          s.detail(fmt::format("  {}", format_counters_text(r.counters)));
         } else {
           finished = run_schema_step(
               s.client(), step, [this](const std::string& l) { s.info(l); }, s.stop_);
@@ -259,7 +219,7 @@ struct Session::Impl {
     if (s.options_.json)
       s.out_ << fmt::format(
           "{{\"event\":\"version_done\",\"version\":{},\"direction\":\"{}\",\"counters\":{}}}\n",
-          m.version, direction, counters_json(rec.counters));
+          m.version, direction, format_counters_json(rec.counters));
     return ExitCode::Ok;
   }
 
@@ -323,10 +283,7 @@ struct Session::Impl {
           if (r.status == pipeline::RunResult::Status::Failed)
             throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, r.error));
           const auto& c = r.counters;
-          double wcu =
-              c.consumed_wcu > 0
-                  ? c.consumed_wcu
-                  : static_cast<double>(c.puts + c.updates + c.deletes + 2 * c.transactions);
+          double wcu = r.estimated_wcu;
           text << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
           text << fmt::format(
               "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
@@ -341,7 +298,7 @@ struct Session::Impl {
             s.out_ << fmt::format(
                 "{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},"
                 "\"estimated_wcu\":{:.0f}}}\n",
-                m->version, i + 1, counters_json(c), wcu);
+                m->version, i + 1, format_counters_json(c), wcu);
         } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
           const std::string& t = ct->request.table;
           deleted.erase(t);
@@ -449,12 +406,12 @@ ExitCode Session::status() {
           "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"note\":{}}}\n",
           v, json_str(name), word, rec ? json_str(when) : "null", m ? json_str(m->file) : "null",
           m ? json_str(m->checksum) : "null", rec ? json_str(rec->checksum) : "null",
-          rec ? rec->step : 0, counters_json(rec ? rec->counters : pipeline::Counters{}),
+          rec ? rec->step : 0, format_counters_json(rec ? rec->counters : pipeline::Counters{}),
           json_str(note));
     } else {
       out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", v, name, word,
                           when.empty() ? "-" : when,
-                          counters_text(rec ? rec->counters : pipeline::Counters{}),
+                          format_counters_text(rec ? rec->counters : pipeline::Counters{}),
                           note.empty() ? "" : "  (" + note + ")");
     }
   }

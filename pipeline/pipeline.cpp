@@ -81,6 +81,7 @@ struct PageState {
   std::atomic<int> pending{1};     // writes + re-reads in flight, +1 while being processed
   std::atomic<bool> failed{false};
   Counters counters;
+  double estimated_wcu = 0;
 };
 using PagePtr = std::shared_ptr<PageState>;
 
@@ -199,6 +200,8 @@ class Run {
   Counters resumed_;
   std::chrono::steady_clock::time_point start_;
 
+  double estimated_wcu_ = 0;  // commit node only
+
   std::mutex sample_mutex_;
   std::vector<ChangeSample> samples_;
 };
@@ -269,6 +272,7 @@ void Run::add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<Wr
     page->counters.updates += op.updates;
     page->counters.deletes += op.deletes;
     if (op.kind == WriteOp::Kind::Transact) ++page->counters.transactions;
+    page->estimated_wcu += op.wcu_estimate;
     if (dry_) continue;
     page->pending.fetch_add(1, std::memory_order_relaxed);
     jobs.push_back({page, std::make_shared<WriteOp>(std::move(op))});
@@ -533,6 +537,7 @@ void Run::commit(const PagePtr& page, flow::multifunction_node<PagePtr, std::tup
       std::lock_guard lock(progress_mutex_);
       committed_ += p->counters;
     }
+    estimated_wcu_ += p->estimated_wcu;
     if (!dry_) store_.save(track.checkpoint, total_segments_);
   }
 }
@@ -668,6 +673,7 @@ RunResult Run::run() {
   int done_segments = last.segments_done;
   result.counters = last.counters;
   result.samples = std::move(samples_);
+  result.estimated_wcu = estimated_wcu_;
   if (failed_) {
     result.status = RunResult::Status::Failed;
     result.error = error_;

@@ -107,6 +107,9 @@ struct RunResult {
   std::string error;  // one line when Failed
   std::vector<ChangeSample> samples;
   double wall_s = 0;
+  // Write capacity the planned writes need, from item sizes (1 WCU per KB per write, doubled
+  // in transactions): what a dry run would consume.
+  double estimated_wcu = 0;
 };
 
 // Runs (or resumes) one pipeline step. Throws UsageError for a spec that cannot run (unknown

@@ -9,47 +9,85 @@ namespace dynamorph::pipeline {
 
 std::string format_counters_json(const Counters& c) {
   return fmt::format(
-      "\"scanned\":{},\"matched\":{},\"written\":{},\"skipped\":{},\"conflicts\":{},\"failed\":{},\"retries\":{},"
-      "\"consumed_rcu\":{:.1f},\"consumed_wcu\":{:.1f},\"puts\":{},\"updates\":{},\"deletes\":{},\"transactions\":{}",
-      c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed, c.retries, c.consumed_rcu, c.consumed_wcu,
-      c.puts, c.updates, c.deletes, c.transactions);
+      "{{\"scanned\":{},\"matched\":{},\"written\":{},\"skipped\":{},\"conflicts\":{},\"failed\":{},"
+      "\"retries\":{},\"puts\":{},\"updates\":{},\"deletes\":{},\"transactions\":{},"
+      "\"consumed_rcu\":{:.1f},\"consumed_wcu\":{:.1f}}}",
+      c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed, c.retries, c.puts, c.updates,
+      c.deletes, c.transactions, c.consumed_rcu, c.consumed_wcu);
 }
 
-std::function<void(const ProgressEvent&)> make_progress_printer(ProgressStyle style) {
-  auto mutex = std::make_shared<std::mutex>();
-  return [style, mutex](const ProgressEvent& e) {
-    std::lock_guard lock(*mutex);
-    const Counters& c = e.counters;
+std::string format_counters_text(const Counters& c) {
+  if (c.scanned == 0 && c.written == 0 && c.matched == 0 && c.skipped == 0) return "-";
+  std::string s = fmt::format("scanned {}, matched {}, written {}", c.scanned, c.matched, c.written);
+  if (c.skipped) s += fmt::format(", skipped {}", c.skipped);
+  if (c.conflicts) s += fmt::format(", conflicts {}", c.conflicts);
+  if (c.retries) s += fmt::format(", retries {}", c.retries);
+  if (c.failed) s += fmt::format(", failed {}", c.failed);
+  return s;
+}
+
+namespace {
+
+struct Printer {
+  Printer(ProgressStyle s, std::ostream& o, std::ostream& e) : style(std::move(s)), out(o), err(e) {}
+
+  ProgressStyle style;
+  std::ostream& out;
+  std::ostream& err;
+  std::mutex mutex;
+  std::chrono::steady_clock::time_point last_plain = std::chrono::steady_clock::now();
+
+  void operator()(const ProgressEvent& e) {
+    std::lock_guard lock(mutex);
     if (style.json) {
-      fmt::print(stdout, "{{\"event\":\"{}\",\"label\":\"{}\",\"elapsed_s\":{:.2f},\"items_per_s\":{:.0f},{},\"rcu_per_s\":{:.1f},\"wcu_per_s\":{:.1f},\"table_items\":{}}}\n",
-                 e.final ? "summary" : "progress", style.label, e.elapsed_s, e.items_per_s, format_counters_json(c),
-                 e.rcu_per_s, e.wcu_per_s, e.table_items);
-      std::fflush(stdout);
+      out << fmt::format(
+                 "{{\"event\":\"{}\",\"label\":\"{}\",\"elapsed_s\":{:.1f},\"items_per_s\":{:.0f},"
+                 "\"rcu_per_s\":{:.1f},\"wcu_per_s\":{:.1f},\"table_items\":{},\"segments_done\":{},"
+                 "\"segments_total\":{},\"counters\":{}}}\n",
+                 e.final ? "summary" : "progress", style.label, e.elapsed_s, e.items_per_s, e.rcu_per_s,
+                 e.wcu_per_s, e.table_items, e.segments_done, e.segments_total, format_counters_json(e.counters))
+          << std::flush;
       return;
     }
-    if (!e.final && (style.quiet || !style.tty)) return;
-    std::string eta = "?";
-    if (e.table_items > 0 && e.items_per_s > 0 && c.scanned < e.table_items) {
-      eta = fmt::format("{:.0f}s", static_cast<double>(e.table_items - c.scanned) / e.items_per_s);
+    if (style.quiet) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!style.tty && !e.final) {
+      if (now - last_plain < style.plain_every) return;
+      last_plain = now;
     }
+    const Counters& c = e.counters;
     std::string bar;
-    if (e.table_items > 0) {
-      double f = std::min(1.0, static_cast<double>(c.scanned) / static_cast<double>(e.table_items));
-      int filled = static_cast<int>(f * 24);
+    if (style.tty && e.table_items > 0) {
+      // ItemCount is DynamoDB's estimate (refreshed about every 6 hours): cap the bar at 99%
+      // until the step really ends.
+      double f = std::min(e.final ? 1.0 : 0.99, static_cast<double>(c.scanned) / static_cast<double>(e.table_items));
+      int filled = static_cast<int>(f * 20);
       bar = fmt::format("[{}{}] {:3.0f}% ", std::string(static_cast<std::size_t>(filled), '#'),
-                        std::string(static_cast<std::size_t>(24 - filled), '.'), f * 100);
+                        std::string(static_cast<std::size_t>(20 - filled), '.'), f * 100);
+    }
+    std::string eta;
+    if (!e.final && e.table_items > 0 && e.items_per_s > 0 && c.scanned < e.table_items) {
+      eta = fmt::format(", ETA {:.0f}s", static_cast<double>(e.table_items - c.scanned) / e.items_per_s);
     }
     std::string line = fmt::format(
-        "{}scanned {} matched {} written {} skipped {} conflicts {} retries {} | {:.0f} items/s RCU {:.0f}/s WCU {:.0f}/s",
-        bar, c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.retries, e.items_per_s, e.rcu_per_s, e.wcu_per_s);
-    if (!e.final) {
-      fmt::print(stderr, "\r\033[K{} ETA {}", line, eta);
+        "{}{}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, segments {}/{}{}", bar, format_counters_text(c),
+        e.items_per_s, e.rcu_per_s, e.wcu_per_s, e.segments_done, e.segments_total, eta);
+    if (e.final) line += fmt::format(" in {:.1f}s", e.elapsed_s);
+    std::string prefix = style.label.empty() ? "  " : "  " + style.label + ": ";
+    if (style.tty) {
+      err << "\r\033[K" << prefix << line << (e.final ? "\n" : "") << std::flush;
     } else {
-      if (style.tty) fmt::print(stderr, "\r\033[K");
-      fmt::print(stderr, "{}{}{} in {:.1f}s\n", style.label, style.label.empty() ? "" : ": ", line, e.elapsed_s);
+      err << prefix << line << "\n" << std::flush;
     }
-    std::fflush(stderr);
-  };
+  }
+};
+
+}  // namespace
+
+std::function<void(const ProgressEvent&)> make_progress_printer(ProgressStyle style, std::ostream& out,
+                                                                std::ostream& err) {
+  auto printer = std::make_shared<Printer>(std::move(style), out, err);
+  return [printer](const ProgressEvent& e) { (*printer)(e); };
 }
 
 }  // namespace dynamorph::pipeline
