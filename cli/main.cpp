@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
           ->check(CLI::NonNegativeNumber);
   auto* rcu_opt = up->add_option("--max-rcu", up_rcu, "read capacity units per second (0 = no cap)")
                       ->check(CLI::NonNegativeNumber);
+  double up_percent = 0;
+  auto* pct_opt = up->add_option("--capacity-percent", up_percent,
+                                 "use at most this share of the tables' provisioned capacity "
+                                 "(where --max-rcu/--max-wcu are not given)")
+                      ->check(CLI::Range(0.0, 100.0));
   auto* ttl_opt = up->add_option("--lock-ttl", lock_ttl, "lease duration, e.g. 30s, 5m");
 
   auto* down = app.add_subcommand("down", "roll back applied migrations, newest first");
@@ -169,6 +174,7 @@ int main(int argc, char** argv) {
       if (*seg_opt) uo.segments = up_segments;
       if (*wcu_opt) uo.max_wcu = up_wcu;
       if (*rcu_opt) uo.max_rcu = up_rcu;
+      if (*pct_opt) uo.capacity_percent = up_percent;
       if (*ttl_opt) {
         auto d = migrations::parse_duration(lock_ttl);
         if (!d)

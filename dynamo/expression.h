@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "dynamo/attribute_value.h"
+#include "dynamo/wire_expression.h"
 
 namespace dynamorph::dynamo::expr {
 
@@ -89,12 +90,8 @@ struct Path {
   bool operator==(const Path&) const = default;
 };
 
-// An expression as sent to DynamoDB, with only the placeholders it uses.
-struct WireExpression {
-  std::string text;
-  std::map<std::string, std::string> names;
-  std::map<std::string, AttributeValue> values;
-};
+// An expression as sent to DynamoDB, with only the placeholders it uses (the client's type).
+using WireExpression = dynamo::WireExpression;
 
 namespace detail {
 struct ConditionProgram;

@@ -94,6 +94,7 @@ struct Session::Impl {
     r.segments = settings.segments;
     r.max_wcu = settings.max_wcu;
     r.max_rcu = settings.max_rcu;
+    r.capacity_percent = o.capacity_percent;
     r.version = m.version;
     r.now_iso = s.now_iso_;
     r.stop = &s.stop_;

@@ -40,6 +40,7 @@ struct UpOptions {
   bool dry_run = false;
   std::optional<int> segments;
   std::optional<double> max_wcu, max_rcu;
+  double capacity_percent = 0;  // of provisioned capacity; 0 = off
   std::optional<std::chrono::milliseconds> lock_ttl;
 };
 

@@ -14,10 +14,6 @@ namespace expr = dynamo::expr;
 
 namespace {
 
-dynamo::WireExpression to_dynamo_wire(const expr::WireExpression& w) {
-  return dynamo::WireExpression{w.text, w.names, w.values};
-}
-
 void add_unique(std::vector<std::string>& v, const std::string& s) {
   if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
 }
@@ -47,12 +43,12 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescriptio
   if (!spec.source.filter.empty()) {
     auto c = expr::Condition::compile(spec.source.filter.text, ph, expr::Dialect::Server,
                                       where_at(spec.source.filter), &usage);
-    server_filter_ = to_dynamo_wire(c.to_wire());
+    server_filter_ = c.to_wire();
   }
   if (!spec.source.query_key.empty()) {
     auto c = expr::Condition::compile(spec.source.query_key.text, ph, expr::Dialect::Server,
                                       where_at(spec.source.query_key), &usage);
-    key_condition_ = to_dynamo_wire(c.to_wire());
+    key_condition_ = c.to_wire();
   }
   if (!spec.where.empty()) {
     where_ = expr::Condition::compile(spec.where.text, ph, expr::Dialect::Client, where_at(spec.where), &usage);

@@ -318,3 +318,33 @@ TEST_F(PipelineTest, CopyIntoAnotherTableWithANewKey) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PipelineCapacity, CapacityPercentCapsTheWriteRate) {
+  auto client = make_client();
+  std::string table = unique_name("capacity");
+  dynamo::CreateTableRequest r;
+  r.table = table;
+  r.partition_key = {"PK", dynamo::AttrType::S};
+  r.sort_key = dynamo::KeyAttribute{"SK", dynamo::AttrType::S};
+  r.provisioned = dynamo::Throughput{1000, 40};
+  ASSERT_TRUE(client->create_table(r).ok());
+  ASSERT_TRUE(client->wait_until_active(table, std::chrono::seconds(30)).ok());
+  auto data = make_dataset(100);  // 100 profiles + 68 photos, each under 1 KB: 1 WCU a write
+  seed(*client, table, data);
+
+  auto s = step(table);
+  s.transform.push_back({ex("SET touched = :now"), {}, {}});
+  auto o = options(2);
+  o.capacity_percent = 50;  // 20 WCU/s of the table's 40
+  auto store = pipeline::null_checkpoint_store();
+  RunResult res = pipeline::run_pipeline(*client, s, *store, o);
+  ASSERT_EQ(res.status, RunResult::Status::Done) << res.error;
+  EXPECT_EQ(res.counters.written, static_cast<std::int64_t>(data.items.size()));
+  // 168 WCU at 20 WCU/s, one second of burst allowed: at least ~7 s whatever the machine does.
+  EXPECT_GE(res.wall_s, 6.0) << "the write rate was not capped";
+  drop_table(*client, table);
+}
+
+}  // namespace
