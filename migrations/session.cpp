@@ -165,9 +165,16 @@ struct Session::Impl {
       try {
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
           StateCheckpointStore store(*state, lease, m.version, direction, i);
+          // The record holds earlier steps' counters plus this step's as checkpointed; a resumed
+          // step's result includes its checkpointed part again, so take that out first.
+          pipeline::Counters earlier = rec.counters;
+          if (auto cp = store.load()) {
+            for (const auto& seg : cp->segments) earlier -= seg.counters;
+          }
           auto ro = run_options(m, o, p->spec);
           auto r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), store, ro);
           store.flush();
+          rec.counters = earlier;
           rec.counters += r.counters;
           if (r.status == pipeline::RunResult::Status::Failed)
             throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));

@@ -28,6 +28,24 @@
 
 namespace dynamorph::pipeline {
 
+Counters& Counters::operator-=(const Counters& o) {
+  Counters negated;
+  negated.scanned = -o.scanned;
+  negated.matched = -o.matched;
+  negated.written = -o.written;
+  negated.skipped = -o.skipped;
+  negated.conflicts = -o.conflicts;
+  negated.failed = -o.failed;
+  negated.retries = -o.retries;
+  negated.consumed_rcu = -o.consumed_rcu;
+  negated.consumed_wcu = -o.consumed_wcu;
+  negated.puts = -o.puts;
+  negated.updates = -o.updates;
+  negated.deletes = -o.deletes;
+  negated.transactions = -o.transactions;
+  return *this += negated;
+}
+
 Counters& Counters::operator+=(const Counters& o) {
   scanned += o.scanned;
   matched += o.matched;
@@ -548,7 +566,9 @@ ProgressEvent Run::snapshot(bool final) {
     std::lock_guard lock(progress_mutex_);
     e.counters = committed_;
   }
-  e.counters.scanned = std::max(e.counters.scanned, scanned_live_.load());
+  // Live progress counts pages read but not yet committed; the final figures are what the
+  // checkpoints hold, so that a resumed run continues exactly from them.
+  if (!final) e.counters.scanned = std::max(e.counters.scanned, scanned_live_.load());
   e.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   e.items_per_s = e.elapsed_s > 0 ? static_cast<double>(scanned_live_.load() - resumed_scanned_) / e.elapsed_s : 0;
   e.rcu_per_s = e.elapsed_s > 0 ? (e.counters.consumed_rcu - resumed_.consumed_rcu) / e.elapsed_s : 0;

@@ -31,6 +31,7 @@ struct Counters {
   // Writes issued, by kind (dry runs count what they would issue).
   std::int64_t puts = 0, updates = 0, deletes = 0, transactions = 0;
   Counters& operator+=(const Counters& o);
+  Counters& operator-=(const Counters& o);
 };
 
 // The resume point of one segment: the LastEvaluatedKey of the last page whose every write was
@@ -103,7 +104,7 @@ struct ChangeSample {
 struct RunResult {
   enum class Status { Done, Stopped, Failed };
   Status status = Status::Done;
-  Counters counters;
+  Counters counters;  // committed work, earlier runs of this step included (as checkpointed)
   std::string error;  // one line when Failed
   std::vector<ChangeSample> samples;
   double wall_s = 0;
