@@ -41,6 +41,27 @@ Outcome<T> typed(Outcome<RawResponse> raw, F&& parse) {
   return parse(raw.value().body);
 }
 
+// An error found on this side of the wire (a response that does not add up, a wait that timed
+// out): typed like the server's, so callers handle one kind of error.
+ServiceError local_error(std::string_view operation, std::string type, std::string message, int attempts = 1) {
+  ServiceError e;
+  e.operation = std::string(operation);
+  e.type = std::move(type);
+  e.message = std::move(message);
+  e.http_status = 200;
+  e.attempts = attempts;
+  return e;
+}
+
+// Serialize, call, parse: the shape of every typed synchronous operation.
+template <class T, class Request, class Write, class Parse>
+Outcome<T> request_of(Client& client, std::string_view operation, const Request& request, Write write,
+                      Parse parse) {
+  std::string body;
+  write(body, request);
+  return typed<T>(client.call(operation, std::move(body)), parse);
+}
+
 }  // namespace
 
 std::string endpoint_host(std::string_view endpoint) {
@@ -290,12 +311,7 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
       try {
         parsed = parse_batch_write(r.value().body);
       } catch (const std::exception& ex) {
-        ServiceError e;
-        e.operation = "BatchWriteItem";
-        e.type = "MalformedResponse";
-        e.message = ex.what();
-        e.http_status = 200;
-        state->done(std::move(e));
+        state->done(local_error("BatchWriteItem", "MalformedResponse", ex.what()));
         return;
       }
       state->summary.consumed_capacity += parsed.consumed_capacity;
@@ -306,14 +322,10 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
       ++state->rounds;
       ++state->summary.throttled;
       if (state->rounds > options_.retry.max_unprocessed_rounds) {
-        ServiceError e;
-        e.operation = "BatchWriteItem";
-        e.type = "UnprocessedItems";
-        e.message = fmt::format("{} items still unprocessed after {} re-sends",
-                                parsed.unprocessed.size(), state->rounds - 1);
-        e.http_status = 200;
-        e.attempts = state->summary.requests;
-        state->done(std::move(e));
+        state->done(local_error("BatchWriteItem", "UnprocessedItems",
+                                fmt::format("{} items still unprocessed after {} re-sends",
+                                            parsed.unprocessed.size(), state->rounds - 1),
+                                state->summary.requests));
         return;
       }
       stats_.unprocessed_resent.fetch_add(parsed.unprocessed.size(), std::memory_order_relaxed);
@@ -353,9 +365,7 @@ Outcome<double> Client::transact_write(std::vector<TransactAction> actions, std:
 // ---- typed synchronous operations ------------------------------------------------------------
 
 Outcome<TableDescription> Client::create_table(const CreateTableRequest& request) {
-  std::string body;
-  write_create_table(body, request);
-  return typed<TableDescription>(call("CreateTable", std::move(body)), parse_table_description);
+  return request_of<TableDescription>(*this, "CreateTable", request, write_create_table, parse_table_description);
 }
 
 Outcome<TableDescription> Client::describe_table(std::string_view table) {
@@ -408,15 +418,11 @@ Outcome<TimeToLive> Client::describe_ttl(std::string_view table) {
 }
 
 Outcome<Page> Client::scan(const ScanRequest& request) {
-  std::string body;
-  write_scan(body, request);
-  return typed<Page>(call("Scan", std::move(body)), parse_page);
+  return request_of<Page>(*this, "Scan", request, write_scan, parse_page);
 }
 
 Outcome<Page> Client::query(const QueryRequest& request) {
-  std::string body;
-  write_query(body, request);
-  return typed<Page>(call("Query", std::move(body)), parse_page);
+  return request_of<Page>(*this, "Query", request, write_query, parse_page);
 }
 
 Outcome<std::optional<Item>> Client::get_item(const GetItemRequest& request) {
@@ -427,21 +433,15 @@ Outcome<std::optional<Item>> Client::get_item(const GetItemRequest& request) {
 }
 
 Outcome<WriteResult> Client::put_item(const PutItemRequest& request) {
-  std::string body;
-  write_put_item(body, request);
-  return typed<WriteResult>(call("PutItem", std::move(body)), parse_write_result);
+  return request_of<WriteResult>(*this, "PutItem", request, write_put_item, parse_write_result);
 }
 
 Outcome<WriteResult> Client::update_item(const UpdateItemRequest& request) {
-  std::string body;
-  write_update_item(body, request);
-  return typed<WriteResult>(call("UpdateItem", std::move(body)), parse_write_result);
+  return request_of<WriteResult>(*this, "UpdateItem", request, write_update_item, parse_write_result);
 }
 
 Outcome<WriteResult> Client::delete_item(const DeleteItemRequest& request) {
-  std::string body;
-  write_delete_item(body, request);
-  return typed<WriteResult>(call("DeleteItem", std::move(body)), parse_write_result);
+  return request_of<WriteResult>(*this, "DeleteItem", request, write_delete_item, parse_write_result);
 }
 
 Outcome<std::vector<Item>> Client::batch_get(const BatchGetRequest& request) {
@@ -463,12 +463,9 @@ Outcome<std::vector<Item>> Client::batch_get(const BatchGetRequest& request) {
                  std::make_move_iterator(parsed.items.end()));
     if (!parsed.unprocessed_keys.empty()) {
       if (++rounds > options_.retry.max_unprocessed_rounds) {
-        ServiceError e;
-        e.operation = "BatchGetItem";
-        e.type = "UnprocessedKeys";
-        e.message = fmt::format("{} keys still unprocessed after {} re-sends", parsed.unprocessed_keys.size(), rounds - 1);
-        e.http_status = 200;
-        return e;
+        return local_error("BatchGetItem", "UnprocessedKeys",
+                           fmt::format("{} keys still unprocessed after {} re-sends",
+                                       parsed.unprocessed_keys.size(), rounds - 1));
       }
       stats_.unprocessed_resent.fetch_add(parsed.unprocessed_keys.size(), std::memory_order_relaxed);
       std::this_thread::sleep_for(backoff(rounds, true));  // sync path: the caller's own thread
@@ -490,12 +487,9 @@ Outcome<TableDescription> Client::wait_until_active(std::string_view table, std:
     for (const auto& ix : d.value().global_indexes) active = active && ix.status == "ACTIVE" && !ix.backfilling;
     if (active) return d;
     if (std::chrono::steady_clock::now() > deadline) {
-      ServiceError e;
-      e.operation = "DescribeTable";
-      e.type = "Timeout";
-      e.message = fmt::format("table '{}' not ACTIVE after {} s (status {})", table, timeout.count(), d.value().status);
-      e.http_status = 200;
-      return e;
+      return local_error("DescribeTable", "Timeout",
+                         fmt::format("table '{}' not ACTIVE after {} s (status {})", table, timeout.count(),
+                                     d.value().status));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(2000));
@@ -512,12 +506,8 @@ Outcome<bool> Client::wait_until_deleted(std::string_view table, std::chrono::se
       return std::move(d.error());
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      ServiceError e;
-      e.operation = "DescribeTable";
-      e.type = "Timeout";
-      e.message = fmt::format("table '{}' still exists after {} s", table, timeout.count());
-      e.http_status = 200;
-      return e;
+      return local_error("DescribeTable", "Timeout",
+                         fmt::format("table '{}' still exists after {} s", table, timeout.count()));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(2000));

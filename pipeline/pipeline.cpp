@@ -28,38 +28,29 @@
 
 namespace dynamorph::pipeline {
 
-Counters& Counters::operator-=(const Counters& o) {
-  Counters negated;
-  negated.scanned = -o.scanned;
-  negated.matched = -o.matched;
-  negated.written = -o.written;
-  negated.skipped = -o.skipped;
-  negated.conflicts = -o.conflicts;
-  negated.failed = -o.failed;
-  negated.retries = -o.retries;
-  negated.consumed_rcu = -o.consumed_rcu;
-  negated.consumed_wcu = -o.consumed_wcu;
-  negated.puts = -o.puts;
-  negated.updates = -o.updates;
-  negated.deletes = -o.deletes;
-  negated.transactions = -o.transactions;
-  return *this += negated;
+namespace {
+
+// Applies `f(mine, theirs)` to every counter of two Counters.
+template <class F>
+void each_counter(Counters& a, const Counters& b, F f) {
+  static constexpr std::int64_t Counters::*kCounts[] = {
+      &Counters::scanned, &Counters::matched, &Counters::written, &Counters::skipped,
+      &Counters::conflicts, &Counters::failed, &Counters::retries, &Counters::puts,
+      &Counters::updates, &Counters::deletes, &Counters::transactions};
+  for (auto m : kCounts) f(a.*m, b.*m);
+  f(a.consumed_rcu, b.consumed_rcu);
+  f(a.consumed_wcu, b.consumed_wcu);
 }
 
+}  // namespace
+
 Counters& Counters::operator+=(const Counters& o) {
-  scanned += o.scanned;
-  matched += o.matched;
-  written += o.written;
-  skipped += o.skipped;
-  conflicts += o.conflicts;
-  failed += o.failed;
-  retries += o.retries;
-  consumed_rcu += o.consumed_rcu;
-  consumed_wcu += o.consumed_wcu;
-  puts += o.puts;
-  updates += o.updates;
-  deletes += o.deletes;
-  transactions += o.transactions;
+  each_counter(*this, o, [](auto& x, auto y) { x += y; });
+  return *this;
+}
+
+Counters& Counters::operator-=(const Counters& o) {
+  each_counter(*this, o, [](auto& x, auto y) { x -= y; });
   return *this;
 }
 
