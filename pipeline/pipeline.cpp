@@ -215,6 +215,19 @@ class Run {
   std::vector<ChangeSample> samples_;
 };
 
+// A transaction cancelled only because of a concurrent transaction or throttling (no failed
+// condition): nothing was applied and trying again is right.
+bool transient_cancel(const ServiceError& e) {
+  if (e.type != "TransactionCanceledException" || e.cancellation_reasons.empty()) return false;
+  for (const auto& r : e.cancellation_reasons) {
+    if (r != "None" && r != "TransactionConflict" && r != "ThrottlingError" &&
+        r != "ProvisionedThroughputExceeded") {
+      return false;
+    }
+  }
+  return true;
+}
+
 void Run::fail(const std::string& message) {
   std::lock_guard lock(error_mutex_);
   if (error_.empty()) error_ = message;
@@ -463,6 +476,14 @@ void Run::ack(const WriteDone& done,
       page->pending.fetch_add(1, std::memory_order_relaxed);
       std::get<3>(out).try_put(WriteJob{page, std::make_shared<WriteOp>(std::move(resend))});
     }
+  } else if (transient_cancel(*done.error) && op.conflict_round < options_.max_conflict_retries) {
+    // Cancelled for another transaction in flight on the same item, or capacity: nothing of it
+    // was applied, so the same actions go again (a new token: it is a new attempt).
+    ++c.retries;
+    WriteOp again = op;
+    ++again.conflict_round;
+    page->pending.fetch_add(1, std::memory_order_relaxed);
+    std::get<3>(out).try_put(WriteJob{page, std::make_shared<WriteOp>(std::move(again))});
   } else {
     c.failed += op.items();
     page->failed = true;

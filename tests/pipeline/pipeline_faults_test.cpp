@@ -111,6 +111,22 @@ TEST_F(FaultsTest, GuardedUpdatesRereadWhenALostResponseWasApplied) {
   EXPECT_GE(r.counters.conflicts, 5) << "each lost-but-applied update comes back as a conflict";
 }
 
+TEST_F(FaultsTest, TransactionsCancelledByConflictsAreSentAgain) {
+  FaultProxy proxy(ddb_endpoint());
+  proxy.set_rules(R"json([
+    {"op": "TransactWriteItems", "fault": "error", "status": 400, "count": 4,
+     "type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+     "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]"},
+    {"op": "TransactWriteItems", "fault": "drop_after", "count": 2, "after": 6}
+  ])json");
+  auto client = make_client(proxy.endpoint(), fast_retries());
+  auto store = pipeline::null_checkpoint_store();
+  RunResult r = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Transact), *store, options(4));
+  ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  expect_same(normalized(), read_table(*direct_, table_));
+  EXPECT_GE(r.counters.retries, 4);
+}
+
 TEST_F(FaultsTest, BudgetExhaustedStopsTheRunWithoutSkipping) {
   FaultProxy proxy(ddb_endpoint());
   proxy.set_rules(R"([{"op": "BatchWriteItem", "fault": "http500", "after": 3}])");
