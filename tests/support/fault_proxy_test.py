@@ -858,13 +858,13 @@ def _boto_rate(c, seconds, key):
     return n / (time.monotonic() - t0)
 
 
-STUB_BODY = b'{"Item":{"pk":{"S":"bench"},"v":{"S":"' + b"x" * 100 + b'"}}}'
-STUB_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                 b"x-amzn-RequestId: stub\r\nx-amz-crc32: %d\r\nContent-Length: %d\r\n\r\n%s"
-                 % (zlib.crc32(STUB_BODY), len(STUB_BODY), STUB_BODY))
+CANNED_BODY = b'{"Item":{"pk":{"S":"bench"},"v":{"S":"' + b"x" * 100 + b'"}}}'
+CANNED_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                 b"x-amzn-RequestId: canned\r\nx-amz-crc32: %d\r\nContent-Length: %d\r\n\r\n%s"
+                 % (zlib.crc32(CANNED_BODY), len(CANNED_BODY), CANNED_BODY))
 
 
-class _StubProtocol(asyncio.Protocol):
+class _CannedProtocol(asyncio.Protocol):
     """A canned-answer HTTP/1.1 server, to measure the proxy's own capacity."""
 
     def connection_made(self, transport):
@@ -883,14 +883,14 @@ class _StubProtocol(asyncio.Protocol):
             if len(self.buf) < i + 4 + n:
                 break
             self.buf = self.buf[i + 4 + n:]
-            out.append(STUB_RESPONSE)
+            out.append(CANNED_RESPONSE)
         if out:
             self.transport.write(b"".join(out))
 
 
-def stub_upstream():
+def canned_upstream():
     async def run():
-        server = await asyncio.get_running_loop().create_server(_StubProtocol, "127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(_CannedProtocol, "127.0.0.1", 0)
         print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()
     asyncio.run(run())
@@ -926,24 +926,24 @@ def bench():
             results[name] = (statistics.median(direct), statistics.median(via), direct, via)
         st = proxy.stats()
         proxy.stop()
-        # the proxy's own capacity: in front of a canned-answer stub server instead
-        stub = subprocess.Popen([PY, str(Path(__file__).resolve()), "--stub-upstream"],
+        # the proxy's own capacity: in front of a canned-answer server instead
+        canned = subprocess.Popen([PY, str(Path(__file__).resolve()), "--canned-upstream"],
                                 stdout=subprocess.PIPE)
         try:
-            stub_port = int(stub.stdout.readline().split()[1])
-            proxy = ProxyProcess("http://127.0.0.1:%d" % stub_port)
+            canned_port = int(canned.stdout.readline().split()[1])
+            proxy = ProxyProcess("http://127.0.0.1:%d" % canned_port)
             asyncio.run(_raw_load(proxy.port, 2, 8, body))
-            for name, conns in (("stub upstream, raw client, 8 connections", 8),
-                                ("stub upstream, raw client, 1 connection", 1)):
+            for name, conns in (("canned upstream, raw client, 8 connections", 8),
+                                ("canned upstream, raw client, 1 connection", 1)):
                 direct, via = [], []
                 for _ in range(3):
-                    direct.append(asyncio.run(_raw_load(stub_port, 3, conns, body)))
+                    direct.append(asyncio.run(_raw_load(canned_port, 3, conns, body)))
                     via.append(asyncio.run(_raw_load(proxy.port, 3, conns, body)))
                 results[name] = (statistics.median(direct), statistics.median(via), direct, via)
         finally:
-            stub.terminate()
-            stub.wait()
-            stub.stdout.close()
+            canned.terminate()
+            canned.wait()
+            canned.stdout.close()
         print("GetItem requests/s (medians of 3 runs of 3 s):")
         for name, (md, mv, direct, via) in results.items():
             print("  %-44s direct %7.0f  via proxy %7.0f  (%.0f%%)   runs direct %s via %s"
@@ -960,7 +960,7 @@ def bench():
 if __name__ == "__main__":
     if "--bench" in sys.argv:
         bench()
-    elif "--stub-upstream" in sys.argv:
-        stub_upstream()
+    elif "--canned-upstream" in sys.argv:
+        canned_upstream()
     else:
         unittest.main()
