@@ -22,8 +22,8 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
            const std::set<std::string, std::less<>>& allowed, Config& c) {
   doc.check_map(node, what, allowed);
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const std::string& k = it->first.Scalar();
-    const YAML::Node& v = it->second;
+    const std::string k = it->first.Scalar();
+    const YAML::Node v = it->second;  // a copy: it-> yields a temporary pair
     if (k == "region") {
       c.region = doc.string(v, k);
     } else if (k == "endpoint") {

@@ -348,7 +348,7 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     if (!names.IsMap()) doc_.fail(names, "names: expected a map like { \"#n\": name }");
     doc_.check_keys_unique(names);
     for (auto it = names.begin(); it != names.end(); ++it) {
-      const std::string& k = it->first.Scalar();
+      const std::string k = it->first.Scalar();
       if (k.size() < 2 || k[0] != '#')
         doc_.fail(it->first, fmt::format("names: '{}' must start with #", k));
       spec.names[k] = doc_.string(it->second, k);
@@ -358,7 +358,7 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     if (!values.IsMap()) doc_.fail(values, "values: expected a map like { \":v\": value }");
     doc_.check_keys_unique(values);
     for (auto it = values.begin(); it != values.end(); ++it) {
-      const std::string& k = it->first.Scalar();
+      const std::string k = it->first.Scalar();
       if (k.size() < 2 || k[0] != ':')
         doc_.fail(it->first, fmt::format("values: '{}' must start with :", k));
       spec.values[k] = value(it->second);

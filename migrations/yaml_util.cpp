@@ -36,7 +36,7 @@ void YamlDoc::check_keys_unique(const YAML::Node& node) const {
   std::set<std::string, std::less<>> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
     if (!it->first.IsScalar()) fail(it->first, "keys must be plain names");
-    const std::string& k = it->first.Scalar();
+    const std::string k = it->first.Scalar();
     if (!seen.insert(k).second) fail(it->first, fmt::format("'{}' appears twice", k));
   }
 }
@@ -46,7 +46,7 @@ void YamlDoc::check_map(const YAML::Node& node, std::string_view what,
   if (!node.IsMap()) fail(node, fmt::format("{} must be a map", what));
   check_keys_unique(node);
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const std::string& k = it->first.Scalar();
+    const std::string k = it->first.Scalar();
     if (!allowed.contains(k)) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
