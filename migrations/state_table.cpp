@@ -46,19 +46,9 @@ Item key(std::string sk) {
 
 AttributeValue counters_to_value(const pipeline::Counters& c) {
   dynamo::Map m;
-  m.set("scanned", num(c.scanned));
-  m.set("matched", num(c.matched));
-  m.set("written", num(c.written));
-  m.set("skipped", num(c.skipped));
-  m.set("conflicts", num(c.conflicts));
-  m.set("failed", num(c.failed));
-  m.set("retries", num(c.retries));
-  m.set("puts", num(c.puts));
-  m.set("updates", num(c.updates));
-  m.set("deletes", num(c.deletes));
-  m.set("transactions", num(c.transactions));
-  m.set("consumed_rcu", num(c.consumed_rcu));
-  m.set("consumed_wcu", num(c.consumed_wcu));
+  for (const auto& field : pipeline::kCounterFields) {
+    m.set(field.name, field.count ? num(c.*field.count) : num(c.*field.amount));
+  }
   return AttributeValue(std::move(m));
 }
 
@@ -67,19 +57,13 @@ pipeline::Counters counters_of(const Item& item) {
   const auto* v = item.find("counters");
   if (!v || !v->is<dynamo::Map>()) return c;
   const auto& m = v->as<dynamo::Map>();
-  c.scanned = int_of(m, "scanned");
-  c.matched = int_of(m, "matched");
-  c.written = int_of(m, "written");
-  c.skipped = int_of(m, "skipped");
-  c.conflicts = int_of(m, "conflicts");
-  c.failed = int_of(m, "failed");
-  c.retries = int_of(m, "retries");
-  c.puts = int_of(m, "puts");
-  c.updates = int_of(m, "updates");
-  c.deletes = int_of(m, "deletes");
-  c.transactions = int_of(m, "transactions");
-  c.consumed_rcu = double_of(m, "consumed_rcu");
-  c.consumed_wcu = double_of(m, "consumed_wcu");
+  for (const auto& field : pipeline::kCounterFields) {
+    if (field.count) {
+      c.*field.count = int_of(m, field.name);
+    } else {
+      c.*field.amount = double_of(m, field.name);
+    }
+  }
   return c;
 }
 

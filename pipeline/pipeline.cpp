@@ -33,13 +33,13 @@ namespace {
 // Applies `f(mine, theirs)` to every counter of two Counters.
 template <class F>
 void each_counter(Counters& a, const Counters& b, F f) {
-  static constexpr std::int64_t Counters::*kCounts[] = {
-      &Counters::scanned, &Counters::matched, &Counters::written, &Counters::skipped,
-      &Counters::conflicts, &Counters::failed, &Counters::retries, &Counters::puts,
-      &Counters::updates, &Counters::deletes, &Counters::transactions};
-  for (auto m : kCounts) f(a.*m, b.*m);
-  f(a.consumed_rcu, b.consumed_rcu);
-  f(a.consumed_wcu, b.consumed_wcu);
+  for (const auto& field : kCounterFields) {
+    if (field.count) {
+      f(a.*field.count, b.*field.count);
+    } else {
+      f(a.*field.amount, b.*field.amount);
+    }
+  }
 }
 
 }  // namespace

@@ -34,6 +34,23 @@ struct Counters {
   Counters& operator-=(const Counters& o);
 };
 
+// Every counter with its name, in the order they are shown and stored: one list for arithmetic,
+// JSON, and the state table. Exactly one of `count` / `amount` is set.
+struct CounterField {
+  const char* name;
+  std::int64_t Counters::*count;
+  double Counters::*amount;
+};
+inline constexpr CounterField kCounterFields[] = {
+    {"scanned", &Counters::scanned, nullptr},     {"matched", &Counters::matched, nullptr},
+    {"written", &Counters::written, nullptr},     {"skipped", &Counters::skipped, nullptr},
+    {"conflicts", &Counters::conflicts, nullptr}, {"failed", &Counters::failed, nullptr},
+    {"retries", &Counters::retries, nullptr},     {"puts", &Counters::puts, nullptr},
+    {"updates", &Counters::updates, nullptr},     {"deletes", &Counters::deletes, nullptr},
+    {"transactions", &Counters::transactions, nullptr},
+    {"consumed_rcu", nullptr, &Counters::consumed_rcu},
+    {"consumed_wcu", nullptr, &Counters::consumed_wcu}};
+
 // The resume point of one segment: the LastEvaluatedKey of the last page whose every write was
 // acknowledged, all earlier pages included.
 struct SegmentCheckpoint {

@@ -8,12 +8,17 @@
 namespace dynamorph::pipeline {
 
 std::string format_counters_json(const Counters& c) {
-  return fmt::format(
-      "{{\"scanned\":{},\"matched\":{},\"written\":{},\"skipped\":{},\"conflicts\":{},\"failed\":{},"
-      "\"retries\":{},\"puts\":{},\"updates\":{},\"deletes\":{},\"transactions\":{},"
-      "\"consumed_rcu\":{:.1f},\"consumed_wcu\":{:.1f}}}",
-      c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed, c.retries, c.puts, c.updates,
-      c.deletes, c.transactions, c.consumed_rcu, c.consumed_wcu);
+  std::string out = "{";
+  for (const auto& field : kCounterFields) {
+    if (out.size() > 1) out += ',';
+    if (field.count) {
+      fmt::format_to(std::back_inserter(out), "\"{}\":{}", field.name, c.*field.count);
+    } else {
+      fmt::format_to(std::back_inserter(out), "\"{}\":{:.1f}", field.name, c.*field.amount);
+    }
+  }
+  out += '}';
+  return out;
 }
 
 std::string format_counters_text(const Counters& c) {
