@@ -31,6 +31,28 @@ std::string json_str(std::string_view s) {
   return out;
 }
 
+// The most a step's checkpoints can cost: one write per page (the writer coalesces to one per
+// segment per second, so a fast run writes far fewer), one delete per segment at the end, each
+// 2 WCU (a checkpoint is under 1 KB; transactional writes cost double) plus a 2 WCU lock check
+// per transaction of `limit` actions.
+struct CheckpointEstimate {
+  std::int64_t writes = 0, deletes = 0;
+  double wcu = 0;
+};
+CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_t scanned,
+                                       int limit) {
+  CheckpointEstimate e;
+  const std::int64_t segments =
+      spec.source.query_key.empty() ? std::max(1, spec.source.segments) : 1;
+  const std::int64_t page =
+      spec.source.page_size > 0 ? spec.source.page_size : pipeline::RunOptions{}.default_page_size;
+  e.writes = (scanned + page - 1) / page + segments;  // every segment ends with a page
+  e.deletes = segments;
+  const auto per = static_cast<double>(std::max(1, limit - 1));
+  e.wcu = static_cast<double>(e.writes + e.deletes) * 2.0 * (1.0 + 1.0 / per);
+  return e;
+}
+
 using pipeline::format_counters_json;
 using pipeline::format_counters_text;
 
@@ -41,6 +63,11 @@ bool process_alive(std::int64_t pid) {
 }
 
 std::string short_sum(const std::string& s) { return s.substr(0, 12); }
+
+std::string format_cost_json(const CheckpointCost& c) {
+  return fmt::format("{{\"writes\":{},\"transactions\":{},\"wcu\":{:.1f}}}", c.writes,
+                     c.transactions, c.wcu);
+}
 
 }  // namespace
 
@@ -118,6 +145,23 @@ struct Session::Impl {
     return copy;
   }
 
+  // Plan-time advice, never an error: a scan split finer than the table can use. DynamoDB's
+  // ItemCount is an estimate (refreshed about every 6 hours); 0 says nothing.
+  void warn_segments(const stages::StepSpec& spec, std::ostream& to, std::string_view prefix) {
+    const int segments = spec.source.segments;
+    if (!spec.source.query_key.empty() || segments <= 1) return;
+    auto d = s.client().describe_table(spec.source.table);
+    if (!d || d.value().item_count <= 0) return;
+    const std::int64_t items = d.value().item_count;
+    const std::int64_t useful = std::max<std::int64_t>(1, items / 100);
+    if (segments <= useful) return;
+    to << fmt::format(
+        "{}{}: segments {} for about {} items in {} (its ItemCount): more than one segment per "
+        "100 items, so most segments scan almost nothing, yet each costs its own Scan requests "
+        "and checkpoint writes; {} {} enough\n",
+        prefix, spec.label, segments, items, spec.source.table, useful, useful == 1 ? "is" : "are");
+  }
+
   // Runs one version in one direction, from record.step on. Returns Interrupted or Ok; throws on
   // failure (the record says failed).
   ExitCode run_version(const Migration& m, const std::string& direction, const UpOptions& o,
@@ -128,9 +172,13 @@ struct Session::Impl {
         existing && existing->direction == direction && existing->state != "applied";
     if (resume) {
       rec = *existing;
-      s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
-                         direction == "up" ? "applying" : "reverting", m.version, m.name, m.file,
-                         rec.step + 1, steps.size()));
+      if (rec.step >= static_cast<int>(steps.size()))
+        s.info(fmt::format("finishing {} {} ({}): every step is done; clearing its checkpoints",
+                           m.version, m.name, m.file));
+      else
+        s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
+                           direction == "up" ? "applying" : "reverting", m.version, m.name, m.file,
+                           rec.step + 1, steps.size()));
     } else {
       rec.version = m.version;
       rec.name = m.name;
@@ -138,7 +186,8 @@ struct Session::Impl {
       rec.direction = direction;
       rec.started_at = now_iso();
       rec.step = 0;
-      state->delete_checkpoints(m.version, lease.proof());
+      rec.counters_before_step = pipeline::Counters{};
+      rec.checkpoint_cost = state->delete_checkpoints(m.version, lease.proof());
       s.info(fmt::format("{} {} {} ({})", direction == "up" ? "applying" : "reverting", m.version,
                          m.name, m.file));
     }
@@ -157,6 +206,7 @@ struct Session::Impl {
       const Step& step = steps[i];
       if (rec.step != i) {
         rec.step = i;
+        rec.counters_before_step = rec.counters;
         rec.updated_at = now_iso();
         state->put_version(rec, lease.proof());
       }
@@ -164,16 +214,38 @@ struct Session::Impl {
       bool finished = true;
       try {
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-          StateCheckpointStore store(*state, lease, m.version, direction, i);
-          // The record holds earlier steps' counters plus this step's as checkpointed; a resumed
-          // step's result includes its checkpointed part again, so take that out first.
-          pipeline::Counters earlier = rec.counters;
-          if (auto cp = store.load()) {
-            for (const auto& seg : cp->segments) earlier -= seg.counters;
+          // A resumed step's result includes its checkpointed part again: it adds to the
+          // counters of the steps before it. Records written before counters_before_step
+          // existed hold this step's part as of their last write, at best.
+          if (!rec.counters_before_step) {
+            rec.counters_before_step = rec.counters;
+            if (auto cp = state->load_checkpoints(m.version, direction, i)) {
+              for (const auto& seg : cp->segments) *rec.counters_before_step -= seg.counters;
+            }
           }
+          const pipeline::Counters earlier = *rec.counters_before_step;
+          StateCheckpointStore store(*state, lease, m.version, direction, i, rec);
           auto ro = run_options(m, o, p->spec);
-          auto r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), store, ro);
-          store.flush();
+          const auto spec = with_segments(p->spec, ro);
+          const auto read_start = std::chrono::steady_clock::now();
+          if (auto cp = store.load()) {
+            s.detail(fmt::format(
+                "  resuming from {} segment checkpoints of {} (read in {:.2f} s)",
+                cp->segments.size(), cp->total_segments,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start)
+                    .count()));
+          } else {
+            warn_segments(spec, s.err_, "warning: ");
+          }
+          pipeline::RunResult r;
+          try {
+            r = pipeline::run_pipeline(s.client(), spec, store, ro);
+            store.flush();
+          } catch (...) {
+            rec.checkpoint_cost += store.cost();
+            throw;
+          }
+          rec.checkpoint_cost += store.cost();
           rec.counters = earlier;
           rec.counters += r.counters;
           if (r.status == pipeline::RunResult::Status::Failed)
@@ -213,15 +285,30 @@ struct Session::Impl {
         return ExitCode::Interrupted;
       }
     }
+    // Every step is done. Recorded first, so that a crash while the checkpoints are cleared
+    // (many transactions) leaves a version the next run finishes without running a step again;
+    // a failure here never marks it failed.
+    if (rec.step != static_cast<int>(steps.size())) {
+      rec.step = static_cast<int>(steps.size());
+      rec.counters_before_step = rec.counters;
+      rec.updated_at = now_iso();
+      state->put_version(rec, lease.proof());
+    }
+    try {
+      rec.checkpoint_cost += state->delete_checkpoints(m.version, lease.proof());
+    } catch (const Error& e) {
+      throw StepFailed(fmt::format(
+          "version {} ({}): every step is done, but clearing its checkpoints failed: {}; "
+          "`dynamorph {}` finishes it",
+          m.version, m.file, e.what(), direction));
+    }
     if (direction == "up") {
       rec.state = "applied";
-      rec.step = static_cast<int>(steps.size());
       rec.finished_at = rec.updated_at = now_iso();
       state->put_version(rec, lease.proof());
     } else {
       state->delete_version(m.version, lease.proof());
     }
-    state->delete_checkpoints(m.version, lease.proof());
     s.info(
         fmt::format("  {} {} {}", direction == "up" ? "applied" : "reverted", m.version, m.name));
     if (s.options_.json)
@@ -280,9 +367,12 @@ struct Session::Impl {
           UpOptions dry = o;
           dry.dry_run = true;
           pipeline::RunResult r;
+          stages::StepSpec spec;
           try {
             auto ro = run_options(*m, dry, p->spec);
-            r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), *store, ro);
+            spec = with_segments(p->spec, ro);
+            warn_segments(spec, text, "    warning: ");
+            r = pipeline::run_pipeline(s.client(), spec, *store, ro);
           } catch (const UsageError&) {
             throw;
           } catch (const Error& e) {
@@ -297,6 +387,11 @@ struct Session::Impl {
               "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
               "WCU\n",
               c.puts, c.updates, c.deletes, c.transactions, wcu);
+          const auto cp = checkpoint_estimate(spec, c.scanned, state->transaction_limit());
+          text << fmt::format(
+              "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
+              "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
+              cp.writes, cp.deletes, cp.wcu);
           for (const auto& sample : r.samples) {
             text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
             text << "      after:  "
@@ -305,8 +400,9 @@ struct Session::Impl {
           if (s.options_.json)
             s.out_ << fmt::format(
                 "{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},"
-                "\"estimated_wcu\":{:.0f}}}\n",
-                m->version, i + 1, format_counters_json(c), wcu);
+                "\"estimated_wcu\":{:.0f},\"checkpoints\":{{\"max_writes\":{},"
+                "\"deletes\":{},\"max_wcu\":{:.0f}}}}}\n",
+                m->version, i + 1, format_counters_json(c), wcu, cp.writes, cp.deletes, cp.wcu);
         } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
           const std::string& t = ct->request.table;
           deleted.erase(t);
@@ -404,6 +500,14 @@ ExitCode Session::status() {
       note += (note.empty() ? "" : "; ") + std::string("going down");
     if (rec && rec->state == "failed" && !rec->error.empty())
       note += (note.empty() ? "" : "; ") + rec->error;
+    if (m && rec && rec->state == "running" &&
+        rec->step >=
+            static_cast<int>(rec->direction == "down" && m->down ? m->down->size() : m->up.size()))
+      note += (note.empty() ? "" : "; ") +
+              fmt::format(
+                  "every step is done, checkpoints are left to clear: `dynamorph {}` "
+                  "finishes it",
+                  rec->direction);
     std::string when =
         rec ? (rec->state == "applied" && !rec->finished_at.empty() ? rec->finished_at
                                                                     : rec->updated_at)
@@ -411,15 +515,21 @@ ExitCode Session::status() {
     if (options_.json) {
       out_ << fmt::format(
           "{{\"version\":{},\"name\":{},\"state\":\"{}\",\"when\":{},\"file\":{},\"checksum\":{},"
-          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"note\":{}}}\n",
+          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"checkpoints\":{},"
+          "\"note\":{}}}\n",
           v, json_str(name), word, rec ? json_str(when) : "null", m ? json_str(m->file) : "null",
           m ? json_str(m->checksum) : "null", rec ? json_str(rec->checksum) : "null",
           rec ? rec->step : 0, format_counters_json(rec ? rec->counters : pipeline::Counters{}),
-          json_str(note));
+          format_cost_json(rec ? rec->checkpoint_cost : CheckpointCost{}), json_str(note));
     } else {
+      std::string counters = format_counters_text(rec ? rec->counters : pipeline::Counters{});
+      if (rec && rec->checkpoint_cost.writes > 0) {
+        std::string cp = fmt::format("checkpoints {} writes, {:.0f} WCU",
+                                     rec->checkpoint_cost.writes, rec->checkpoint_cost.wcu);
+        counters = counters == "-" ? cp : counters + "; " + cp;
+      }
       out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", v, name, word,
-                          when.empty() ? "-" : when,
-                          format_counters_text(rec ? rec->counters : pipeline::Counters{}),
+                          when.empty() ? "-" : when, counters,
                           note.empty() ? "" : "  (" + note + ")");
     }
   }
@@ -578,6 +688,9 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   state.ensure();
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   auto records = state.read_versions();
+  // Checkpoints first: a crash while clearing them leaves the record as it was, and running
+  // mark again finishes.
+  state.delete_checkpoints(version, lease->proof());
   if (word == "applied") {
     VersionRecord rec;
     auto r = records.find(version);
@@ -596,7 +709,6 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   } else {
     if (records.contains(version)) state.delete_version(version, lease->proof());
   }
-  state.delete_checkpoints(version, lease->proof());
   info(fmt::format("marked {} {}", version, word));
   lease->release();
   return ExitCode::Ok;
