@@ -7,12 +7,12 @@
 namespace dynamorph::migrations {
 
 StateCheckpointStore::StateCheckpointStore(StateTable& state, const Lease& lease,
-                                           std::int64_t version, std::string direction, int step,
+                                           std::int64_t version, Direction direction, int step,
                                            std::optional<VersionRecord> record)
     : state_(state),
       lease_(lease),
       version_(version),
-      direction_(std::move(direction)),
+      direction_(direction),
       step_(step),
       record_(std::move(record)) {
   if (record_ && !record_->counters_before_step) record_.reset();

@@ -24,7 +24,7 @@ class StateCheckpointStore final : public pipeline::CheckpointStore {
   // round also puts the record, with this step's checkpointed counters and the checkpoint cost
   // so far, in the same transactions as the checkpoints: `status` shows a run's progress.
   StateCheckpointStore(StateTable& state, const Lease& lease, std::int64_t version,
-                       std::string direction, int step,
+                       Direction direction, int step,
                        std::optional<VersionRecord> record = std::nullopt);
   ~StateCheckpointStore() override;
 
@@ -45,7 +45,7 @@ class StateCheckpointStore final : public pipeline::CheckpointStore {
   StateTable& state_;
   const Lease& lease_;
   std::int64_t version_;
-  std::string direction_;
+  Direction direction_;
   int step_;
   std::optional<VersionRecord> record_;
   mutable std::mutex mu_;

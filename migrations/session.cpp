@@ -92,25 +92,26 @@ struct Session::Impl {
       if (it == by_version.end())
         throw HistoryError(
             fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
-                        r.state, state->name(), s.config_.migrations_dir));
+                        to_string(r.state), state->name(), s.config_.migrations_dir));
       const Migration& m = *it->second;
       if (r.checksum != m.checksum)
         throw HistoryError(
             fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
                         "accept it with `dynamorph mark {} "
                         "applied`",
-                        m.file, r.state == "applied" ? "applied" : "started", short_sum(r.checksum),
-                        short_sum(m.checksum), v));
-      if (!allow_down_in_progress && r.state != "applied" && r.direction == "down")
+                        m.file, r.state == VersionState::Applied ? "applied" : "started",
+                        short_sum(r.checksum), short_sum(m.checksum), v));
+      if (!allow_down_in_progress && r.state != VersionState::Applied &&
+          r.direction == Direction::Down)
         throw HistoryError(
             fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
                         "`dynamorph down`, or repair it with `dynamorph mark`",
-                        v, m.file, r.state));
+                        v, m.file, to_string(r.state)));
     }
   }
 
-  const std::vector<Step>& steps_of(const Migration& m, const std::string& direction) {
-    return direction == "up" ? m.up : *m.down;
+  static const std::vector<Step>& steps_of(const Migration& m, Direction direction) {
+    return direction == Direction::Up ? m.up : *m.down;
   }
 
   pipeline::RunOptions run_options(const Migration& m, const UpOptions& o,
@@ -164,12 +165,12 @@ struct Session::Impl {
 
   // Runs one version in one direction, from record.step on. Returns Interrupted or Ok; throws on
   // failure (the record says failed).
-  ExitCode run_version(const Migration& m, const std::string& direction, const UpOptions& o,
-                       Lease& lease, std::optional<VersionRecord> existing) {
+  ExitCode run_version(const Migration& m, Direction direction, const UpOptions& o, Lease& lease,
+                       std::optional<VersionRecord> existing) {
     const auto& steps = steps_of(m, direction);
     VersionRecord rec;
     const bool resume =
-        existing && existing->direction == direction && existing->state != "applied";
+        existing && existing->direction == direction && existing->state != VersionState::Applied;
     if (resume) {
       rec = *existing;
       if (rec.step >= static_cast<int>(steps.size()))
@@ -177,8 +178,8 @@ struct Session::Impl {
                            m.version, m.name, m.file));
       else
         s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
-                           direction == "up" ? "applying" : "reverting", m.version, m.name, m.file,
-                           rec.step + 1, steps.size()));
+                           direction == Direction::Up ? "applying" : "reverting", m.version, m.name,
+                           m.file, rec.step + 1, steps.size()));
     } else {
       rec.version = m.version;
       rec.name = m.name;
@@ -188,15 +189,15 @@ struct Session::Impl {
       rec.step = 0;
       rec.counters_before_step = pipeline::Counters{};
       rec.checkpoint_cost = state->delete_checkpoints(m.version, lease.proof());
-      s.info(fmt::format("{} {} {} ({})", direction == "up" ? "applying" : "reverting", m.version,
-                         m.name, m.file));
+      s.info(fmt::format("{} {} {} ({})", direction == Direction::Up ? "applying" : "reverting",
+                         m.version, m.name, m.file));
     }
     if (s.options_.json)
       s.out_ << fmt::format(
           "{{\"event\":\"version_start\",\"version\":{},\"name\":{},\"direction\":\"{}\",\"step\":{"
           "}}}\n",
-          m.version, json_str(m.name), direction, rec.step);
-    rec.state = "running";
+          m.version, json_str(m.name), to_string(direction), rec.step);
+    rec.state = VersionState::Running;
     rec.error.clear();
     rec.updated_at = now_iso();
     state->put_version(rec, lease.proof());
@@ -281,7 +282,7 @@ struct Session::Impl {
         s.info(
             fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, "
                         "`dynamorph {}` resumes it",
-                        m.version, i + 1, step.where, direction));
+                        m.version, i + 1, step.where, to_string(direction)));
         return ExitCode::Interrupted;
       }
     }
@@ -300,26 +301,26 @@ struct Session::Impl {
       throw StepFailed(fmt::format(
           "version {} ({}): every step is done, but clearing its checkpoints failed: {}; "
           "`dynamorph {}` finishes it",
-          m.version, m.file, e.what(), direction));
+          m.version, m.file, e.what(), to_string(direction)));
     }
-    if (direction == "up") {
-      rec.state = "applied";
+    if (direction == Direction::Up) {
+      rec.state = VersionState::Applied;
       rec.finished_at = rec.updated_at = now_iso();
       state->put_version(rec, lease.proof());
     } else {
       state->delete_version(m.version, lease.proof());
     }
-    s.info(
-        fmt::format("  {} {} {}", direction == "up" ? "applied" : "reverted", m.version, m.name));
+    s.info(fmt::format("  {} {} {}", direction == Direction::Up ? "applied" : "reverted", m.version,
+                       m.name));
     if (s.options_.json)
       s.out_ << fmt::format(
           "{{\"event\":\"version_done\",\"version\":{},\"direction\":\"{}\",\"counters\":{}}}\n",
-          m.version, direction, format_counters_json(rec.counters));
+          m.version, to_string(direction), format_counters_json(rec.counters));
     return ExitCode::Ok;
   }
 
   void mark_failed(VersionRecord& rec, Lease& lease, const std::string& error) {
-    rec.state = "failed";
+    rec.state = VersionState::Failed;
     rec.error = error;
     rec.updated_at = now_iso();
     try {
@@ -330,7 +331,7 @@ struct Session::Impl {
   }
 
   // ---- dry run ------------------------------------------------------------------------------
-  void dry_run(const std::vector<std::pair<const Migration*, std::string>>& plan,
+  void dry_run(const std::vector<std::pair<const Migration*, Direction>>& plan,
                const UpOptions& o) {
     std::set<std::string> created, deleted;
     auto table_exists = [&](const std::string& t) {
@@ -345,8 +346,9 @@ struct Session::Impl {
     if (plan.empty()) text << "dry run: nothing to do\n";
     for (const auto& [m, direction] : plan) {
       const auto& steps = steps_of(*m, direction);
-      text << fmt::format("dry run: would {} {} {} ({})\n", direction == "up" ? "apply" : "revert",
-                          m->version, m->name, m->file);
+      text << fmt::format("dry run: would {} {} {} ({})\n",
+                          direction == Direction::Up ? "apply" : "revert", m->version, m->name,
+                          m->file);
       for (std::size_t i = 0; i < steps.size(); ++i) {
         const Step& step = steps[i];
         text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(),
@@ -360,7 +362,7 @@ struct Session::Impl {
             else
               text << fmt::format(
                   "    warning: source table {} does not exist: `{}` would fail here\n", src,
-                  direction);
+                  to_string(direction));
             continue;
           }
           auto store = pipeline::null_checkpoint_store();
@@ -483,34 +485,34 @@ ExitCode Session::status() {
     const Migration* m = f == impl.by_version.end() ? nullptr : f->second;
     const VersionRecord* rec = r == impl.records.end() ? nullptr : &r->second;
     std::string name = m ? m->name : rec->name;
-    std::string word = rec ? rec->state : "pending";
+    std::string word(rec ? to_string(rec->state) : "pending");
     std::string note;
     if (!m) {
-      word = rec->state;
+      word = to_string(rec->state);
       note = "file missing";
       problem = true;
     } else if (rec && rec->checksum != m->checksum) {
-      if (rec->state == "applied") word = "drift";
+      if (rec->state == VersionState::Applied) word = "drift";
       note = fmt::format("{} changed since {} (checksum {} → {})", m->file,
-                         rec->state == "applied" ? "applied" : "started", short_sum(rec->checksum),
-                         short_sum(m->checksum));
+                         rec->state == VersionState::Applied ? "applied" : "started",
+                         short_sum(rec->checksum), short_sum(m->checksum));
       problem = true;
     }
-    if (rec && rec->state != "applied" && rec->direction == "down")
+    if (rec && rec->state != VersionState::Applied && rec->direction == Direction::Down)
       note += (note.empty() ? "" : "; ") + std::string("going down");
-    if (rec && rec->state == "failed" && !rec->error.empty())
+    if (rec && rec->state == VersionState::Failed && !rec->error.empty())
       note += (note.empty() ? "" : "; ") + rec->error;
-    if (m && rec && rec->state == "running" &&
-        rec->step >=
-            static_cast<int>(rec->direction == "down" && m->down ? m->down->size() : m->up.size()))
+    if (m && rec && rec->state == VersionState::Running &&
+        rec->step >= static_cast<int>(rec->direction == Direction::Down && m->down ? m->down->size()
+                                                                                   : m->up.size()))
       note += (note.empty() ? "" : "; ") +
               fmt::format(
                   "every step is done, checkpoints are left to clear: `dynamorph {}` "
                   "finishes it",
-                  rec->direction);
+                  to_string(rec->direction));
     std::string when =
-        rec ? (rec->state == "applied" && !rec->finished_at.empty() ? rec->finished_at
-                                                                    : rec->updated_at)
+        rec ? (rec->state == VersionState::Applied && !rec->finished_at.empty() ? rec->finished_at
+                                                                                : rec->updated_at)
             : "";
     if (options_.json) {
       out_ << fmt::format(
@@ -551,12 +553,12 @@ ExitCode Session::up(const UpOptions& o) {
                                  config_.migrations_dir));
   impl.state = std::make_unique<StateTable>(client(), config_.physical(config_.state_table));
   auto pending_plan = [&]() {
-    std::vector<std::pair<const Migration*, std::string>> plan;
+    std::vector<std::pair<const Migration*, Direction>> plan;
     for (const auto& m : impl.files) {
       if (o.to && m.version > *o.to) break;
       auto r = impl.records.find(m.version);
-      if (r != impl.records.end() && r->second.state == "applied") continue;
-      plan.emplace_back(&m, "up");
+      if (r != impl.records.end() && r->second.state == VersionState::Applied) continue;
+      plan.emplace_back(&m, Direction::Up);
     }
     return plan;
   };
@@ -575,7 +577,7 @@ ExitCode Session::up(const UpOptions& o) {
   const std::int64_t newest_applied = [&] {
     std::int64_t n = -1;
     for (const auto& [v, r] : impl.records)
-      if (r.state == "applied") n = std::max(n, v);
+      if (r.state == VersionState::Applied) n = std::max(n, v);
     return n;
   }();
   for (const auto& [m, dir] : plan)
@@ -590,7 +592,7 @@ ExitCode Session::up(const UpOptions& o) {
     auto r = impl.records.find(m->version);
     std::optional<VersionRecord> existing;
     if (r != impl.records.end()) existing = r->second;
-    auto code = impl.run_version(*m, "up", o, *lease, existing);
+    auto code = impl.run_version(*m, Direction::Up, o, *lease, existing);
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
@@ -607,12 +609,12 @@ ExitCode Session::down(const DownOptions& o) {
   const bool exists = impl.state->exists();
   if (exists) impl.records = impl.state->read_versions();
   auto plan_of = [&]() {
-    std::vector<std::pair<const Migration*, std::string>> plan;
+    std::vector<std::pair<const Migration*, Direction>> plan;
     for (auto it = impl.records.rbegin(); it != impl.records.rend(); ++it) {
       const auto& [v, r] = *it;
       if (o.to && v <= *o.to) break;
       if (!o.to && static_cast<int>(plan.size()) >= o.steps.value_or(1)) break;
-      plan.emplace_back(impl.by_version.at(v), "down");
+      plan.emplace_back(impl.by_version.at(v), Direction::Down);
     }
     for (const auto& [m, d] : plan)
       if (!m->down)
@@ -642,7 +644,7 @@ ExitCode Session::down(const DownOptions& o) {
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) return ExitCode::Interrupted;
     std::optional<VersionRecord> existing = impl.records.at(m->version);
-    auto code = impl.run_version(*m, "down", uo, *lease, existing);
+    auto code = impl.run_version(*m, Direction::Down, uo, *lease, existing);
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
@@ -699,8 +701,8 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     rec.version = version;
     rec.name = m.name;
     rec.checksum = m.checksum;
-    rec.state = "applied";
-    rec.direction = "up";
+    rec.state = VersionState::Applied;
+    rec.direction = Direction::Up;
     rec.step = static_cast<int>(m.up.size());
     rec.error.clear();
     rec.updated_at = rec.finished_at = now_iso();

@@ -130,11 +130,36 @@ std::optional<int> transaction_limit_in(const dynamo::ServiceError& e) {
 std::string checkpoint_prefix(std::int64_t version) {
   return fmt::format("checkpoint#{:020}#", version);
 }
-std::string checkpoint_step_prefix(std::int64_t version, const std::string& direction, int step) {
-  return fmt::format("{}{}#{:04}#", checkpoint_prefix(version), direction, step);
+std::string checkpoint_step_prefix(std::int64_t version, Direction direction, int step) {
+  return fmt::format("{}{}#{:04}#", checkpoint_prefix(version), to_string(direction), step);
 }
 
 }  // namespace
+
+std::string_view to_string(VersionState state) {
+  switch (state) {
+    case VersionState::Running: return "running";
+    case VersionState::Applied: return "applied";
+    case VersionState::Failed: return "failed";
+  }
+  return "?";
+}
+
+std::string_view to_string(Direction direction) {
+  return direction == Direction::Up ? "up" : "down";
+}
+
+std::optional<VersionState> parse_version_state(std::string_view word) {
+  for (auto s : {VersionState::Running, VersionState::Applied, VersionState::Failed})
+    if (word == to_string(s)) return s;
+  return std::nullopt;
+}
+
+std::optional<Direction> parse_direction(std::string_view word) {
+  for (auto d : {Direction::Up, Direction::Down})
+    if (word == to_string(d)) return d;
+  return std::nullopt;
+}
 
 CheckpointCost& CheckpointCost::operator+=(const CheckpointCost& o) {
   writes += o.writes;
@@ -226,8 +251,17 @@ VersionRecord version_of(const Item& i) {
   VersionRecord r;
   r.version = int_of(i, "version");
   r.name = str_of(i, "name");
-  r.state = str_of(i, "state");
-  r.direction = str_of(i, "direction");
+  // A word this build does not know (a newer dynamorph wrote it, or a hand edit): the history
+  // cannot be trusted, so nothing runs (exit 4).
+  const auto state = parse_version_state(str_of(i, "state"));
+  const auto direction = parse_direction(str_of(i, "direction"));
+  if (!state || !direction)
+    throw HistoryError(fmt::format(
+        "version {} has state '{}', direction '{}' in the state table: not a state dynamorph "
+        "knows (running, applied, failed; up, down); repair it with `dynamorph mark`",
+        r.version, str_of(i, "state"), str_of(i, "direction")));
+  r.state = *state;
+  r.direction = *direction;
   r.checksum = str_of(i, "checksum");
   r.started_at = str_of(i, "started_at");
   r.updated_at = str_of(i, "updated_at");
@@ -427,8 +461,8 @@ dynamo::TransactAction StateTable::version_put(const VersionRecord& v,
   };
   i.set("version", num(v.version));
   opt("name", v.name);
-  opt("state", v.state);
-  opt("direction", v.direction);
+  i.set("state", AttributeValue(std::string(to_string(v.state))));
+  i.set("direction", AttributeValue(std::string(to_string(v.direction))));
   opt("checksum", v.checksum);
   i.set("step", num(static_cast<std::int64_t>(v.step)));
   opt("by", proof.owner);
@@ -457,7 +491,7 @@ void StateTable::delete_version(std::int64_t version, const LockProof& proof) {
 }
 
 CheckpointCost StateTable::put_checkpoints(
-    std::int64_t version, const std::string& direction, int step,
+    std::int64_t version, Direction direction, int step,
     const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
     const LockProof& proof, const VersionRecord* record) {
   const std::string prefix = checkpoint_step_prefix(version, direction, step);
@@ -484,7 +518,7 @@ CheckpointCost StateTable::put_checkpoints(
 }
 
 std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t version,
-                                                                    const std::string& direction,
+                                                                    Direction direction,
                                                                     int step) const {
   auto items = query_prefix(checkpoint_step_prefix(version, direction, step));
   if (items.empty()) return std::nullopt;

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dynamo/client.h"
@@ -30,11 +31,19 @@ struct CheckpointCost {
   CheckpointCost& operator+=(const CheckpointCost& o);
 };
 
+// A version's state as recorded; pending is the absence of a record.
+enum class VersionState { Running, Applied, Failed };
+enum class Direction { Up, Down };
+std::string_view to_string(VersionState state);   // running | applied | failed
+std::string_view to_string(Direction direction);  // up | down
+std::optional<VersionState> parse_version_state(std::string_view word);
+std::optional<Direction> parse_direction(std::string_view word);
+
 struct VersionRecord {
   std::int64_t version = 0;
   std::string name;
-  std::string state;      // running | applied | failed (pending = no record)
-  std::string direction;  // up | down
+  VersionState state = VersionState::Running;
+  Direction direction = Direction::Up;
   std::string checksum;
   std::string started_at, updated_at, finished_at;  // ISO-8601 UTC
   std::string by;                                   // lock owner id of the last writer
@@ -98,12 +107,11 @@ class StateTable {
   // this call spends. Not atomic across transactions: a crash in between leaves some segments
   // at their newer checkpoint, which is as good.
   CheckpointCost put_checkpoints(
-      std::int64_t version, const std::string& direction, int step,
+      std::int64_t version, Direction direction, int step,
       const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
       const LockProof& proof, const VersionRecord* record = nullptr);
   // Every checkpoint of one step, read with a paged Query.
-  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version,
-                                                          const std::string& direction,
+  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version, Direction direction,
                                                           int step) const;
   // Removes every checkpoint of a version (after it completes, or when it starts afresh), in
   // transactions as above. Resumable: a crash in between leaves fewer checkpoints, and calling

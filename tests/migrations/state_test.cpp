@@ -86,11 +86,11 @@ TEST_F(StateTest, HeartbeatKeepsTheLeaseAlive) {
   VersionRecord r;
   r.version = 1;
   r.name = "one";
-  r.state = "running";
-  r.direction = "up";
+  r.state = VersionState::Running;
+  r.direction = Direction::Up;
   r.checksum = "abc";
   state_->put_version(r, lease->proof());
-  EXPECT_EQ(state_->read_versions().at(1).state, "running");
+  EXPECT_EQ(state_->read_versions().at(1).state, VersionState::Running);
 }
 
 TEST_F(StateTest, TakenOverLeaseIsLostAndWritesAreRefused) {
@@ -103,11 +103,29 @@ TEST_F(StateTest, TakenOverLeaseIsLostAndWritesAreRefused) {
   EXPECT_TRUE(stop_.load());
   VersionRecord r;
   r.version = 1;
-  r.state = "running";
+  r.state = VersionState::Running;
   EXPECT_THROW(state_->put_version(r, lease->proof()), StepFailed);
   EXPECT_TRUE(state_->read_versions().empty());
   lease->release();  // must not delete the other owner's lock
   EXPECT_EQ(state_->read_lock()->owner, "elsewhere:1:x");
+}
+
+TEST_F(StateTest, AnUnknownStateWordIsAHistoryError) {
+  dynamo::PutItemRequest p;
+  p.table = state_->name();
+  p.item = dynamo::Item{{"pk", test::S("dynamorph")},
+                        {"sk", test::S(version_sort_key(3))},
+                        {"version", test::N("3")},
+                        {"state", test::S("paused")},
+                        {"direction", test::S("up")}};
+  ASSERT_TRUE(client_->put_item(p));
+  try {
+    state_->read_versions();
+    FAIL() << "an unknown state was accepted";
+  } catch (const HistoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("version 3 has state 'paused'"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(StateTest, ExpiredLeaseIsTakenOver) {
@@ -120,7 +138,7 @@ TEST_F(StateTest, ExpiredLeaseIsTakenOver) {
 TEST_F(StateTest, CheckpointsRoundTripCoalesceAndClear) {
   auto lease = Lease::acquire(*state_, 60s, &stop_);
   {
-    StateCheckpointStore store(*state_, *lease, 7, "up", 2);
+    StateCheckpointStore store(*state_, *lease, 7, Direction::Up, 2);
     EXPECT_FALSE(store.load());
     for (int page = 1; page <= 20; ++page) {
       for (int seg = 0; seg < 3; ++seg) {
@@ -153,10 +171,10 @@ TEST_F(StateTest, CheckpointsRoundTripCoalesceAndClear) {
     EXPECT_FALSE(run->segments[2].resume_key);
   }
   // Another step, another direction: separate.
-  EXPECT_FALSE(state_->load_checkpoints(7, "up", 1));
-  EXPECT_FALSE(state_->load_checkpoints(7, "down", 2));
+  EXPECT_FALSE(state_->load_checkpoints(7, Direction::Up, 1));
+  EXPECT_FALSE(state_->load_checkpoints(7, Direction::Down, 2));
   state_->delete_checkpoints(7, lease->proof());
-  EXPECT_FALSE(state_->load_checkpoints(7, "up", 2));
+  EXPECT_FALSE(state_->load_checkpoints(7, Direction::Up, 2));
 }
 
 TEST_F(StateTest, LongHistoryIsReadAcrossPages) {
@@ -166,8 +184,8 @@ TEST_F(StateTest, LongHistoryIsReadAcrossPages) {
     VersionRecord r;
     r.version = v;
     r.name = "v" + std::to_string(v);
-    r.state = "applied";
-    r.direction = "up";
+    r.state = VersionState::Applied;
+    r.direction = Direction::Up;
     r.checksum = "c";
     r.error = big;
     r.counters.written = v;
@@ -175,7 +193,7 @@ TEST_F(StateTest, LongHistoryIsReadAcrossPages) {
   }
   pipeline::SegmentCheckpoint cp;
   cp.pages = 3;
-  state_->put_checkpoints(400, "up", 0, {{cp, 1}}, lease->proof());
+  state_->put_checkpoints(400, Direction::Up, 0, {{cp, 1}}, lease->proof());
   auto all = state_->read_versions();
   ASSERT_EQ(all.size(), 400u);
   EXPECT_EQ(all.at(400).counters.written, 400);
@@ -206,7 +224,7 @@ TEST_F(StateTest, ThousandsOfSegmentsAreSavedInChunksReadPagedAndCleared) {
   }
   EXPECT_EQ(state_->transaction_limit(), 100);
   auto t0 = std::chrono::steady_clock::now();
-  CheckpointCost put = state_->put_checkpoints(9, "up", 0, cps, lease->proof());
+  CheckpointCost put = state_->put_checkpoints(9, Direction::Up, 0, cps, lease->proof());
   const double put_s = seconds_since(t0);
   EXPECT_EQ(state_->transaction_limit(), 10);  // DynamoDB Local's
   EXPECT_EQ(put.writes, kSegments);
@@ -218,7 +236,7 @@ TEST_F(StateTest, ThousandsOfSegmentsAreSavedInChunksReadPagedAndCleared) {
   auto via = test::make_client(proxy.endpoint());
   StateTable table(*via, state_->name());
   t0 = std::chrono::steady_clock::now();
-  auto run = StateCheckpointStore(table, *lease, 9, "up", 0).load();
+  auto run = StateCheckpointStore(table, *lease, 9, Direction::Up, 0).load();
   const double load_s = seconds_since(t0);
   const long queries = requests_of(proxy, "Query");
   ASSERT_TRUE(run);
@@ -243,7 +261,7 @@ TEST_F(StateTest, ThousandsOfSegmentsAreSavedInChunksReadPagedAndCleared) {
   const double clear_s = seconds_since(t0);
   EXPECT_EQ(cleared.writes, kSegments);
   EXPECT_EQ(cleared.transactions, (kSegments + 8) / 9);
-  EXPECT_FALSE(state_->load_checkpoints(9, "up", 0));
+  EXPECT_FALSE(state_->load_checkpoints(9, Direction::Up, 0));
   // Measurements, not assertions.
   std::printf(
       "[ measure  ] %d checkpoints: put in %.2f s (%lld transactions), read by resume in %.3f s "
@@ -268,17 +286,17 @@ TEST_F(StateTest, TransactionLimitIsLearntFromTheServersRefusalOnce) {
     cp.pages = 1;
     cps.emplace_back(cp, 100);
   }
-  CheckpointCost c = table.put_checkpoints(3, "up", 0, cps, lease->proof());
+  CheckpointCost c = table.put_checkpoints(3, Direction::Up, 0, cps, lease->proof());
   EXPECT_EQ(table.transaction_limit(), 10);
   EXPECT_EQ(c.transactions, 12);  // ⌈100 / 9⌉
   // 100 actions refused by the proxy (≤ 25), 25 by DynamoDB Local (≤ 10), then 12 of ≤ 10.
   EXPECT_EQ(requests_of(proxy, "TransactWriteItems"), 14);
-  table.put_checkpoints(3, "up", 0, cps, lease->proof());
+  table.put_checkpoints(3, Direction::Up, 0, cps, lease->proof());
   EXPECT_EQ(requests_of(proxy, "TransactWriteItems"), 26);
-  EXPECT_EQ(state_->load_checkpoints(3, "up", 0)->segments.size(), 100u);
+  EXPECT_EQ(state_->load_checkpoints(3, Direction::Up, 0)->segments.size(), 100u);
   table.delete_checkpoints(3, lease->proof());
   EXPECT_EQ(requests_of(proxy, "TransactWriteItems"), 38);
-  EXPECT_FALSE(state_->load_checkpoints(3, "up", 0));
+  EXPECT_FALSE(state_->load_checkpoints(3, Direction::Up, 0));
 }
 
 TEST_F(StateTest, OtherLengthLimitsAreNotTakenForTheActionLimit) {
@@ -291,7 +309,7 @@ TEST_F(StateTest, OtherLengthLimitsAreNotTakenForTheActionLimit) {
   StateTable table(*via, state_->name());
   pipeline::SegmentCheckpoint cp;
   try {
-    table.put_checkpoints(3, "up", 0, {{cp, 1}}, lease->proof());
+    table.put_checkpoints(3, Direction::Up, 0, {{cp, 1}}, lease->proof());
     FAIL() << "the refusal was not reported";
   } catch (const StepFailed&) {
     FAIL() << "not a lost lock";
@@ -313,9 +331,9 @@ TEST_F(StateTest, CheckpointsCancelledByAConflictAreSentAgain) {
   StateTable table(*via, state_->name());
   pipeline::SegmentCheckpoint cp;
   cp.pages = 4;
-  table.put_checkpoints(3, "up", 1, {{cp, 1}}, lease->proof());
+  table.put_checkpoints(3, Direction::Up, 1, {{cp, 1}}, lease->proof());
   EXPECT_EQ(requests_of(proxy, "TransactWriteItems"), 4);
-  EXPECT_EQ(state_->load_checkpoints(3, "up", 1)->segments.at(0).pages, 4);
+  EXPECT_EQ(state_->load_checkpoints(3, Direction::Up, 1)->segments.at(0).pages, 4);
 }
 
 // Saves of many pages end as about one write per segment per round, and each round keeps the
@@ -325,8 +343,8 @@ TEST_F(StateTest, StoreCoalescesPerSegmentAndKeepsTheRecordCurrent) {
   VersionRecord rec;
   rec.version = 5;
   rec.name = "five";
-  rec.state = "running";
-  rec.direction = "up";
+  rec.state = VersionState::Running;
+  rec.direction = Direction::Up;
   rec.checksum = "abc";
   rec.step = 1;
   rec.counters.scanned = 100;
@@ -337,7 +355,7 @@ TEST_F(StateTest, StoreCoalescesPerSegmentAndKeepsTheRecordCurrent) {
   constexpr int kSegments = 64, kPages = 50;
   CheckpointCost spent;
   {
-    StateCheckpointStore store(*state_, *lease, 5, "up", 1, rec);
+    StateCheckpointStore store(*state_, *lease, 5, Direction::Up, 1, rec);
     EXPECT_FALSE(store.load());
     for (int page = 1; page <= kPages; ++page) {
       for (int seg = 0; seg < kSegments; ++seg) {
@@ -357,7 +375,7 @@ TEST_F(StateTest, StoreCoalescesPerSegmentAndKeepsTheRecordCurrent) {
   EXPECT_GE(spent.writes, kSegments);
   EXPECT_LE(spent.writes, 10 * kSegments);
   auto got = state_->read_versions().at(5);
-  EXPECT_EQ(got.state, "running");
+  EXPECT_EQ(got.state, VersionState::Running);
   EXPECT_EQ(got.counters.scanned, 100 + kSegments * kPages * 10);
   EXPECT_EQ(got.counters.written, 50 + kSegments * kPages);
   ASSERT_TRUE(got.counters_before_step);
@@ -365,7 +383,7 @@ TEST_F(StateTest, StoreCoalescesPerSegmentAndKeepsTheRecordCurrent) {
   EXPECT_EQ(got.checkpoint_cost.writes, 3 + spent.writes);
   EXPECT_EQ(got.checkpoint_cost.transactions, 1 + spent.transactions);
   EXPECT_DOUBLE_EQ(got.checkpoint_cost.wcu, 8 + spent.wcu);
-  auto run = state_->load_checkpoints(5, "up", 1);
+  auto run = state_->load_checkpoints(5, Direction::Up, 1);
   ASSERT_TRUE(run);
   ASSERT_EQ(run->segments.size(), static_cast<std::size_t>(kSegments));
   for (const auto& cp : run->segments) {
