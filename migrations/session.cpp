@@ -2,59 +2,21 @@
 
 #include <fmt/format.h>
 #include <signal.h>
-#include <unistd.h>
 
-#include <cmath>
-#include <map>
-#include <ostream>
 #include <set>
-#include <sstream>
 
 #include "dynamo/client.h"
 #include "dynamo/credentials.h"
-#include "dynamo/json.h"
-#include "migrations/checkpoint_store.h"
 #include "migrations/clock.h"
+#include "migrations/dry_run.h"
+#include "migrations/history.h"
 #include "migrations/lease.h"
-#include "migrations/run_settings.h"
-#include "migrations/schema_steps.h"
+#include "migrations/render.h"
+#include "migrations/runner.h"
 #include "migrations/state_table.h"
-#include "pipeline/pipeline.h"
-#include "pipeline/progress.h"
 
 namespace dynamorph::migrations {
 namespace {
-
-std::string json_str(std::string_view s) {
-  std::string out;
-  dynamo::write_json_string(out, s);
-  return out;
-}
-
-// The most a step's checkpoints can cost: one write per page (the writer coalesces to one per
-// segment per second, so a fast run writes far fewer), one delete per segment at the end, each
-// 2 WCU (a checkpoint is under 1 KB; transactional writes cost double) plus a 2 WCU lock check
-// per transaction of `limit` actions.
-struct CheckpointEstimate {
-  std::int64_t writes = 0, deletes = 0;
-  double wcu = 0;
-};
-CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_t scanned,
-                                       int limit) {
-  CheckpointEstimate e;
-  const std::int64_t segments =
-      spec.source.query_key.empty() ? std::max(1, spec.source.segments) : 1;
-  const std::int64_t page =
-      spec.source.page_size > 0 ? spec.source.page_size : pipeline::RunOptions{}.default_page_size;
-  e.writes = (scanned + page - 1) / page + segments;  // every segment ends with a page
-  e.deletes = segments;
-  const auto per = static_cast<double>(std::max(1, limit - 1));
-  e.wcu = static_cast<double>(e.writes + e.deletes) * 2.0 * (1.0 + 1.0 / per);
-  return e;
-}
-
-using pipeline::format_counters_json;
-using pipeline::format_counters_text;
 
 bool process_alive(std::int64_t pid) {
   if (pid <= 0) return false;
@@ -62,369 +24,48 @@ bool process_alive(std::int64_t pid) {
   return errno == EPERM;
 }
 
-std::string short_sum(const std::string& s) { return s.substr(0, 12); }
-
-std::string format_cost_json(const CheckpointCost& c) {
-  return fmt::format("{{\"writes\":{},\"transactions\":{},\"wcu\":{:.1f}}}", c.writes,
-                     c.transactions, c.wcu);
+// One status row: what the files and the records say together about a version.
+StatusRow status_row(std::int64_t v, const Migration* m, const VersionRecord* rec, bool& problem) {
+  StatusRow row;
+  row.version = v;
+  row.name = m ? m->name : rec->name;
+  row.word = rec ? to_string(rec->state) : "pending";
+  std::string& note = row.note;
+  auto add = [&note](const std::string& s) { note += (note.empty() ? "" : "; ") + s; };
+  if (!m) {
+    note = "file missing";
+    problem = true;
+  } else if (rec && rec->checksum != m->checksum) {
+    if (rec->state == VersionState::Applied) row.word = "drift";
+    note = fmt::format("{} changed since {} (checksum {} → {})", m->file,
+                       rec->state == VersionState::Applied ? "applied" : "started",
+                       short_sum(rec->checksum), short_sum(m->checksum));
+    problem = true;
+  }
+  if (rec && rec->state != VersionState::Applied && rec->direction == Direction::Down)
+    add("going down");
+  if (rec && rec->state == VersionState::Failed && !rec->error.empty()) add(rec->error);
+  if (m && rec && rec->state == VersionState::Running &&
+      (rec->direction == Direction::Up || m->down) &&
+      rec->step >= static_cast<int>(steps_of(*m, rec->direction).size()))
+    add(fmt::format("every step is done, checkpoints are left to clear: `dynamorph {}` finishes it",
+                    to_string(rec->direction)));
+  if (rec) {
+    row.when = rec->state == VersionState::Applied && !rec->finished_at.empty() ? rec->finished_at
+                                                                                : rec->updated_at;
+    row.recorded_checksum = rec->checksum;
+    row.step = rec->step;
+    row.counters = rec->counters;
+    row.checkpoints = rec->checkpoint_cost;
+  }
+  if (m) {
+    row.file = m->file;
+    row.checksum = m->checksum;
+  }
+  return row;
 }
 
 }  // namespace
-
-// ---- the runner of one up/down: owns the state table, the lease, the loaded files ---------
-struct Session::Impl {
-  Session& s;
-  std::vector<Migration> files;
-  std::map<std::int64_t, const Migration*> by_version;
-  std::unique_ptr<StateTable> state;
-  std::map<std::int64_t, VersionRecord> records;
-
-  explicit Impl(Session& session) : s(session) {}
-
-  void index_files() {
-    for (const auto& m : files) by_version[m.version] = &m;
-  }
-
-  // Drift and history checks shared by up, down and dry runs (exit 4).
-  void check_history(bool allow_down_in_progress) {
-    for (const auto& [v, r] : records) {
-      auto it = by_version.find(v);
-      if (it == by_version.end())
-        throw HistoryError(
-            fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
-                        to_string(r.state), state->name(), s.config_.migrations_dir));
-      const Migration& m = *it->second;
-      if (r.checksum != m.checksum)
-        throw HistoryError(
-            fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
-                        "accept it with `dynamorph mark {} "
-                        "applied`",
-                        m.file, r.state == VersionState::Applied ? "applied" : "started",
-                        short_sum(r.checksum), short_sum(m.checksum), v));
-      if (!allow_down_in_progress && r.state != VersionState::Applied &&
-          r.direction == Direction::Down)
-        throw HistoryError(
-            fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
-                        "`dynamorph down`, or repair it with `dynamorph mark`",
-                        v, m.file, to_string(r.state)));
-    }
-  }
-
-  static const std::vector<Step>& steps_of(const Migration& m, Direction direction) {
-    return direction == Direction::Up ? m.up : *m.down;
-  }
-
-  pipeline::RunOptions run_options(const Migration& m, const UpOptions& o,
-                                   const stages::StepSpec& spec) {
-    pipeline::RunOptions r;
-    const RunSettings settings =
-        resolve_run_settings(s.config_, m, spec, SettingFlags{o.segments, o.max_wcu, o.max_rcu});
-    r.segments = settings.segments;
-    r.max_wcu = settings.max_wcu;
-    r.max_rcu = settings.max_rcu;
-    r.capacity_percent = o.capacity_percent;
-    r.version = m.version;
-    r.now_iso = s.now_iso_;
-    r.stop = &s.stop_;
-    r.dry_run = o.dry_run;
-    if (o.dry_run) r.sample_changes = 3;
-    if (s.options_.verbosity >= 0) {
-      pipeline::ProgressStyle style;
-      style.json = s.options_.json;
-      style.tty = ::isatty(STDERR_FILENO) != 0;
-      style.label = fmt::format("{} {}", m.version, m.name);
-      r.progress = pipeline::make_progress_printer(style, s.out_, s.err_);
-    }
-    return r;
-  }
-
-  // The flag beats the file: the spec carries the segment count the settings resolved to.
-  static stages::StepSpec with_segments(const stages::StepSpec& spec,
-                                        const pipeline::RunOptions& ro) {
-    stages::StepSpec copy = spec;
-    if (copy.source.query_key.empty()) copy.source.segments = ro.segments;
-    return copy;
-  }
-
-  // Plan-time advice, never an error: a scan split finer than the table can use. DynamoDB's
-  // ItemCount is an estimate (refreshed about every 6 hours); 0 says nothing.
-  void warn_segments(const stages::StepSpec& spec, std::ostream& to, std::string_view prefix) {
-    const int segments = spec.source.segments;
-    if (!spec.source.query_key.empty() || segments <= 1) return;
-    auto d = s.client().describe_table(spec.source.table);
-    if (!d || d.value().item_count <= 0) return;
-    const std::int64_t items = d.value().item_count;
-    const std::int64_t useful = std::max<std::int64_t>(1, items / 100);
-    if (segments <= useful) return;
-    to << fmt::format(
-        "{}{}: segments {} for about {} items in {} (its ItemCount): more than one segment per "
-        "100 items, so most segments scan almost nothing, yet each costs its own Scan requests "
-        "and checkpoint writes; {} {} enough\n",
-        prefix, spec.label, segments, items, spec.source.table, useful, useful == 1 ? "is" : "are");
-  }
-
-  // Runs one version in one direction, from record.step on. Returns Interrupted or Ok; throws on
-  // failure (the record says failed).
-  ExitCode run_version(const Migration& m, Direction direction, const UpOptions& o, Lease& lease,
-                       std::optional<VersionRecord> existing) {
-    const auto& steps = steps_of(m, direction);
-    VersionRecord rec;
-    const bool resume =
-        existing && existing->direction == direction && existing->state != VersionState::Applied;
-    if (resume) {
-      rec = *existing;
-      if (rec.step >= static_cast<int>(steps.size()))
-        s.info(fmt::format("finishing {} {} ({}): every step is done; clearing its checkpoints",
-                           m.version, m.name, m.file));
-      else
-        s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
-                           direction == Direction::Up ? "applying" : "reverting", m.version, m.name,
-                           m.file, rec.step + 1, steps.size()));
-    } else {
-      rec.version = m.version;
-      rec.name = m.name;
-      rec.checksum = m.checksum;
-      rec.direction = direction;
-      rec.started_at = now_iso();
-      rec.step = 0;
-      rec.counters_before_step = pipeline::Counters{};
-      rec.checkpoint_cost = state->delete_checkpoints(m.version, lease.proof());
-      s.info(fmt::format("{} {} {} ({})", direction == Direction::Up ? "applying" : "reverting",
-                         m.version, m.name, m.file));
-    }
-    if (s.options_.json)
-      s.out_ << fmt::format(
-          "{{\"event\":\"version_start\",\"version\":{},\"name\":{},\"direction\":\"{}\",\"step\":{"
-          "}}}\n",
-          m.version, json_str(m.name), to_string(direction), rec.step);
-    rec.state = VersionState::Running;
-    rec.error.clear();
-    rec.updated_at = now_iso();
-    state->put_version(rec, lease.proof());
-    const bool fresh = !existing;
-
-    for (int i = rec.step; i < static_cast<int>(steps.size()); ++i) {
-      const Step& step = steps[i];
-      if (rec.step != i) {
-        rec.step = i;
-        rec.counters_before_step = rec.counters;
-        rec.updated_at = now_iso();
-        state->put_version(rec, lease.proof());
-      }
-      s.info(fmt::format("  step {}/{}: {}", i + 1, steps.size(), step.describe()));
-      bool finished = true;
-      try {
-        if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-          // A resumed step's result includes its checkpointed part again: it adds to the
-          // counters of the steps before it. Records written before counters_before_step
-          // existed hold this step's part as of their last write, at best.
-          if (!rec.counters_before_step) {
-            rec.counters_before_step = rec.counters;
-            if (auto cp = state->load_checkpoints(m.version, direction, i)) {
-              for (const auto& seg : cp->segments) *rec.counters_before_step -= seg.counters;
-            }
-          }
-          const pipeline::Counters earlier = *rec.counters_before_step;
-          StateCheckpointStore store(*state, lease, m.version, direction, i, rec);
-          auto ro = run_options(m, o, p->spec);
-          const auto spec = with_segments(p->spec, ro);
-          const auto read_start = std::chrono::steady_clock::now();
-          if (auto cp = store.load()) {
-            s.detail(fmt::format(
-                "  resuming from {} segment checkpoints of {} (read in {:.2f} s)",
-                cp->segments.size(), cp->total_segments,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start)
-                    .count()));
-          } else {
-            warn_segments(spec, s.err_, "warning: ");
-          }
-          pipeline::RunResult r;
-          try {
-            r = pipeline::run_pipeline(s.client(), spec, store, ro);
-            store.flush();
-          } catch (...) {
-            rec.checkpoint_cost += store.cost();
-            throw;
-          }
-          rec.checkpoint_cost += store.cost();
-          rec.counters = earlier;
-          rec.counters += r.counters;
-          if (r.status == pipeline::RunResult::Status::Failed)
-            throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));
-          if (r.status == pipeline::RunResult::Status::Stopped) finished = false;
-          s.detail(fmt::format("  {}", format_counters_text(r.counters)));
-        } else {
-          finished = run_schema_step(
-              s.client(), step, [this](const std::string& l) { s.info(l); }, s.stop_);
-        }
-        if (lease.lost())
-          throw StepFailed(
-              fmt::format("lost the lock in {} (the lease could not be renewed); stopped during {}",
-                          state->name(), step.where));
-      } catch (const UsageError& e) {
-        // Plan-time refusal before anything of this step was written.
-        if (fresh && i == 0 && !lease.lost())
-          state->delete_version(m.version, lease.proof());
-        else
-          mark_failed(rec, lease, e.what());
-        throw;
-      } catch (const StepFailed& e) {
-        if (!lease.lost()) mark_failed(rec, lease, e.what());
-        throw;
-      } catch (const Error& e) {
-        std::string msg = fmt::format("{}: {}: {}", step.where, step.kind, e.what());
-        if (!lease.lost()) mark_failed(rec, lease, msg);
-        throw StepFailed(msg);
-      }
-      if (!finished) {
-        rec.updated_at = now_iso();
-        state->put_version(rec, lease.proof());
-        s.info(
-            fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, "
-                        "`dynamorph {}` resumes it",
-                        m.version, i + 1, step.where, to_string(direction)));
-        return ExitCode::Interrupted;
-      }
-    }
-    // Every step is done. Recorded first, so that a crash while the checkpoints are cleared
-    // (many transactions) leaves a version the next run finishes without running a step again;
-    // a failure here never marks it failed.
-    if (rec.step != static_cast<int>(steps.size())) {
-      rec.step = static_cast<int>(steps.size());
-      rec.counters_before_step = rec.counters;
-      rec.updated_at = now_iso();
-      state->put_version(rec, lease.proof());
-    }
-    try {
-      rec.checkpoint_cost += state->delete_checkpoints(m.version, lease.proof());
-    } catch (const Error& e) {
-      throw StepFailed(fmt::format(
-          "version {} ({}): every step is done, but clearing its checkpoints failed: {}; "
-          "`dynamorph {}` finishes it",
-          m.version, m.file, e.what(), to_string(direction)));
-    }
-    if (direction == Direction::Up) {
-      rec.state = VersionState::Applied;
-      rec.finished_at = rec.updated_at = now_iso();
-      state->put_version(rec, lease.proof());
-    } else {
-      state->delete_version(m.version, lease.proof());
-    }
-    s.info(fmt::format("  {} {} {}", direction == Direction::Up ? "applied" : "reverted", m.version,
-                       m.name));
-    if (s.options_.json)
-      s.out_ << fmt::format(
-          "{{\"event\":\"version_done\",\"version\":{},\"direction\":\"{}\",\"counters\":{}}}\n",
-          m.version, to_string(direction), format_counters_json(rec.counters));
-    return ExitCode::Ok;
-  }
-
-  void mark_failed(VersionRecord& rec, Lease& lease, const std::string& error) {
-    rec.state = VersionState::Failed;
-    rec.error = error;
-    rec.updated_at = now_iso();
-    try {
-      state->put_version(rec, lease.proof());
-    } catch (const Error& e) {
-      s.err_ << "warning: could not record the failure: " << e.what() << "\n";
-    }
-  }
-
-  // ---- dry run ------------------------------------------------------------------------------
-  void dry_run(const std::vector<std::pair<const Migration*, Direction>>& plan,
-               const UpOptions& o) {
-    std::set<std::string> created, deleted;
-    auto table_exists = [&](const std::string& t) {
-      if (deleted.contains(t)) return false;
-      auto d = s.client().describe_table(t);
-      if (d) return true;
-      if (d.error().type == "ResourceNotFoundException") return false;
-      throw Error(fmt::format("DescribeTable {}: {}", t, d.error().to_string()));
-    };
-    std::ostringstream discard;  // --json: only the JSON events
-    std::ostream& text = s.options_.json ? static_cast<std::ostream&>(discard) : s.out_;
-    if (plan.empty()) text << "dry run: nothing to do\n";
-    for (const auto& [m, direction] : plan) {
-      const auto& steps = steps_of(*m, direction);
-      text << fmt::format("dry run: would {} {} {} ({})\n",
-                          direction == Direction::Up ? "apply" : "revert", m->version, m->name,
-                          m->file);
-      for (std::size_t i = 0; i < steps.size(); ++i) {
-        const Step& step = steps[i];
-        text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(),
-                            step.where);
-        if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-          const std::string& src = p->spec.source.table;
-          if (created.contains(src) || !table_exists(src)) {
-            if (created.contains(src))
-              text << fmt::format(
-                  "    source table {} is created by an earlier step: nothing to scan yet\n", src);
-            else
-              text << fmt::format(
-                  "    warning: source table {} does not exist: `{}` would fail here\n", src,
-                  to_string(direction));
-            continue;
-          }
-          auto store = pipeline::null_checkpoint_store();
-          UpOptions dry = o;
-          dry.dry_run = true;
-          pipeline::RunResult r;
-          stages::StepSpec spec;
-          try {
-            auto ro = run_options(*m, dry, p->spec);
-            spec = with_segments(p->spec, ro);
-            warn_segments(spec, text, "    warning: ");
-            r = pipeline::run_pipeline(s.client(), spec, *store, ro);
-          } catch (const UsageError&) {
-            throw;
-          } catch (const Error& e) {
-            throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, e.what()));
-          }
-          if (r.status == pipeline::RunResult::Status::Failed)
-            throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, r.error));
-          const auto& c = r.counters;
-          double wcu = r.estimated_wcu;
-          text << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
-          text << fmt::format(
-              "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
-              "WCU\n",
-              c.puts, c.updates, c.deletes, c.transactions, wcu);
-          const auto cp = checkpoint_estimate(spec, c.scanned, state->transaction_limit());
-          text << fmt::format(
-              "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
-              "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
-              cp.writes, cp.deletes, cp.wcu);
-          for (const auto& sample : r.samples) {
-            text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
-            text << "      after:  "
-                 << (sample.after ? dynamo::to_debug_string(*sample.after) : "(deleted)") << "\n";
-          }
-          if (s.options_.json)
-            s.out_ << fmt::format(
-                "{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},"
-                "\"estimated_wcu\":{:.0f},\"checkpoints\":{{\"max_writes\":{},"
-                "\"deletes\":{},\"max_wcu\":{:.0f}}}}}\n",
-                m->version, i + 1, format_counters_json(c), wcu, cp.writes, cp.deletes, cp.wcu);
-        } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
-          const std::string& t = ct->request.table;
-          deleted.erase(t);
-          if (!created.contains(t) && table_exists(t))
-            text << fmt::format("    table {} exists already (accepted if identical)\n", t);
-          else
-            created.insert(t);  // does not exist now; a real run would create it
-        } else if (const auto* dt = std::get_if<DeleteTableStep>(&step.body)) {
-          if (!created.contains(dt->table) && !table_exists(dt->table))
-            text << fmt::format("    table {} does not exist (nothing to do)\n", dt->table);
-          created.erase(dt->table);
-          deleted.insert(dt->table);
-        }
-      }
-    }
-    text << "dry run: nothing was written\n";
-  }
-};
-
-// ---- Session ----------------------------------------------------------------------------------
 
 Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
     : options_(std::move(options)), out_(out), err_(err) {
@@ -438,16 +79,10 @@ Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
   if (options_.region) config_.region = options_.region;
   if (options_.endpoint) config_.endpoint = options_.endpoint;
   now_iso_ = now_iso();
+  render_ = std::make_unique<Renderer>(options_, out_, err_);
 }
 
 Session::~Session() = default;
-
-void Session::info(const std::string& line) {
-  if (options_.verbosity >= 0 && !options_.json) out_ << line << "\n" << std::flush;
-}
-void Session::detail(const std::string& line) {
-  if (options_.verbosity > 0 && !options_.json) out_ << line << "\n" << std::flush;
-}
 
 std::vector<Migration> Session::load() {
   return load_migrations(config_.migrations_dir, LoadOptions{config_.table_namespace, now_iso_});
@@ -465,134 +100,64 @@ dynamo::Client& Session::client() {
   return *client_;
 }
 
+StepContext Session::step_context() {
+  return StepContext{config_, now_iso_, stop_, client(), *render_};
+}
+
 ExitCode Session::status() {
-  Impl impl(*this);
-  impl.files = load();
-  impl.index_files();
+  History history(load());
   StateTable state(client(), config_.physical(config_.state_table));
-  auto history = state.read_history();
-  impl.records = std::move(history.versions);
+  auto recorded = state.read_history();
+  history.records = std::move(recorded.versions);
   bool problem = false;
   std::set<std::int64_t> versions;
-  for (const auto& m : impl.files) versions.insert(m.version);
-  for (const auto& [v, r] : impl.records) versions.insert(v);
-  if (!options_.json)
-    out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}\n", "VERSION", "NAME", "STATE", "WHEN",
-                        "COUNTERS");
+  for (const auto& m : history.files()) versions.insert(m.version);
+  for (const auto& [v, r] : history.records) versions.insert(v);
+  render_->status_header();
   for (auto v : versions) {
-    auto f = impl.by_version.find(v);
-    auto r = impl.records.find(v);
-    const Migration* m = f == impl.by_version.end() ? nullptr : f->second;
-    const VersionRecord* rec = r == impl.records.end() ? nullptr : &r->second;
-    std::string name = m ? m->name : rec->name;
-    std::string word(rec ? to_string(rec->state) : "pending");
-    std::string note;
-    if (!m) {
-      word = to_string(rec->state);
-      note = "file missing";
-      problem = true;
-    } else if (rec && rec->checksum != m->checksum) {
-      if (rec->state == VersionState::Applied) word = "drift";
-      note = fmt::format("{} changed since {} (checksum {} → {})", m->file,
-                         rec->state == VersionState::Applied ? "applied" : "started",
-                         short_sum(rec->checksum), short_sum(m->checksum));
-      problem = true;
-    }
-    if (rec && rec->state != VersionState::Applied && rec->direction == Direction::Down)
-      note += (note.empty() ? "" : "; ") + std::string("going down");
-    if (rec && rec->state == VersionState::Failed && !rec->error.empty())
-      note += (note.empty() ? "" : "; ") + rec->error;
-    if (m && rec && rec->state == VersionState::Running &&
-        rec->step >= static_cast<int>(rec->direction == Direction::Down && m->down ? m->down->size()
-                                                                                   : m->up.size()))
-      note += (note.empty() ? "" : "; ") +
-              fmt::format(
-                  "every step is done, checkpoints are left to clear: `dynamorph {}` "
-                  "finishes it",
-                  to_string(rec->direction));
-    std::string when =
-        rec ? (rec->state == VersionState::Applied && !rec->finished_at.empty() ? rec->finished_at
-                                                                                : rec->updated_at)
-            : "";
-    if (options_.json) {
-      out_ << fmt::format(
-          "{{\"version\":{},\"name\":{},\"state\":\"{}\",\"when\":{},\"file\":{},\"checksum\":{},"
-          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"checkpoints\":{},"
-          "\"note\":{}}}\n",
-          v, json_str(name), word, rec ? json_str(when) : "null", m ? json_str(m->file) : "null",
-          m ? json_str(m->checksum) : "null", rec ? json_str(rec->checksum) : "null",
-          rec ? rec->step : 0, format_counters_json(rec ? rec->counters : pipeline::Counters{}),
-          format_cost_json(rec ? rec->checkpoint_cost : CheckpointCost{}), json_str(note));
-    } else {
-      std::string counters = format_counters_text(rec ? rec->counters : pipeline::Counters{});
-      if (rec && rec->checkpoint_cost.writes > 0) {
-        std::string cp = fmt::format("checkpoints {} writes, {:.0f} WCU",
-                                     rec->checkpoint_cost.writes, rec->checkpoint_cost.wcu);
-        counters = counters == "-" ? cp : counters + "; " + cp;
-      }
-      out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", v, name, word,
-                          when.empty() ? "-" : when, counters,
-                          note.empty() ? "" : "  (" + note + ")");
-    }
+    auto r = history.records.find(v);
+    render_->status_row(
+        status_row(v, history.file(v), r == history.records.end() ? nullptr : &r->second, problem));
   }
-  if (!options_.json) {
-    if (const auto& lock = history.lock) {
-      out_ << fmt::format("lock: held by {}{}\n", describe_lock(*lock),
-                          lock->expires_at_ms < now_epoch_ms() ? " (expired)" : "");
-    }
-  }
+  if (const auto& lock = recorded.lock)
+    render_->status_lock(*lock, lock->expires_at_ms < now_epoch_ms());
   return problem ? ExitCode::History : ExitCode::Ok;
 }
 
 ExitCode Session::up(const UpOptions& o) {
-  Impl impl(*this);
-  impl.files = load();
-  impl.index_files();
-  if (o.to && !impl.by_version.contains(*o.to))
+  History history(load());
+  if (o.to && !history.file(*o.to))
     throw UsageError(fmt::format("--to {}: no migration file has this version in {}", *o.to,
                                  config_.migrations_dir));
-  impl.state = std::make_unique<StateTable>(client(), config_.physical(config_.state_table));
-  auto pending_plan = [&]() {
-    std::vector<std::pair<const Migration*, Direction>> plan;
-    for (const auto& m : impl.files) {
-      if (o.to && m.version > *o.to) break;
-      auto r = impl.records.find(m.version);
-      if (r != impl.records.end() && r->second.state == VersionState::Applied) continue;
-      plan.emplace_back(&m, Direction::Up);
-    }
-    return plan;
-  };
+  StateTable state(client(), config_.physical(config_.state_table));
   if (o.dry_run) {  // reads only: never creates the state table, never takes the lock
-    if (impl.state->exists()) impl.records = impl.state->read_versions();
-    impl.check_history(false);
-    impl.dry_run(pending_plan(), o);
+    if (state.exists()) history.records = state.read_versions();
+    history.check(false, state.name(), config_.migrations_dir);
+    DryRunPlanner(step_context(), state.transaction_limit()).plan(history.up_plan(o.to), o);
     return stop_.load() ? ExitCode::Interrupted : ExitCode::Ok;
   }
-  impl.state->ensure();
-  auto lease = Lease::acquire(*impl.state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
-  impl.records = impl.state->read_versions();
-  impl.check_history(false);
-  auto plan = pending_plan();
-  if (plan.empty()) info("up to date: nothing to apply");
-  const std::int64_t newest_applied = [&] {
-    std::int64_t n = -1;
-    for (const auto& [v, r] : impl.records)
-      if (r.state == VersionState::Applied) n = std::max(n, v);
-    return n;
-  }();
+  state.ensure();
+  auto lease = Lease::acquire(state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
+  history.records = state.read_versions();
+  history.check(false, state.name(), config_.migrations_dir);
+  const Plan plan = history.up_plan(o.to);
+  if (plan.empty()) render_->info("up to date: nothing to apply");
+  const std::int64_t newest_applied = history.newest_applied();
   for (const auto& [m, dir] : plan)
     if (m->version < newest_applied)
-      info(fmt::format("note: {} is older than the applied {}; it is applied now, in version order",
-                       m->file, newest_applied));
+      render_->info(
+          fmt::format("note: {} is older than the applied {}; it is applied now, in version order",
+                      m->file, newest_applied));
+  VersionRunner runner(step_context(), state, *lease);
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) {
-      info("interrupted before the next version");
+      render_->info("interrupted before the next version");
       return ExitCode::Interrupted;
     }
-    auto r = impl.records.find(m->version);
+    auto r = history.records.find(m->version);
     std::optional<VersionRecord> existing;
-    if (r != impl.records.end()) existing = r->second;
-    auto code = impl.run_version(*m, Direction::Up, o, *lease, existing);
+    if (r != history.records.end()) existing = r->second;
+    auto code = runner.run(*m, Direction::Up, o, existing);
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
@@ -600,51 +165,35 @@ ExitCode Session::up(const UpOptions& o) {
 }
 
 ExitCode Session::down(const DownOptions& o) {
-  Impl impl(*this);
-  impl.files = load();
-  impl.index_files();
+  History history(load());
   if (o.to && o.steps) throw UsageError("down: give --to or --steps, not both");
   if (o.steps && *o.steps < 1) throw UsageError("--steps: must be at least 1");
-  impl.state = std::make_unique<StateTable>(client(), config_.physical(config_.state_table));
-  const bool exists = impl.state->exists();
-  if (exists) impl.records = impl.state->read_versions();
-  auto plan_of = [&]() {
-    std::vector<std::pair<const Migration*, Direction>> plan;
-    for (auto it = impl.records.rbegin(); it != impl.records.rend(); ++it) {
-      const auto& [v, r] = *it;
-      if (o.to && v <= *o.to) break;
-      if (!o.to && static_cast<int>(plan.size()) >= o.steps.value_or(1)) break;
-      plan.emplace_back(impl.by_version.at(v), Direction::Down);
-    }
-    for (const auto& [m, d] : plan)
-      if (!m->down)
-        throw UsageError(fmt::format(
-            "{}: version {} has no down steps, so it cannot be rolled back (nothing was "
-            "changed)",
-            m->file, m->version));
-    return plan;
-  };
+  StateTable state(client(), config_.physical(config_.state_table));
+  const bool exists = state.exists();
+  if (exists) history.records = state.read_versions();
   if (o.dry_run) {
-    impl.check_history(true);
+    history.check(true, state.name(), config_.migrations_dir);
     UpOptions uo;
     uo.dry_run = true;
-    impl.dry_run(plan_of(), uo);
+    DryRunPlanner(step_context(), state.transaction_limit())
+        .plan(history.down_plan(o.to, o.steps), uo);
     return stop_.load() ? ExitCode::Interrupted : ExitCode::Ok;
   }
   if (!exists) {
-    info("nothing to roll back: no state table yet");
+    render_->info("nothing to roll back: no state table yet");
     return ExitCode::Ok;
   }
-  auto lease = Lease::acquire(*impl.state, config_.lock_ttl, &stop_);
-  impl.records = impl.state->read_versions();
-  impl.check_history(true);
-  auto plan = plan_of();
-  if (plan.empty()) info("nothing to roll back");
+  auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
+  history.records = state.read_versions();
+  history.check(true, state.name(), config_.migrations_dir);
+  const Plan plan = history.down_plan(o.to, o.steps);
+  if (plan.empty()) render_->info("nothing to roll back");
+  VersionRunner runner(step_context(), state, *lease);
   UpOptions uo;
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) return ExitCode::Interrupted;
-    std::optional<VersionRecord> existing = impl.records.at(m->version);
-    auto code = impl.run_version(*m, Direction::Down, uo, *lease, existing);
+    std::optional<VersionRecord> existing = history.records.at(m->version);
+    auto code = runner.run(*m, Direction::Down, uo, existing);
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
@@ -655,7 +204,7 @@ ExitCode Session::unlock(bool force) {
   StateTable state(client(), config_.physical(config_.state_table));
   auto lock = state.read_lock();
   if (!lock) {
-    info(fmt::format("no lock is held in {}", state.name()));
+    render_->info(fmt::format("no lock is held in {}", state.name()));
     return ExitCode::Ok;
   }
   const bool expired = lock->expires_at_ms < now_epoch_ms();
@@ -666,25 +215,24 @@ ExitCode Session::unlock(bool force) {
                     "--force` frees it anyway",
                     state.name(), describe_lock(*lock)));
   if (!state.delete_lock(lock->owner)) {
-    info("the lock changed hands meanwhile; run `dynamorph unlock` again to see who holds it");
+    render_->info(
+        "the lock changed hands meanwhile; run `dynamorph unlock` again to see who holds it");
     return ExitCode::LockHeld;
   }
-  info(fmt::format("released the lock of {} ({})", describe_lock(*lock),
-                   expired     ? "expired"
-                   : dead_here ? "its process is gone"
-                               : "forced"));
+  render_->info(fmt::format("released the lock of {} ({})", describe_lock(*lock),
+                            expired     ? "expired"
+                            : dead_here ? "its process is gone"
+                                        : "forced"));
   return ExitCode::Ok;
 }
 
 ExitCode Session::mark(std::int64_t version, const std::string& word) {
   if (word != "applied" && word != "pending")
     throw UsageError(fmt::format("mark: state must be applied or pending, got '{}'", word));
-  Impl impl(*this);
-  impl.files = load();
-  impl.index_files();
+  History history(load());
   StateTable state(client(), config_.physical(config_.state_table));
-  auto f = impl.by_version.find(version);
-  if (word == "applied" && f == impl.by_version.end())
+  const Migration* m = history.file(version);
+  if (word == "applied" && !m)
     throw UsageError(fmt::format("mark: no migration file has version {} in {}", version,
                                  config_.migrations_dir));
   state.ensure();
@@ -697,13 +245,12 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     VersionRecord rec;
     auto r = records.find(version);
     if (r != records.end()) rec = r->second;
-    const Migration& m = *f->second;
     rec.version = version;
-    rec.name = m.name;
-    rec.checksum = m.checksum;
+    rec.name = m->name;
+    rec.checksum = m->checksum;
     rec.state = VersionState::Applied;
     rec.direction = Direction::Up;
-    rec.step = static_cast<int>(m.up.size());
+    rec.step = static_cast<int>(m->up.size());
     rec.error.clear();
     rec.updated_at = rec.finished_at = now_iso();
     if (rec.started_at.empty()) rec.started_at = rec.updated_at;
@@ -711,7 +258,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   } else {
     if (records.contains(version)) state.delete_version(version, lease->proof());
   }
-  info(fmt::format("marked {} {}", version, word));
+  render_->info(fmt::format("marked {} {}", version, word));
   lease->release();
   return ExitCode::Ok;
 }

@@ -1,6 +1,8 @@
 // What the command line drives: one Session per process resolves settings (dynamorph.yaml, the
 // environment overlay, flags), loads the migration files, connects, and runs one command:
-// status, up, down, unlock, mark (and init/generate, which never connect: scaffold.h).
+// status, up, down, unlock, mark (and init/generate, which never connect: scaffold.h). The
+// commands are put together here from their units: history.h (files against records),
+// runner.h (running a version), dry_run.h (planning one), render.h (all output).
 // Runs on the main thread; `stop()` is the flag signal handlers set.
 #pragma once
 
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "migrations/command_options.h"
 #include "migrations/config.h"
 #include "migrations/errors.h"
 #include "migrations/migration_file.h"
@@ -23,32 +26,8 @@ class Client;
 
 namespace dynamorph::migrations {
 
-struct GlobalOptions {
-  std::optional<std::string> config;
-  std::optional<std::string> env;  // --env, else DYNAMORPH_ENV
-  std::optional<std::string> endpoint;
-  std::optional<std::string> region;
-  std::optional<std::string> profile;
-  std::optional<std::string> migrations_dir;
-  std::optional<std::string> table_namespace;
-  bool json = false;
-  int verbosity = 0;  // -1 quiet, 0 normal, 1 verbose
-};
-
-struct UpOptions {
-  std::optional<std::int64_t> to;
-  bool dry_run = false;
-  std::optional<int> segments;
-  std::optional<double> max_wcu, max_rcu;
-  double capacity_percent = 0;  // of provisioned capacity; 0 = off
-  std::optional<std::chrono::milliseconds> lock_ttl;
-};
-
-struct DownOptions {
-  std::optional<std::int64_t> to;
-  std::optional<int> steps;  // default 1 when neither is given
-  bool dry_run = false;
-};
+class Renderer;
+struct StepContext;
 
 class Session {
  public:
@@ -66,11 +45,9 @@ class Session {
   ExitCode mark(std::int64_t version, const std::string& state);
 
  private:
-  struct Impl;
   std::vector<Migration> load();
   dynamo::Client& client();
-  void info(const std::string& line);
-  void detail(const std::string& line);
+  StepContext step_context();
 
   GlobalOptions options_;
   Config config_;
@@ -79,6 +56,7 @@ class Session {
   std::ostream& err_;
   std::atomic<bool> stop_{false};
   std::unique_ptr<dynamo::Client> client_;
+  std::unique_ptr<Renderer> render_;
 };
 
 }  // namespace dynamorph::migrations

@@ -1,0 +1,39 @@
+// What the command line asks of a Session: global options and the flags of up and down.
+// Plain values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace dynamorph::migrations {
+
+struct GlobalOptions {
+  std::optional<std::string> config;
+  std::optional<std::string> env;  // --env, else DYNAMORPH_ENV
+  std::optional<std::string> endpoint;
+  std::optional<std::string> region;
+  std::optional<std::string> profile;
+  std::optional<std::string> migrations_dir;
+  std::optional<std::string> table_namespace;
+  bool json = false;
+  int verbosity = 0;  // -1 quiet, 0 normal, 1 verbose
+};
+
+struct UpOptions {
+  std::optional<std::int64_t> to;
+  bool dry_run = false;
+  std::optional<int> segments;
+  std::optional<double> max_wcu, max_rcu;
+  double capacity_percent = 0;  // of provisioned capacity; 0 = off
+  std::optional<std::chrono::milliseconds> lock_ttl;
+};
+
+struct DownOptions {
+  std::optional<std::int64_t> to;
+  std::optional<int> steps;  // default 1 when neither is given
+  bool dry_run = false;
+};
+
+}  // namespace dynamorph::migrations

@@ -1,0 +1,35 @@
+// Dry runs: plans every step of the versions `up` or `down` would run, runs each pipeline with
+// the none writer (reads real, writes nothing), estimates writes and checkpoint cost, and hands
+// each finding to the Renderer as it comes. Never takes the lock, never creates the state table.
+// Main thread.
+#pragma once
+
+#include <cstdint>
+
+#include "migrations/history.h"
+#include "migrations/render.h"
+#include "migrations/step_run.h"
+
+namespace dynamorph::migrations {
+
+// The most a step's checkpoints can cost: one write per page (the writer coalesces to one per
+// segment per second, so a fast run writes far fewer), one delete per segment at the end, each
+// 2 WCU (a checkpoint is under 1 KB; transactional writes cost double) plus a 2 WCU lock check
+// per transaction of `transaction_limit` actions.
+CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_t scanned,
+                                       int transaction_limit);
+
+class DryRunPlanner {
+ public:
+  // `transaction_limit`: actions per transaction the checkpoint estimate assumes.
+  DryRunPlanner(StepContext context, int transaction_limit);
+
+  // Throws StepFailed when a pipeline cannot run, UsageError for a plan-time refusal.
+  void plan(const Plan& plan, const UpOptions& o);
+
+ private:
+  StepContext ctx_;
+  int transaction_limit_;
+};
+
+}  // namespace dynamorph::migrations

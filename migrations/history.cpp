@@ -1,0 +1,83 @@
+#include "migrations/history.h"
+
+#include <fmt/format.h>
+
+#include "migrations/errors.h"
+
+namespace dynamorph::migrations {
+
+const std::vector<Step>& steps_of(const Migration& m, Direction direction) {
+  return direction == Direction::Up ? m.up : *m.down;
+}
+
+std::string short_sum(const std::string& checksum) { return checksum.substr(0, 12); }
+
+History::History(std::vector<Migration> files) : files_(std::move(files)) {
+  for (const auto& m : files_) by_version_[m.version] = &m;
+}
+
+const Migration* History::file(std::int64_t version) const {
+  auto it = by_version_.find(version);
+  return it == by_version_.end() ? nullptr : it->second;
+}
+
+void History::check(bool allow_down_in_progress, std::string_view state_table,
+                    std::string_view migrations_dir) const {
+  for (const auto& [v, r] : records) {
+    const Migration* m = file(v);
+    if (!m)
+      throw HistoryError(
+          fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
+                      to_string(r.state), state_table, migrations_dir));
+    if (r.checksum != m->checksum)
+      throw HistoryError(
+          fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
+                      "accept it with `dynamorph mark {} "
+                      "applied`",
+                      m->file, r.state == VersionState::Applied ? "applied" : "started",
+                      short_sum(r.checksum), short_sum(m->checksum), v));
+    if (!allow_down_in_progress && r.state != VersionState::Applied &&
+        r.direction == Direction::Down)
+      throw HistoryError(
+          fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
+                      "`dynamorph down`, or repair it with `dynamorph mark`",
+                      v, m->file, to_string(r.state)));
+  }
+}
+
+Plan History::up_plan(std::optional<std::int64_t> to) const {
+  Plan plan;
+  for (const auto& m : files_) {
+    if (to && m.version > *to) break;
+    auto r = records.find(m.version);
+    if (r != records.end() && r->second.state == VersionState::Applied) continue;
+    plan.push_back({&m, Direction::Up});
+  }
+  return plan;
+}
+
+Plan History::down_plan(std::optional<std::int64_t> to, std::optional<int> steps) const {
+  Plan plan;
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    const auto v = it->first;
+    if (to && v <= *to) break;
+    if (!to && static_cast<int>(plan.size()) >= steps.value_or(1)) break;
+    plan.push_back({by_version_.at(v), Direction::Down});
+  }
+  for (const auto& p : plan)
+    if (!p.migration->down)
+      throw UsageError(
+          fmt::format("{}: version {} has no down steps, so it cannot be rolled back (nothing was "
+                      "changed)",
+                      p.migration->file, p.migration->version));
+  return plan;
+}
+
+std::int64_t History::newest_applied() const {
+  std::int64_t n = -1;
+  for (const auto& [v, r] : records)
+    if (r.state == VersionState::Applied) n = std::max(n, v);
+  return n;
+}
+
+}  // namespace dynamorph::migrations

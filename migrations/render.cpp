@@ -1,0 +1,198 @@
+#include "migrations/render.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <ostream>
+
+#include "migrations/history.h"
+#include "migrations/json_writer.h"
+#include "migrations/lease.h"
+#include "pipeline/progress.h"
+
+namespace dynamorph::migrations {
+namespace {
+
+using pipeline::format_counters_json;
+using pipeline::format_counters_text;
+
+JsonObject cost_json(const CheckpointCost& c) {
+  JsonObject o;
+  o.integer("writes", c.writes).integer("transactions", c.transactions).number("wcu", c.wcu, 1);
+  return o;
+}
+
+}  // namespace
+
+Renderer::Renderer(const GlobalOptions& options, std::ostream& out, std::ostream& err)
+    : options_(options), out_(out), err_(err) {}
+
+void Renderer::info(const std::string& line) {
+  if (options_.verbosity >= 0 && !options_.json) out_ << line << "\n" << std::flush;
+}
+
+void Renderer::detail(const std::string& line) {
+  if (options_.verbosity > 0 && !options_.json) out_ << line << "\n" << std::flush;
+}
+
+void Renderer::warning(const std::string& line) { err_ << "warning: " << line << "\n"; }
+
+std::function<void(const pipeline::ProgressEvent&)> Renderer::progress(const Migration& m) const {
+  if (options_.verbosity < 0) return {};
+  pipeline::ProgressStyle style;
+  style.json = options_.json;
+  style.tty = ::isatty(STDERR_FILENO) != 0;
+  style.label = fmt::format("{} {}", m.version, m.name);
+  return pipeline::make_progress_printer(style, out_, err_);
+}
+
+// ---- status -------------------------------------------------------------------------------
+
+void Renderer::status_header() {
+  if (!options_.json)
+    out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}\n", "VERSION", "NAME", "STATE", "WHEN",
+                        "COUNTERS");
+}
+
+void Renderer::status_row(const StatusRow& r) {
+  if (options_.json) {
+    JsonObject o;
+    o.integer("version", r.version)
+        .string("name", r.name)
+        .string("state", r.word)
+        .string_or_null("when", r.when)
+        .string_or_null("file", r.file)
+        .string_or_null("checksum", r.checksum)
+        .string_or_null("recorded_checksum", r.recorded_checksum)
+        .integer("step", r.step)
+        .raw("counters", format_counters_json(r.counters))
+        .object("checkpoints", cost_json(r.checkpoints))
+        .string("note", r.note);
+    out_ << o.str() << "\n";
+    return;
+  }
+  std::string counters = format_counters_text(r.counters);
+  if (r.checkpoints.writes > 0) {
+    std::string cp =
+        fmt::format("checkpoints {} writes, {:.0f} WCU", r.checkpoints.writes, r.checkpoints.wcu);
+    counters = counters == "-" ? cp : counters + "; " + cp;
+  }
+  const std::string when = r.when.value_or("");
+  out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", r.version, r.name, r.word,
+                      when.empty() ? "-" : when, counters,
+                      r.note.empty() ? "" : "  (" + r.note + ")");
+}
+
+void Renderer::status_lock(const LockRecord& lock, bool expired) {
+  if (!options_.json)
+    out_ << fmt::format("lock: held by {}{}\n", describe_lock(lock), expired ? " (expired)" : "");
+}
+
+// ---- up and down --------------------------------------------------------------------------
+
+void Renderer::version_start(const Migration& m, Direction direction, const VersionRecord& rec,
+                             bool resumed) {
+  const auto steps = steps_of(m, direction).size();
+  const char* verb = direction == Direction::Up ? "applying" : "reverting";
+  if (!resumed)
+    info(fmt::format("{} {} {} ({})", verb, m.version, m.name, m.file));
+  else if (rec.step >= static_cast<int>(steps))
+    info(fmt::format("finishing {} {} ({}): every step is done; clearing its checkpoints",
+                     m.version, m.name, m.file));
+  else
+    info(fmt::format("{} {} {} ({}): resuming at step {} of {}", verb, m.version, m.name, m.file,
+                     rec.step + 1, steps));
+  if (options_.json) {
+    JsonObject o;
+    o.string("event", "version_start")
+        .integer("version", m.version)
+        .string("name", m.name)
+        .string("direction", to_string(direction))
+        .integer("step", rec.step);
+    out_ << o.str() << "\n";
+  }
+}
+
+void Renderer::step_start(std::size_t index, std::size_t count, const Step& step) {
+  info(fmt::format("  step {}/{}: {}", index + 1, count, step.describe()));
+}
+
+void Renderer::version_done(const Migration& m, Direction direction, const VersionRecord& rec) {
+  info(fmt::format("  {} {} {}", direction == Direction::Up ? "applied" : "reverted", m.version,
+                   m.name));
+  if (options_.json) {
+    JsonObject o;
+    o.string("event", "version_done")
+        .integer("version", m.version)
+        .string("direction", to_string(direction))
+        .raw("counters", format_counters_json(rec.counters));
+    out_ << o.str() << "\n";
+  }
+}
+
+// ---- dry runs -----------------------------------------------------------------------------
+
+std::ostream& Renderer::plan_text() {
+  if (options_.json) {
+    discard_.str({});
+    return discard_;
+  }
+  return out_;
+}
+
+void Renderer::dry_run_empty() { plan_text() << "dry run: nothing to do\n"; }
+
+void Renderer::dry_run_version(const Migration& m, Direction direction) {
+  plan_text() << fmt::format("dry run: would {} {} {} ({})\n",
+                             direction == Direction::Up ? "apply" : "revert", m.version, m.name,
+                             m.file);
+}
+
+void Renderer::dry_run_step_start(std::size_t index, std::size_t count, const Step& step) {
+  plan_text() << fmt::format("  step {}/{}: {} ({})\n", index + 1, count, step.describe(),
+                             step.where);
+}
+
+void Renderer::dry_run_note(const std::string& line) { plan_text() << "    " << line << "\n"; }
+
+void Renderer::dry_run_warning(const std::string& line) {
+  plan_text() << "    warning: " << line << "\n";
+}
+
+void Renderer::dry_run_step(const DryRunStep& d) {
+  const auto& c = d.counters;
+  const auto& cp = d.checkpoints;
+  std::ostream& text = plan_text();
+  text << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
+  text << fmt::format(
+      "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
+      "WCU\n",
+      c.puts, c.updates, c.deletes, c.transactions, d.estimated_wcu);
+  text << fmt::format(
+      "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
+      "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
+      cp.writes, cp.deletes, cp.wcu);
+  for (const auto& sample : d.samples) {
+    text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
+    text << "      after:  "
+         << (sample.after ? dynamo::to_debug_string(*sample.after) : "(deleted)") << "\n";
+  }
+  if (options_.json) {
+    JsonObject checkpoints;
+    checkpoints.integer("max_writes", cp.writes)
+        .integer("deletes", cp.deletes)
+        .number("max_wcu", cp.wcu, 0);
+    JsonObject o;
+    o.string("event", "dry_run_step")
+        .integer("version", d.version)
+        .integer("step", d.index)
+        .raw("counters", format_counters_json(c))
+        .number("estimated_wcu", d.estimated_wcu, 0)
+        .object("checkpoints", checkpoints);
+    out_ << o.str() << "\n";
+  }
+}
+
+void Renderer::dry_run_end() { plan_text() << "dry run: nothing was written\n"; }
+
+}  // namespace dynamorph::migrations

@@ -1,0 +1,89 @@
+// How the commands speak: text lines for people (stdout; warnings on stderr), JSON lines with
+// --json, both from here and nowhere else. The runner and the dry-run planner report what
+// happens; the Renderer decides what is printed and how. Main thread, except the progress
+// printers it makes (called on the pipeline's reporter thread; they serialize themselves).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "migrations/command_options.h"
+#include "migrations/migration_file.h"
+#include "migrations/state_table.h"
+#include "pipeline/pipeline.h"
+
+namespace dynamorph::migrations {
+
+// One row of `status`.
+struct StatusRow {
+  std::int64_t version = 0;
+  std::string name;
+  std::string word;  // pending | running | applied | failed | drift
+  std::optional<std::string> when, file, checksum, recorded_checksum;  // absent: null
+  int step = 0;
+  pipeline::Counters counters;
+  CheckpointCost checkpoints;
+  std::string note;
+};
+
+// The most a step's checkpoints can cost (see checkpoint_estimate in dry_run.h).
+struct CheckpointEstimate {
+  std::int64_t writes = 0, deletes = 0;
+  double wcu = 0;
+};
+
+// What a dry run found for one pipeline step.
+struct DryRunStep {
+  std::int64_t version = 0;
+  int index = 0;  // 1-based
+  pipeline::Counters counters;
+  double estimated_wcu = 0;
+  CheckpointEstimate checkpoints;
+  std::vector<pipeline::ChangeSample> samples;
+};
+
+class Renderer {
+ public:
+  Renderer(const GlobalOptions& options, std::ostream& out, std::ostream& err);
+
+  void info(const std::string& line);     // for people: not with --json or -q
+  void detail(const std::string& line);   // -v only
+  void warning(const std::string& line);  // "warning: …" on stderr, always
+  // The pipeline's progress printer for one version (none with -q).
+  std::function<void(const pipeline::ProgressEvent&)> progress(const Migration& m) const;
+
+  // ---- status
+  void status_header();
+  void status_row(const StatusRow& row);
+  void status_lock(const LockRecord& lock, bool expired);
+
+  // ---- up and down
+  void version_start(const Migration& m, Direction direction, const VersionRecord& record,
+                     bool resumed);
+  void step_start(std::size_t index, std::size_t count, const Step& step);
+  void version_done(const Migration& m, Direction direction, const VersionRecord& record);
+
+  // ---- dry runs: text on stdout, or only dry_run_step events with --json
+  void dry_run_empty();
+  void dry_run_version(const Migration& m, Direction direction);
+  void dry_run_step_start(std::size_t index, std::size_t count, const Step& step);
+  void dry_run_note(const std::string& line);     // "    …"
+  void dry_run_warning(const std::string& line);  // "    warning: …"
+  void dry_run_step(const DryRunStep& step);
+  void dry_run_end();
+
+ private:
+  std::ostream& plan_text();
+
+  GlobalOptions options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::ostringstream discard_;
+};
+
+}  // namespace dynamorph::migrations

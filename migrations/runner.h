@@ -1,0 +1,38 @@
+// Runs one version up or down, from where its record says: the version record (conditional on
+// the lease, like every write), pipeline steps with their checkpoints in the state table, schema
+// steps, and the bookkeeping once every step is done. Reports through the Renderer. Main thread.
+#pragma once
+
+#include <optional>
+
+#include "migrations/command_options.h"
+#include "migrations/errors.h"
+#include "migrations/lease.h"
+#include "migrations/migration_file.h"
+#include "migrations/state_table.h"
+#include "migrations/step_run.h"
+
+namespace dynamorph::migrations {
+
+class VersionRunner {
+ public:
+  VersionRunner(StepContext context, StateTable& state, Lease& lease);
+
+  // Resumes `existing` when it is this direction's unfinished run, else starts afresh. Returns
+  // Ok or Interrupted (checkpoints saved); throws on failure (the record says failed), or
+  // UsageError for a plan-time refusal of the first step (the record is put back as it was).
+  ExitCode run(const Migration& m, Direction direction, const UpOptions& o,
+               std::optional<VersionRecord> existing);
+
+ private:
+  // One pipeline step; false when it stopped on a signal.
+  bool run_pipeline_step(const Migration& m, Direction direction, int index, const Step& step,
+                         const PipelineStep& pipeline, const UpOptions& o, VersionRecord& rec);
+  void mark_failed(VersionRecord& rec, const std::string& error);
+
+  StepContext ctx_;
+  StateTable& state_;
+  Lease& lease_;
+};
+
+}  // namespace dynamorph::migrations
