@@ -40,6 +40,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   for (const auto& [m, direction] : plan) {
     const auto& steps = steps_of(*m, direction);
     out.dry_run_version(*m, direction);
+    if (m->schema && direction == Direction::Up) out.dry_run_schema(*m->schema);
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const Step& step = steps[i];
       out.dry_run_step_start(i, steps.size(), step);

@@ -514,9 +514,9 @@ std::vector<Step> Parser::steps(const YAML::Node& node, std::string_view what) {
 Migration Parser::parse(const std::string& file_name) {
   const YAML::Node& root = doc_.root();
   if (!root.IsMap()) doc_.fail(root, "expected a map with version, name, up and down");
-  doc_.check_map(
-      root, "a migration file",
-      Keys{"version", "name", "description", "up", "down", "segments", "max_wcu", "max_rcu"});
+  doc_.check_map(root, "a migration file",
+                 Keys{"version", "name", "description", "schema", "up", "down", "segments",
+                      "max_wcu", "max_rcu"});
   Migration m;
   m.file = doc_.display();
   m.checksum = checksum(doc_.text());
@@ -548,8 +548,10 @@ Migration Parser::parse(const std::string& file_name) {
     if (x < 0) doc_.fail(root[k], fmt::format("{}: must not be negative", k));
     (std::string_view(k) == "max_wcu" ? m.max_wcu : m.max_rcu) = x;
   }
-  m.up = steps(required(root, "up", "migration"), "up");
-  if (m.up.empty()) doc_.fail(root["up"], "up: a migration needs at least one step");
+  if (root["schema"]) m.schema = parse_model_schema(doc_, root["schema"]);
+  // A version that only documents a model change needs no step.
+  if (!m.schema || root["up"]) m.up = steps(required(root, "up", "migration"), "up");
+  if (m.up.empty() && !m.schema) doc_.fail(root["up"], "up: a migration needs at least one step");
   if (root["down"]) m.down = steps(root["down"], "down");
   return m;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dynamo/requests.h"
+#include "migrations/model_schema.h"
 #include "stages/step_spec.h"
 
 namespace dynamorph::migrations {
@@ -53,8 +54,9 @@ struct Migration {
   std::string name;
   std::string file;      // display path
   std::string checksum;  // SHA-256 of the LF-normalized text
-  std::vector<Step> up;
+  std::vector<Step> up;  // may be empty only when `schema` says what the version changes
   std::optional<std::vector<Step>> down;  // absent: this version cannot be rolled back
+  std::optional<ModelSchema> schema;      // the model change it documents (`schema:`)
   // The file's own run settings (they beat dynamorph.yaml, flags beat them).
   std::optional<int> segments;
   std::optional<double> max_wcu, max_rcu;

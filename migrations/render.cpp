@@ -22,6 +22,32 @@ JsonObject cost_json(const CheckpointCost& c) {
   return o;
 }
 
+JsonObject schema_json(const ModelSchema& s) {
+  JsonArray entities;
+  for (const auto& e : s.entities) {
+    JsonObject keys, attributes, o;
+    for (const auto& [a, pattern] : e.keys) keys.string(a, pattern);
+    for (const auto& [a, type] : e.attributes) attributes.string(a, type_word(type));
+    o.string("name", e.name);
+    if (!e.table.empty()) o.string("table", e.table);
+    if (!e.description.empty()) o.string("description", e.description);
+    o.object("keys", keys).object("attributes", attributes);
+    entities.object(o);
+  }
+  JsonObject o;
+  if (!s.description.empty()) o.string("description", s.description);
+  o.raw("entities", entities.str());
+  return o;
+}
+
+// "Order in app (PK USER#<user_id>, SK ORDER#<order_id>)"
+std::string entity_text(const SchemaEntity& e) {
+  std::string keys;
+  for (const auto& [a, pattern] : e.keys)
+    keys += fmt::format("{}{} {}", keys.empty() ? "" : ", ", a, pattern);
+  return fmt::format("{}{} ({})", e.name, e.table.empty() ? "" : " in " + e.table, keys);
+}
+
 }  // namespace
 
 Renderer::Renderer(const GlobalOptions& options, std::ostream& out, std::ostream& err)
@@ -68,6 +94,7 @@ void Renderer::status_row(const StatusRow& r) {
         .raw("counters", format_counters_json(r.counters))
         .object("checkpoints", cost_json(r.checkpoints))
         .string("note", r.note);
+    if (r.schema) o.object("schema", schema_json(*r.schema));
     out_ << o.str() << "\n";
     return;
   }
@@ -102,6 +129,8 @@ void Renderer::version_start(const Migration& m, Direction direction, const Vers
   else
     info(fmt::format("{} {} {} ({}): resuming at step {} of {}", verb, m.version, m.name, m.file,
                      rec.step + 1, steps));
+  if (m.schema)
+    for (const auto& e : m.schema->entities) info(fmt::format("  schema: {}", entity_text(e)));
   if (options_.json) {
     JsonObject o;
     o.string("event", "version_start")
@@ -151,6 +180,11 @@ void Renderer::dry_run_version(const Migration& m, Direction direction) {
 void Renderer::dry_run_step_start(std::size_t index, std::size_t count, const Step& step) {
   plan_text() << fmt::format("  step {}/{}: {} ({})\n", index + 1, count, step.describe(),
                              step.where);
+}
+
+void Renderer::dry_run_schema(const ModelSchema& schema) {
+  for (const auto& e : schema.entities)
+    plan_text() << fmt::format("  schema: {}\n", entity_text(e));
 }
 
 void Renderer::dry_run_note(const std::string& line) { plan_text() << "    " << line << "\n"; }

@@ -29,6 +29,7 @@ struct StatusRow {
   pipeline::Counters counters;
   CheckpointCost checkpoints;
   std::string note;
+  std::optional<ModelSchema> schema;  // recorded, or the file's while pending
 };
 
 // The most a step's checkpoints can cost (see checkpoint_estimate in dry_run.h).
@@ -72,6 +73,7 @@ class Renderer {
   void dry_run_empty();
   void dry_run_version(const Migration& m, Direction direction);
   void dry_run_step_start(std::size_t index, std::size_t count, const Step& step);
+  void dry_run_schema(const ModelSchema& schema);
   void dry_run_note(const std::string& line);     // "    …"
   void dry_run_warning(const std::string& line);  // "    warning: …"
   void dry_run_step(const DryRunStep& step);

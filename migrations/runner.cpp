@@ -24,6 +24,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
       existing && existing->direction == direction && existing->state != VersionState::Applied;
   if (resume) {
     rec = *existing;
+    rec.schema = m.schema;  // the file's, whose checksum the record matches
   } else {
     rec.version = m.version;
     rec.name = m.name;
@@ -31,6 +32,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
     rec.direction = direction;
     rec.started_at = now_iso();
     rec.step = 0;
+    rec.schema = m.schema;
     rec.counters_before_step = pipeline::Counters{};
     rec.checkpoint_cost = state_.delete_checkpoints(m.version, lease_.proof());
   }

@@ -57,10 +57,12 @@ StatusRow status_row(std::int64_t v, const Migration* m, const VersionRecord* re
     row.step = rec->step;
     row.counters = rec->counters;
     row.checkpoints = rec->checkpoint_cost;
+    row.schema = rec->schema;
   }
   if (m) {
     row.file = m->file;
     row.checksum = m->checksum;
+    if (!rec) row.schema = m->schema;  // pending: what it will record
   }
   return row;
 }
@@ -251,6 +253,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     rec.state = VersionState::Applied;
     rec.direction = Direction::Up;
     rec.step = static_cast<int>(m->up.size());
+    rec.schema = m->schema;
     rec.error.clear();
     rec.updated_at = rec.finished_at = now_iso();
     if (rec.started_at.empty()) rec.started_at = rec.updated_at;

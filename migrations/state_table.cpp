@@ -89,6 +89,69 @@ CheckpointCost cost_of(const Item& item) {
   return c;
 }
 
+// The schema block as a map; lists keep the file's order (DynamoDB keeps no order in a map).
+// Empty strings are left out, like everywhere in this table.
+AttributeValue schema_to_value(const ModelSchema& s) {
+  auto text = [](dynamo::Map& m, const char* name, const std::string& v) {
+    if (!v.empty()) m.set(name, AttributeValue(v));
+  };
+  dynamo::List entities;
+  for (const auto& e : s.entities) {
+    dynamo::Map em;
+    text(em, "name", e.name);
+    text(em, "table", e.table);
+    text(em, "description", e.description);
+    dynamo::List keys, attributes;
+    for (const auto& [a, pattern] : e.keys)
+      keys.emplace_back(
+          dynamo::Map{{"attribute", AttributeValue(a)}, {"pattern", AttributeValue(pattern)}});
+    for (const auto& [a, type] : e.attributes)
+      attributes.emplace_back(dynamo::Map{{"attribute", AttributeValue(a)},
+                                          {"type", AttributeValue(std::string(type_word(type)))}});
+    em.set("keys", AttributeValue(std::move(keys)));
+    em.set("attributes", AttributeValue(std::move(attributes)));
+    entities.emplace_back(std::move(em));
+  }
+  dynamo::Map m;
+  text(m, "description", s.description);
+  m.set("entities", AttributeValue(std::move(entities)));
+  return AttributeValue(std::move(m));
+}
+
+std::optional<ModelSchema> schema_of(const Item& item) {
+  const auto* v = item.find("schema");
+  if (!v || !v->is<dynamo::Map>()) return std::nullopt;
+  const auto& m = v->as<dynamo::Map>();
+  auto list = [](const dynamo::Map& in, std::string_view name) -> const dynamo::List* {
+    const auto* l = in.find(name);
+    return l && l->is<dynamo::List>() ? &l->as<dynamo::List>() : nullptr;
+  };
+  ModelSchema s;
+  s.description = str_of(m, "description");
+  if (const auto* entities = list(m, "entities")) {
+    for (const auto& ev : *entities) {
+      if (!ev.is<dynamo::Map>()) continue;
+      const auto& em = ev.as<dynamo::Map>();
+      SchemaEntity e;
+      e.name = str_of(em, "name");
+      e.table = str_of(em, "table");
+      e.description = str_of(em, "description");
+      if (const auto* keys = list(em, "keys"))
+        for (const auto& k : *keys)
+          if (k.is<dynamo::Map>())
+            e.keys.emplace_back(str_of(k.as<dynamo::Map>(), "attribute"),
+                                str_of(k.as<dynamo::Map>(), "pattern"));
+      if (const auto* attrs = list(em, "attributes"))
+        for (const auto& a : *attrs)
+          if (a.is<dynamo::Map>())
+            if (auto t = dynamo::parse_type(str_of(a.as<dynamo::Map>(), "type")))
+              e.attributes.emplace_back(str_of(a.as<dynamo::Map>(), "attribute"), *t);
+      s.entities.push_back(std::move(e));
+    }
+  }
+  return s;
+}
+
 // DynamoDB's price of one action in a transaction: 2 WCU per KB of the item, rounded up. The
 // lock item a check reads is under 1 KB.
 double transact_wcu(const Item& item) {
@@ -273,6 +336,7 @@ VersionRecord version_of(const Item& i) {
   if (i.find("counters_before_step"))
     r.counters_before_step = counters_of(i, "counters_before_step");
   r.checkpoint_cost = cost_of(i);
+  r.schema = schema_of(i);
   return r;
 }
 
@@ -474,6 +538,7 @@ dynamo::TransactAction StateTable::version_put(const VersionRecord& v,
   if (v.counters_before_step)
     i.set("counters_before_step", counters_to_value(*v.counters_before_step));
   i.set("checkpoint_cost", cost_to_value(v.checkpoint_cost));
+  if (v.schema) i.set("schema", schema_to_value(*v.schema));
   return put;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dynamo/client.h"
+#include "migrations/model_schema.h"
 #include "pipeline/pipeline.h"
 
 namespace dynamorph::migrations {
@@ -55,7 +56,8 @@ struct VersionRecord {
   // The steps before `step`: what a resumed step adds its own checkpointed counters to. Absent
   // in records written before it existed.
   std::optional<pipeline::Counters> counters_before_step;
-  CheckpointCost checkpoint_cost;  // every checkpoint write and clear of this run so far
+  CheckpointCost checkpoint_cost;     // every checkpoint write and clear of this run so far
+  std::optional<ModelSchema> schema;  // the file's `schema:` block, as it was run
 };
 
 struct LockRecord {

@@ -676,6 +676,54 @@ class CliTest(unittest.TestCase):
         r = p.run("--namespace", other, "status")  # the flag beats the file
         self.assertRegex(r.stdout, r"(?m)^6\s+posts\s+applied")
 
+    def test_schema_block_is_recorded_and_shown(self):
+        p = Project(self)
+        p.write("6_posts.yaml", PATTERNS["6_posts.yaml"])
+        p.write("9_orders.yaml", """\
+            version: 9
+            name: orders
+            schema:
+              description: Orders become their own entity, under their user
+              entities:
+                - name: Order
+                  table: app
+                  keys: { PK: "USER#<user_id>", SK: "ORDER#<order_id>" }
+                  attributes: { user_id: string, order_id: string, total: number }
+            down: []
+            """)
+        expected = {"description": "Orders become their own entity, under their user",
+                    "entities": [{"name": "Order", "table": "app",
+                                  "keys": {"PK": "USER#<user_id>", "SK": "ORDER#<order_id>"},
+                                  "attributes": {"user_id": "string", "order_id": "string",
+                                                 "total": "number"}}]}
+        st, r = p.status()
+        self.assertExit(r, 0)
+        self.assertEqual(st[9]["schema"], expected)  # pending: what the file says
+        self.assertNotIn("schema", st[6])
+        r = p.run("up", "--dry-run")
+        self.assertExit(r, 0)
+        self.assertIn("dry run: would apply 9 orders (migrations/9_orders.yaml)\n"
+                      "  schema: Order in app (PK USER#<user_id>, SK ORDER#<order_id>)\n", r.stdout)
+        r = p.run("up")
+        self.assertExit(r, 0)
+        self.assertIn("  schema: Order in app (PK USER#<user_id>, SK ORDER#<order_id>)\n  applied 9 orders",
+                      r.stdout)
+        st, _ = p.status()
+        self.assertEqual((st[9]["state"], st[9]["step"], st[9]["schema"]), ("applied", 0, expected))
+        rec = DDB.get_item(TableName=p.state, Key={"pk": S("dynamorph"), "sk": S("version#%020d" % 9)})["Item"]
+        self.assertEqual(rec["schema"]["M"]["entities"]["L"][0]["M"]["keys"]["L"][1]["M"],
+                         {"attribute": S("SK"), "pattern": S("ORDER#<order_id>")})
+        self.assertExit(p.run("down"), 0)  # nothing to undo but the record
+        st, _ = p.status()
+        self.assertEqual(st[9]["state"], "pending")
+        p.write("10_bad.yaml", "version: 10\nschema:\n  entities:\n    - { name: A, keys: { PK: \"A#<id>\" } }\n")
+        before = snapshot(p.ns)
+        r = p.run("up")
+        self.assertExit(r, 2)
+        self.assertIn("migrations/10_bad.yaml:4: entity A.keys.PK: <id> is not among the entity's attributes",
+                      r.stderr)
+        self.assertEqual(snapshot(p.ns), before)
+
     def test_docs_examples_apply_and_roll_back(self):
         """The guide's example folder, through configs/local.yaml, against DynamoDB Local."""
         p = Project(self)

@@ -118,6 +118,81 @@ TEST(Loader, NowOnlyWhenUsed) {
   EXPECT_FALSE(m.down);
 }
 
+constexpr const char* kOrders = R"Y(version: 7
+name: orders
+schema:
+  description: Orders become their own entity, under their user
+  entities:
+    - name: Order
+      table: app
+      keys: { PK: "USER#<user_id>", SK: "ORDER#<created_at>#<order_id>" }
+      attributes: { user_id: string, order_id: string, created_at: S, total: number, lines: list }
+    - name: OrderByStatus
+      description: the orders of one status, newest first
+      keys: { GSI1PK: "STATUS#<status>", GSI1SK: "<created_at>" }
+      attributes: { status: string, created_at: string }
+down: []
+)Y";
+
+TEST(Loader, SchemaBlockWithoutStepsIsAVersion) {
+  auto m = parse(kOrders);
+  EXPECT_TRUE(m.up.empty());
+  ASSERT_TRUE(m.down);
+  EXPECT_TRUE(m.down->empty());
+  ASSERT_TRUE(m.schema);
+  EXPECT_EQ(m.schema->description, "Orders become their own entity, under their user");
+  ASSERT_EQ(m.schema->entities.size(), 2u);
+  const auto& order = m.schema->entities[0];
+  EXPECT_EQ(order.name, "Order");
+  EXPECT_EQ(order.table, "app");  // as written: it documents the model, not a deployment
+  using KV = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(order.keys, (KV{{"PK", "USER#<user_id>"}, {"SK", "ORDER#<created_at>#<order_id>"}}));
+  ASSERT_EQ(order.attributes.size(), 5u);
+  EXPECT_EQ(order.attributes[2], std::make_pair(std::string("created_at"), dynamo::AttrType::S));
+  EXPECT_EQ(order.attributes[4].second, dynamo::AttrType::L);
+  EXPECT_EQ(m.schema->entities[1].description, "the orders of one status, newest first");
+  EXPECT_EQ(m.schema->entities[1].table, "");
+  // With steps as well.
+  std::string with_step = kOrders;
+  with_step.replace(with_step.find("down: []"), 8, "up:\n  - delete_table: { table: t }\n");
+  auto both = parse(with_step);
+  EXPECT_EQ(both.up.size(), 1u);
+  EXPECT_TRUE(both.schema);
+  EXPECT_FALSE(parse("version: 7\nup:\n  - delete_table: { table: t }\n").schema);
+}
+
+TEST(Loader, SchemaErrorsNameFileAndLine) {
+  auto with = [](const std::string& entity) {
+    return error_of("version: 7\nschema:\n  entities:\n    - " + entity + "\n");
+  };
+  EXPECT_EQ(with("{ name: A, keys: { PK: \"U#<id>\" }, attributes: { id: text } }"),
+            "migrations/7_x.yaml:4: entity A.attributes.id: unknown type 'text' (string number "
+            "binary boolean null map list string_set number_set binary_set, or S N B …)");
+  EXPECT_EQ(with("{ name: A, keys: { PK: \"U#<id>\" } }"),
+            "migrations/7_x.yaml:4: entity A.keys.PK: <id> is not among the entity's attributes");
+  EXPECT_EQ(with("{ name: A, keys: { PK: \"U#<id\" }, attributes: { id: S } }"),
+            "migrations/7_x.yaml:4: entity A.keys.PK: '<' at 3 is not closed by '>'");
+  EXPECT_EQ(with("{ name: A, keys: { PK: \"U#<>\" } }"),
+            "migrations/7_x.yaml:4: entity A.keys.PK: '<>' at 3 names no attribute");
+  EXPECT_EQ(with("{ name: A, attributes: { id: S } }"),
+            "migrations/7_x.yaml:4: entity A: 'keys' is required (attribute: pattern)");
+  EXPECT_EQ(with("{ name: A, keys: { PK: x }, indexes: {} }"),
+            "migrations/7_x.yaml:4: unknown key 'indexes' in schema.entities[0] (expected one of: "
+            "attributes, description, keys, name, table)");
+  EXPECT_EQ(with("{ keys: { PK: x } }"),
+            "migrations/7_x.yaml:4: schema.entities[0]: 'name' is required");
+  EXPECT_EQ(error_of("version: 7\nschema:\n  entities:\n    - { name: A, keys: { PK: x } }\n"
+                     "    - { name: A, keys: { PK: y } }\n"),
+            "migrations/7_x.yaml:5: schema: entity A is described twice");
+  EXPECT_EQ(error_of("version: 7\nschema:\n  entities: []\n"),
+            "migrations/7_x.yaml:3: schema.entities: expected a list of at least one entity");
+  EXPECT_EQ(error_of("version: 7\nschema:\n  models: []\n"),
+            "migrations/7_x.yaml:3: unknown key 'models' in schema (expected one of: description, "
+            "entities)");
+  EXPECT_EQ(error_of("version: 7\nschema: orders\n"),
+            "migrations/7_x.yaml:2: schema: expected a map with description and entities");
+}
+
 TEST(Loader, ErrorsNameFileAndLine) {
   EXPECT_EQ(error_of("version: 7\nup:\n  - create_table: { table: t, partition_key: id:strin }\n"),
             "migrations/7_x.yaml:3: partition_key: key type must be string, number or binary (S, "
@@ -125,7 +200,7 @@ TEST(Loader, ErrorsNameFileAndLine) {
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\nbogus: 1\n"),
             "migrations/7_x.yaml:4: unknown key 'bogus' in a migration file (expected one of: "
             "description, down, "
-            "max_rcu, max_wcu, name, segments, up, version)");
+            "max_rcu, max_wcu, name, schema, segments, up, version)");
   EXPECT_EQ(error_of("version: 8\nup:\n  - delete_table: { table: t }\n"),
             "migrations/7_x.yaml:1: version: 8 does not match the file name's 7");
   EXPECT_EQ(error_of("version: 7\nup: []\n"),

@@ -128,6 +128,38 @@ TEST_F(StateTest, AnUnknownStateWordIsAHistoryError) {
   }
 }
 
+TEST_F(StateTest, VersionRecordKeepsTheSchemaBlockInOrder) {
+  auto lease = Lease::acquire(*state_, 60s, &stop_);
+  VersionRecord r;
+  r.version = 4;
+  r.name = "orders";
+  r.state = VersionState::Applied;
+  r.checksum = "abc";
+  ModelSchema schema;
+  schema.description = "Orders become their own entity";
+  SchemaEntity order;
+  order.name = "Order";
+  order.table = "app";
+  order.keys = {{"PK", "USER#<user_id>"}, {"SK", "ORDER#<order_id>"}, {"GSI1PK", "ORDER"}};
+  order.attributes = {{"user_id", dynamo::AttrType::S},
+                      {"order_id", dynamo::AttrType::S},
+                      {"lines", dynamo::AttrType::L},
+                      {"tags", dynamo::AttrType::SS}};
+  SchemaEntity bare;
+  bare.name = "Bare";
+  bare.keys = {{"PK", "BARE"}};
+  schema.entities = {order, bare};
+  r.schema = schema;
+  state_->put_version(r, lease->proof());
+  auto got = state_->read_versions().at(4);
+  ASSERT_TRUE(got.schema);
+  EXPECT_EQ(*got.schema, schema);
+  r.version = 5;
+  r.schema.reset();
+  state_->put_version(r, lease->proof());
+  EXPECT_FALSE(state_->read_versions().at(5).schema);
+}
+
 TEST_F(StateTest, ExpiredLeaseIsTakenOver) {
   LockRecord old{"gone:2:y", "gone", 2, now_iso(), now_epoch_ms() - 1000};
   ASSERT_TRUE(state_->try_put_lock(old, now_epoch_ms() - 2000));
