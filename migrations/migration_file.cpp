@@ -12,9 +12,9 @@
 
 #include "dynamo/json.h"
 #include "migrations/checksum.h"
-#include "migrations/expression_check.h"
 #include "migrations/yaml_util.h"
-#include "stages/transform_stage.h"
+#include "stages/step_expressions.h"
+#include "stages/transform.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -364,8 +364,6 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
       spec.values[k] = value(it->second);
     }
   }
-  const bool now_automatic = !spec.values.contains(":now");
-  if (now_automatic) spec.values[":now"] = dynamo::AttributeValue(options_.now_iso);
 
   const YAML::Node src = required(n, "source", "pipeline");
   doc_.check_map(
@@ -423,7 +421,7 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
             if (!a.IsMap()) doc_.fail(a, "args: expected a map");
             doc_.check_keys_unique(a);
             for (auto it = a.begin(); it != a.end(); ++it)
-              ts.args[it->first.Scalar()] = doc_.string(it->second, it->first.Scalar());
+              ts.args[it->first.Scalar()] = value(it->second);
           }
         } else {
           doc_.fail(x, "transform step: expected update: \"SET …\" or stage: NAME");
@@ -470,7 +468,11 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
   if (spec.write.mode == stages::WriteMode::Delete && !spec.transform.empty())
     doc_.fail(n["transform"],
               "transform: a delete step deletes what it matches; it has nothing to transform");
-  check_step_expressions(spec, where, now_automatic);
+  // Every expression compiled now, with file:line:column errors, before anything is written.
+  // An automatic :now that an expression uses is bound here, so that every worker and every
+  // resumed run of this load sees the same instant.
+  if (stages::compile_step_expressions(spec, options_.now_iso, where).uses_automatic_now)
+    spec.values[":now"] = dynamo::AttributeValue(options_.now_iso);
   return p;
 }
 

@@ -14,7 +14,7 @@
 #include "dynamo/credentials.h"
 #include "dynamo/json.h"
 #include "migrations/checkpoint_store.h"
-#include "migrations/clock.h"
+#include "dynamo/clock.h"
 #include "migrations/lease.h"
 #include "migrations/run_settings.h"
 #include "migrations/schema_steps.h"
@@ -136,7 +136,7 @@ struct Session::Impl {
       rec.name = m.name;
       rec.checksum = m.checksum;
       rec.direction = direction;
-      rec.started_at = now_iso();
+      rec.started_at = dynamo::now_iso();
       rec.step = 0;
       state->delete_checkpoints(m.version, lease.proof());
       s.info(fmt::format("{} {} {} ({})", direction == "up" ? "applying" : "reverting", m.version,
@@ -149,7 +149,7 @@ struct Session::Impl {
           m.version, json_str(m.name), direction, rec.step);
     rec.state = "running";
     rec.error.clear();
-    rec.updated_at = now_iso();
+    rec.updated_at = dynamo::now_iso();
     state->put_version(rec, lease.proof());
     const bool fresh = !existing;
 
@@ -157,7 +157,7 @@ struct Session::Impl {
       const Step& step = steps[i];
       if (rec.step != i) {
         rec.step = i;
-        rec.updated_at = now_iso();
+        rec.updated_at = dynamo::now_iso();
         state->put_version(rec, lease.proof());
       }
       s.info(fmt::format("  step {}/{}: {}", i + 1, steps.size(), step.describe()));
@@ -204,7 +204,7 @@ struct Session::Impl {
         throw StepFailed(msg);
       }
       if (!finished) {
-        rec.updated_at = now_iso();
+        rec.updated_at = dynamo::now_iso();
         state->put_version(rec, lease.proof());
         s.info(
             fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, "
@@ -216,7 +216,7 @@ struct Session::Impl {
     if (direction == "up") {
       rec.state = "applied";
       rec.step = static_cast<int>(steps.size());
-      rec.finished_at = rec.updated_at = now_iso();
+      rec.finished_at = rec.updated_at = dynamo::now_iso();
       state->put_version(rec, lease.proof());
     } else {
       state->delete_version(m.version, lease.proof());
@@ -234,7 +234,7 @@ struct Session::Impl {
   void mark_failed(VersionRecord& rec, Lease& lease, const std::string& error) {
     rec.state = "failed";
     rec.error = error;
-    rec.updated_at = now_iso();
+    rec.updated_at = dynamo::now_iso();
     try {
       state->put_version(rec, lease.proof());
     } catch (const Error& e) {
@@ -339,7 +339,7 @@ Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
   if (options_.migrations_dir) config_.migrations_dir = *options_.migrations_dir;
   if (options_.region) config_.region = options_.region;
   if (options_.endpoint) config_.endpoint = options_.endpoint;
-  now_iso_ = now_iso();
+  now_iso_ = dynamo::now_iso();
 }
 
 Session::~Session() = default;
@@ -426,7 +426,7 @@ ExitCode Session::status() {
   if (!options_.json) {
     if (const auto& lock = history.lock) {
       out_ << fmt::format("lock: held by {}{}\n", describe_lock(*lock),
-                          lock->expires_at_ms < now_epoch_ms() ? " (expired)" : "");
+                          lock->expires_at_ms < dynamo::now_epoch_ms() ? " (expired)" : "");
     }
   }
   return problem ? ExitCode::History : ExitCode::Ok;
@@ -546,7 +546,7 @@ ExitCode Session::unlock(bool force) {
     info(fmt::format("no lock is held in {}", state.name()));
     return ExitCode::Ok;
   }
-  const bool expired = lock->expires_at_ms < now_epoch_ms();
+  const bool expired = lock->expires_at_ms < dynamo::now_epoch_ms();
   const bool dead_here = lock->host == this_process_owner().host && !process_alive(lock->pid);
   if (!expired && !dead_here && !force)
     throw LockHeld(
@@ -590,7 +590,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     rec.direction = "up";
     rec.step = static_cast<int>(m.up.size());
     rec.error.clear();
-    rec.updated_at = rec.finished_at = now_iso();
+    rec.updated_at = rec.finished_at = dynamo::now_iso();
     if (rec.started_at.empty()) rec.started_at = rec.updated_at;
     state.put_version(rec, lease->proof());
   } else {
