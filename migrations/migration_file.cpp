@@ -366,10 +366,25 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
   }
 
   const YAML::Node src = required(n, "source", "pipeline");
-  doc_.check_map(
-      src, "source",
-      Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read"});
-  spec.source.table = table(src, "source");
+  doc_.check_map(src, "source",
+                 Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read",
+                      "export"});
+  if (const YAML::Node e = src["export"]) {
+    // A DynamoDB export (a folder or s3://bucket/prefix): no table is read.
+    for (const char* k : {"table", "index", "segments", "filter", "query", "consistent_read"})
+      if (src[k])
+        doc_.fail(src[k], fmt::format("{}: not used with source.export (an export is read as it "
+                                      "was written, one partition per data file)",
+                                      k));
+    spec.source.kind = "export";
+    spec.source.export_location = doc_.string(e, "export");
+    if (spec.source.export_location.empty()) doc_.fail(e, "export: expected a folder or s3://bucket/prefix");
+    const YAML::Node w = n["write"];
+    if (!w || !w["table"])
+      doc_.fail(e, "export: a step reading an export copies into a table: set write.table");
+  } else {
+    spec.source.table = table(src, "source");
+  }
   if (src["index"]) spec.source.index = doc_.string(src["index"], "index");
   if (src["segments"]) {
     auto s = doc_.integer(src["segments"], "segments");
@@ -610,6 +625,9 @@ std::string Step::describe() const {
         } else {
           const auto& s = b.spec;
           std::string target = s.write.table.empty() ? s.source.table : s.write.table;
+          if (s.source.kind == "export")
+            return fmt::format("pipeline export {} → {} ({})", s.source.export_location, target,
+                               stages::to_string(s.write.mode));
           return fmt::format("pipeline {} {} → {} ({})",
                              s.source.query_key.empty() ? "scan" : "query", s.source.table, target,
                              stages::to_string(s.write.mode));

@@ -265,8 +265,8 @@ struct Session::Impl {
         text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(),
                             step.where);
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-          const std::string& src = p->spec.source.table;
-          if (created.contains(src) || !table_exists(src)) {
+          const std::string& src = p->spec.source.table;  // empty: not a table (an export)
+          if (!src.empty() && (created.contains(src) || !table_exists(src))) {
             if (created.contains(src))
               text << fmt::format(
                   "    source table {} is created by an earlier step: nothing to scan yet\n", src);
