@@ -31,6 +31,28 @@ std::string json_str(std::string_view s) {
   return out;
 }
 
+// The most a step's checkpoints can cost: one write per page (the writer coalesces to one per
+// segment per second, so a fast run writes far fewer), one delete per segment at the end, each
+// 2 WCU (a checkpoint is under 1 KB; transactional writes cost double) plus a 2 WCU lock check
+// per transaction of `limit` actions.
+struct CheckpointEstimate {
+  std::int64_t writes = 0, deletes = 0;
+  double wcu = 0;
+};
+CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_t scanned,
+                                       int limit) {
+  CheckpointEstimate e;
+  const std::int64_t segments =
+      spec.source.query_key.empty() ? std::max(1, spec.source.segments) : 1;
+  const std::int64_t page =
+      spec.source.page_size > 0 ? spec.source.page_size : pipeline::RunOptions{}.default_page_size;
+  e.writes = (scanned + page - 1) / page + segments;  // every segment ends with a page
+  e.deletes = segments;
+  const auto per = static_cast<double>(std::max(1, limit - 1));
+  e.wcu = static_cast<double>(e.writes + e.deletes) * 2.0 * (1.0 + 1.0 / per);
+  return e;
+}
+
 using pipeline::format_counters_json;
 using pipeline::format_counters_text;
 
@@ -41,6 +63,11 @@ bool process_alive(std::int64_t pid) {
 }
 
 std::string short_sum(const std::string& s) { return s.substr(0, 12); }
+
+std::string format_cost_json(const CheckpointCost& c) {
+  return fmt::format("{{\"writes\":{},\"transactions\":{},\"wcu\":{:.1f}}}", c.writes,
+                     c.transactions, c.wcu);
+}
 
 }  // namespace
 
@@ -65,25 +92,26 @@ struct Session::Impl {
       if (it == by_version.end())
         throw HistoryError(
             fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
-                        r.state, state->name(), s.config_.migrations_dir));
+                        to_string(r.state), state->name(), s.config_.migrations_dir));
       const Migration& m = *it->second;
       if (r.checksum != m.checksum)
         throw HistoryError(
             fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
                         "accept it with `dynamorph mark {} "
                         "applied`",
-                        m.file, r.state == "applied" ? "applied" : "started", short_sum(r.checksum),
-                        short_sum(m.checksum), v));
-      if (!allow_down_in_progress && r.state != "applied" && r.direction == "down")
+                        m.file, r.state == VersionState::Applied ? "applied" : "started",
+                        short_sum(r.checksum), short_sum(m.checksum), v));
+      if (!allow_down_in_progress && r.state != VersionState::Applied &&
+          r.direction == Direction::Down)
         throw HistoryError(
             fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
                         "`dynamorph down`, or repair it with `dynamorph mark`",
-                        v, m.file, r.state));
+                        v, m.file, to_string(r.state)));
     }
   }
 
-  const std::vector<Step>& steps_of(const Migration& m, const std::string& direction) {
-    return direction == "up" ? m.up : *m.down;
+  static const std::vector<Step>& steps_of(const Migration& m, Direction direction) {
+    return direction == Direction::Up ? m.up : *m.down;
   }
 
   pipeline::RunOptions run_options(const Migration& m, const UpOptions& o,
@@ -118,19 +146,40 @@ struct Session::Impl {
     return copy;
   }
 
+  // Plan-time advice, never an error: a scan split finer than the table can use. DynamoDB's
+  // ItemCount is an estimate (refreshed about every 6 hours); 0 says nothing.
+  void warn_segments(const stages::StepSpec& spec, std::ostream& to, std::string_view prefix) {
+    const int segments = spec.source.segments;
+    if (!spec.source.query_key.empty() || segments <= 1) return;
+    auto d = s.client().describe_table(spec.source.table);
+    if (!d || d.value().item_count <= 0) return;
+    const std::int64_t items = d.value().item_count;
+    const std::int64_t useful = std::max<std::int64_t>(1, items / 100);
+    if (segments <= useful) return;
+    to << fmt::format(
+        "{}{}: segments {} for about {} items in {} (its ItemCount): more than one segment per "
+        "100 items, so most segments scan almost nothing, yet each costs its own Scan requests "
+        "and checkpoint writes; {} {} enough\n",
+        prefix, spec.label, segments, items, spec.source.table, useful, useful == 1 ? "is" : "are");
+  }
+
   // Runs one version in one direction, from record.step on. Returns Interrupted or Ok; throws on
   // failure (the record says failed).
-  ExitCode run_version(const Migration& m, const std::string& direction, const UpOptions& o,
-                       Lease& lease, std::optional<VersionRecord> existing) {
+  ExitCode run_version(const Migration& m, Direction direction, const UpOptions& o, Lease& lease,
+                       std::optional<VersionRecord> existing) {
     const auto& steps = steps_of(m, direction);
     VersionRecord rec;
     const bool resume =
-        existing && existing->direction == direction && existing->state != "applied";
+        existing && existing->direction == direction && existing->state != VersionState::Applied;
     if (resume) {
       rec = *existing;
-      s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
-                         direction == "up" ? "applying" : "reverting", m.version, m.name, m.file,
-                         rec.step + 1, steps.size()));
+      if (rec.step >= static_cast<int>(steps.size()))
+        s.info(fmt::format("finishing {} {} ({}): every step is done; clearing its checkpoints",
+                           m.version, m.name, m.file));
+      else
+        s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
+                           direction == Direction::Up ? "applying" : "reverting", m.version, m.name,
+                           m.file, rec.step + 1, steps.size()));
     } else {
       rec.version = m.version;
       rec.name = m.name;
@@ -138,16 +187,17 @@ struct Session::Impl {
       rec.direction = direction;
       rec.started_at = dynamo::now_iso();
       rec.step = 0;
-      state->delete_checkpoints(m.version, lease.proof());
-      s.info(fmt::format("{} {} {} ({})", direction == "up" ? "applying" : "reverting", m.version,
-                         m.name, m.file));
+      rec.counters_before_step = pipeline::Counters{};
+      rec.checkpoint_cost = state->delete_checkpoints(m.version, lease.proof());
+      s.info(fmt::format("{} {} {} ({})", direction == Direction::Up ? "applying" : "reverting",
+                         m.version, m.name, m.file));
     }
     if (s.options_.json)
       s.out_ << fmt::format(
           "{{\"event\":\"version_start\",\"version\":{},\"name\":{},\"direction\":\"{}\",\"step\":{"
           "}}}\n",
-          m.version, json_str(m.name), direction, rec.step);
-    rec.state = "running";
+          m.version, json_str(m.name), to_string(direction), rec.step);
+    rec.state = VersionState::Running;
     rec.error.clear();
     rec.updated_at = dynamo::now_iso();
     state->put_version(rec, lease.proof());
@@ -157,6 +207,7 @@ struct Session::Impl {
       const Step& step = steps[i];
       if (rec.step != i) {
         rec.step = i;
+        rec.counters_before_step = rec.counters;
         rec.updated_at = dynamo::now_iso();
         state->put_version(rec, lease.proof());
       }
@@ -164,16 +215,38 @@ struct Session::Impl {
       bool finished = true;
       try {
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-          StateCheckpointStore store(*state, lease, m.version, direction, i);
-          // The record holds earlier steps' counters plus this step's as checkpointed; a resumed
-          // step's result includes its checkpointed part again, so take that out first.
-          pipeline::Counters earlier = rec.counters;
-          if (auto cp = store.load()) {
-            for (const auto& seg : cp->segments) earlier -= seg.counters;
+          // A resumed step's result includes its checkpointed part again: it adds to the
+          // counters of the steps before it. Records written before counters_before_step
+          // existed hold this step's part as of their last write, at best.
+          if (!rec.counters_before_step) {
+            rec.counters_before_step = rec.counters;
+            if (auto cp = state->load_checkpoints(m.version, direction, i)) {
+              for (const auto& seg : cp->segments) *rec.counters_before_step -= seg.counters;
+            }
           }
+          const pipeline::Counters earlier = *rec.counters_before_step;
+          StateCheckpointStore store(*state, lease, m.version, direction, i, rec);
           auto ro = run_options(m, o, p->spec);
-          auto r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), store, ro);
-          store.flush();
+          const auto spec = with_segments(p->spec, ro);
+          const auto read_start = std::chrono::steady_clock::now();
+          if (auto cp = store.load()) {
+            s.detail(fmt::format(
+                "  resuming from {} segment checkpoints of {} (read in {:.2f} s)",
+                cp->segments.size(), cp->total_segments,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start)
+                    .count()));
+          } else {
+            warn_segments(spec, s.err_, "warning: ");
+          }
+          pipeline::RunResult r;
+          try {
+            r = pipeline::run_pipeline(s.client(), spec, store, ro);
+            store.flush();
+          } catch (...) {
+            rec.checkpoint_cost += store.cost();
+            throw;
+          }
+          rec.checkpoint_cost += store.cost();
           rec.counters = earlier;
           rec.counters += r.counters;
           if (r.status == pipeline::RunResult::Status::Failed)
@@ -209,30 +282,45 @@ struct Session::Impl {
         s.info(
             fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, "
                         "`dynamorph {}` resumes it",
-                        m.version, i + 1, step.where, direction));
+                        m.version, i + 1, step.where, to_string(direction)));
         return ExitCode::Interrupted;
       }
     }
-    if (direction == "up") {
-      rec.state = "applied";
+    // Every step is done. Recorded first, so that a crash while the checkpoints are cleared
+    // (many transactions) leaves a version the next run finishes without running a step again;
+    // a failure here never marks it failed.
+    if (rec.step != static_cast<int>(steps.size())) {
       rec.step = static_cast<int>(steps.size());
+      rec.counters_before_step = rec.counters;
+      rec.updated_at = dynamo::now_iso();
+      state->put_version(rec, lease.proof());
+    }
+    try {
+      rec.checkpoint_cost += state->delete_checkpoints(m.version, lease.proof());
+    } catch (const Error& e) {
+      throw StepFailed(fmt::format(
+          "version {} ({}): every step is done, but clearing its checkpoints failed: {}; "
+          "`dynamorph {}` finishes it",
+          m.version, m.file, e.what(), to_string(direction)));
+    }
+    if (direction == Direction::Up) {
+      rec.state = VersionState::Applied;
       rec.finished_at = rec.updated_at = dynamo::now_iso();
       state->put_version(rec, lease.proof());
     } else {
       state->delete_version(m.version, lease.proof());
     }
-    state->delete_checkpoints(m.version, lease.proof());
-    s.info(
-        fmt::format("  {} {} {}", direction == "up" ? "applied" : "reverted", m.version, m.name));
+    s.info(fmt::format("  {} {} {}", direction == Direction::Up ? "applied" : "reverted", m.version,
+                       m.name));
     if (s.options_.json)
       s.out_ << fmt::format(
           "{{\"event\":\"version_done\",\"version\":{},\"direction\":\"{}\",\"counters\":{}}}\n",
-          m.version, direction, format_counters_json(rec.counters));
+          m.version, to_string(direction), format_counters_json(rec.counters));
     return ExitCode::Ok;
   }
 
   void mark_failed(VersionRecord& rec, Lease& lease, const std::string& error) {
-    rec.state = "failed";
+    rec.state = VersionState::Failed;
     rec.error = error;
     rec.updated_at = dynamo::now_iso();
     try {
@@ -243,7 +331,7 @@ struct Session::Impl {
   }
 
   // ---- dry run ------------------------------------------------------------------------------
-  void dry_run(const std::vector<std::pair<const Migration*, std::string>>& plan,
+  void dry_run(const std::vector<std::pair<const Migration*, Direction>>& plan,
                const UpOptions& o) {
     std::set<std::string> created, deleted;
     auto table_exists = [&](const std::string& t) {
@@ -258,8 +346,9 @@ struct Session::Impl {
     if (plan.empty()) text << "dry run: nothing to do\n";
     for (const auto& [m, direction] : plan) {
       const auto& steps = steps_of(*m, direction);
-      text << fmt::format("dry run: would {} {} {} ({})\n", direction == "up" ? "apply" : "revert",
-                          m->version, m->name, m->file);
+      text << fmt::format("dry run: would {} {} {} ({})\n",
+                          direction == Direction::Up ? "apply" : "revert", m->version, m->name,
+                          m->file);
       for (std::size_t i = 0; i < steps.size(); ++i) {
         const Step& step = steps[i];
         text << fmt::format("  step {}/{}: {} ({})\n", i + 1, steps.size(), step.describe(),
@@ -273,16 +362,19 @@ struct Session::Impl {
             else
               text << fmt::format(
                   "    warning: source table {} does not exist: `{}` would fail here\n", src,
-                  direction);
+                  to_string(direction));
             continue;
           }
           auto store = pipeline::null_checkpoint_store();
           UpOptions dry = o;
           dry.dry_run = true;
           pipeline::RunResult r;
+          stages::StepSpec spec;
           try {
             auto ro = run_options(*m, dry, p->spec);
-            r = pipeline::run_pipeline(s.client(), with_segments(p->spec, ro), *store, ro);
+            spec = with_segments(p->spec, ro);
+            warn_segments(spec, text, "    warning: ");
+            r = pipeline::run_pipeline(s.client(), spec, *store, ro);
           } catch (const UsageError&) {
             throw;
           } catch (const Error& e) {
@@ -297,6 +389,11 @@ struct Session::Impl {
               "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
               "WCU\n",
               c.puts, c.updates, c.deletes, c.transactions, wcu);
+          const auto cp = checkpoint_estimate(spec, c.scanned, state->transaction_limit());
+          text << fmt::format(
+              "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
+              "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
+              cp.writes, cp.deletes, cp.wcu);
           for (const auto& sample : r.samples) {
             text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
             text << "      after:  "
@@ -305,8 +402,9 @@ struct Session::Impl {
           if (s.options_.json)
             s.out_ << fmt::format(
                 "{{\"event\":\"dry_run_step\",\"version\":{},\"step\":{},\"counters\":{},"
-                "\"estimated_wcu\":{:.0f}}}\n",
-                m->version, i + 1, format_counters_json(c), wcu);
+                "\"estimated_wcu\":{:.0f},\"checkpoints\":{{\"max_writes\":{},"
+                "\"deletes\":{},\"max_wcu\":{:.0f}}}}}\n",
+                m->version, i + 1, format_counters_json(c), wcu, cp.writes, cp.deletes, cp.wcu);
         } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
           const std::string& t = ct->request.table;
           deleted.erase(t);
@@ -387,39 +485,53 @@ ExitCode Session::status() {
     const Migration* m = f == impl.by_version.end() ? nullptr : f->second;
     const VersionRecord* rec = r == impl.records.end() ? nullptr : &r->second;
     std::string name = m ? m->name : rec->name;
-    std::string word = rec ? rec->state : "pending";
+    std::string word(rec ? to_string(rec->state) : "pending");
     std::string note;
     if (!m) {
-      word = rec->state;
+      word = to_string(rec->state);
       note = "file missing";
       problem = true;
     } else if (rec && rec->checksum != m->checksum) {
-      if (rec->state == "applied") word = "drift";
+      if (rec->state == VersionState::Applied) word = "drift";
       note = fmt::format("{} changed since {} (checksum {} → {})", m->file,
-                         rec->state == "applied" ? "applied" : "started", short_sum(rec->checksum),
-                         short_sum(m->checksum));
+                         rec->state == VersionState::Applied ? "applied" : "started",
+                         short_sum(rec->checksum), short_sum(m->checksum));
       problem = true;
     }
-    if (rec && rec->state != "applied" && rec->direction == "down")
+    if (rec && rec->state != VersionState::Applied && rec->direction == Direction::Down)
       note += (note.empty() ? "" : "; ") + std::string("going down");
-    if (rec && rec->state == "failed" && !rec->error.empty())
+    if (rec && rec->state == VersionState::Failed && !rec->error.empty())
       note += (note.empty() ? "" : "; ") + rec->error;
+    if (m && rec && rec->state == VersionState::Running &&
+        rec->step >= static_cast<int>(rec->direction == Direction::Down && m->down ? m->down->size()
+                                                                                   : m->up.size()))
+      note += (note.empty() ? "" : "; ") +
+              fmt::format(
+                  "every step is done, checkpoints are left to clear: `dynamorph {}` "
+                  "finishes it",
+                  to_string(rec->direction));
     std::string when =
-        rec ? (rec->state == "applied" && !rec->finished_at.empty() ? rec->finished_at
-                                                                    : rec->updated_at)
+        rec ? (rec->state == VersionState::Applied && !rec->finished_at.empty() ? rec->finished_at
+                                                                                : rec->updated_at)
             : "";
     if (options_.json) {
       out_ << fmt::format(
           "{{\"version\":{},\"name\":{},\"state\":\"{}\",\"when\":{},\"file\":{},\"checksum\":{},"
-          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"note\":{}}}\n",
+          "\"recorded_checksum\":{},\"step\":{},\"counters\":{},\"checkpoints\":{},"
+          "\"note\":{}}}\n",
           v, json_str(name), word, rec ? json_str(when) : "null", m ? json_str(m->file) : "null",
           m ? json_str(m->checksum) : "null", rec ? json_str(rec->checksum) : "null",
           rec ? rec->step : 0, format_counters_json(rec ? rec->counters : pipeline::Counters{}),
-          json_str(note));
+          format_cost_json(rec ? rec->checkpoint_cost : CheckpointCost{}), json_str(note));
     } else {
+      std::string counters = format_counters_text(rec ? rec->counters : pipeline::Counters{});
+      if (rec && rec->checkpoint_cost.writes > 0) {
+        std::string cp = fmt::format("checkpoints {} writes, {:.0f} WCU",
+                                     rec->checkpoint_cost.writes, rec->checkpoint_cost.wcu);
+        counters = counters == "-" ? cp : counters + "; " + cp;
+      }
       out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", v, name, word,
-                          when.empty() ? "-" : when,
-                          format_counters_text(rec ? rec->counters : pipeline::Counters{}),
+                          when.empty() ? "-" : when, counters,
                           note.empty() ? "" : "  (" + note + ")");
     }
   }
@@ -441,12 +553,12 @@ ExitCode Session::up(const UpOptions& o) {
                                  config_.migrations_dir));
   impl.state = std::make_unique<StateTable>(client(), config_.physical(config_.state_table));
   auto pending_plan = [&]() {
-    std::vector<std::pair<const Migration*, std::string>> plan;
+    std::vector<std::pair<const Migration*, Direction>> plan;
     for (const auto& m : impl.files) {
       if (o.to && m.version > *o.to) break;
       auto r = impl.records.find(m.version);
-      if (r != impl.records.end() && r->second.state == "applied") continue;
-      plan.emplace_back(&m, "up");
+      if (r != impl.records.end() && r->second.state == VersionState::Applied) continue;
+      plan.emplace_back(&m, Direction::Up);
     }
     return plan;
   };
@@ -465,7 +577,7 @@ ExitCode Session::up(const UpOptions& o) {
   const std::int64_t newest_applied = [&] {
     std::int64_t n = -1;
     for (const auto& [v, r] : impl.records)
-      if (r.state == "applied") n = std::max(n, v);
+      if (r.state == VersionState::Applied) n = std::max(n, v);
     return n;
   }();
   for (const auto& [m, dir] : plan)
@@ -480,7 +592,7 @@ ExitCode Session::up(const UpOptions& o) {
     auto r = impl.records.find(m->version);
     std::optional<VersionRecord> existing;
     if (r != impl.records.end()) existing = r->second;
-    auto code = impl.run_version(*m, "up", o, *lease, existing);
+    auto code = impl.run_version(*m, Direction::Up, o, *lease, existing);
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
@@ -497,12 +609,12 @@ ExitCode Session::down(const DownOptions& o) {
   const bool exists = impl.state->exists();
   if (exists) impl.records = impl.state->read_versions();
   auto plan_of = [&]() {
-    std::vector<std::pair<const Migration*, std::string>> plan;
+    std::vector<std::pair<const Migration*, Direction>> plan;
     for (auto it = impl.records.rbegin(); it != impl.records.rend(); ++it) {
       const auto& [v, r] = *it;
       if (o.to && v <= *o.to) break;
       if (!o.to && static_cast<int>(plan.size()) >= o.steps.value_or(1)) break;
-      plan.emplace_back(impl.by_version.at(v), "down");
+      plan.emplace_back(impl.by_version.at(v), Direction::Down);
     }
     for (const auto& [m, d] : plan)
       if (!m->down)
@@ -532,7 +644,7 @@ ExitCode Session::down(const DownOptions& o) {
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) return ExitCode::Interrupted;
     std::optional<VersionRecord> existing = impl.records.at(m->version);
-    auto code = impl.run_version(*m, "down", uo, *lease, existing);
+    auto code = impl.run_version(*m, Direction::Down, uo, *lease, existing);
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
@@ -578,6 +690,9 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   state.ensure();
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   auto records = state.read_versions();
+  // Checkpoints first: a crash while clearing them leaves the record as it was, and running
+  // mark again finishes.
+  state.delete_checkpoints(version, lease->proof());
   if (word == "applied") {
     VersionRecord rec;
     auto r = records.find(version);
@@ -586,8 +701,8 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     rec.version = version;
     rec.name = m.name;
     rec.checksum = m.checksum;
-    rec.state = "applied";
-    rec.direction = "up";
+    rec.state = VersionState::Applied;
+    rec.direction = Direction::Up;
     rec.step = static_cast<int>(m.up.size());
     rec.error.clear();
     rec.updated_at = rec.finished_at = dynamo::now_iso();
@@ -596,7 +711,6 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   } else {
     if (records.contains(version)) state.delete_version(version, lease->proof());
   }
-  state.delete_checkpoints(version, lease->proof());
   info(fmt::format("marked {} {}", version, word));
   lease->release();
   return ExitCode::Ok;

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <random>
 #include <thread>
 
 #include "dynamo/clock.h"
@@ -53,9 +56,9 @@ AttributeValue counters_to_value(const pipeline::Counters& c) {
   return AttributeValue(std::move(m));
 }
 
-pipeline::Counters counters_of(const Item& item) {
+pipeline::Counters counters_of(const Item& item, std::string_view name = "counters") {
   pipeline::Counters c;
-  const auto* v = item.find("counters");
+  const auto* v = item.find(name);
   if (!v || !v->is<dynamo::Map>()) return c;
   const auto& m = v->as<dynamo::Map>();
   for (const auto& field : pipeline::kCounterFields) {
@@ -68,14 +71,103 @@ pipeline::Counters counters_of(const Item& item) {
   return c;
 }
 
+AttributeValue cost_to_value(const CheckpointCost& c) {
+  dynamo::Map m;
+  m.set("writes", num(c.writes));
+  m.set("transactions", num(c.transactions));
+  m.set("wcu", num(c.wcu));
+  return AttributeValue(std::move(m));
+}
+
+CheckpointCost cost_of(const Item& item) {
+  CheckpointCost c;
+  const auto* v = item.find("checkpoint_cost");
+  if (!v || !v->is<dynamo::Map>()) return c;
+  const auto& m = v->as<dynamo::Map>();
+  c.writes = int_of(m, "writes");
+  c.transactions = int_of(m, "transactions");
+  c.wcu = double_of(m, "wcu");
+  return c;
+}
+
+// DynamoDB's price of one action in a transaction: 2 WCU per KB of the item, rounded up. The
+// lock item a check reads is under 1 KB.
+double transact_wcu(const Item& item) {
+  return 2.0 * std::max(1.0, std::ceil(static_cast<double>(dynamo::item_size(item)) / 1024.0));
+}
+constexpr double kLockCheckWcu = 2.0;
+
+// A transaction cancelled only because of a concurrent write (the lease's heartbeat touches the
+// lock item every check reads) or throttling: nothing was applied, so it is sent again.
+bool transient_cancel(const dynamo::ServiceError& e) {
+  if (e.type != "TransactionCanceledException" || e.cancellation_reasons.empty()) return false;
+  for (const auto& r : e.cancellation_reasons) {
+    if (r != "None" && r != "TransactionConflict" && r != "ThrottlingError" &&
+        r != "ProvisionedThroughputExceeded")
+      return false;
+  }
+  return true;
+}
+
+// The server's limit on actions per transaction, when `e` is its refusal of a longer one:
+// DynamoDB says "… at 'transactItems' failed to satisfy constraint: Member must have length less
+// than or equal to 100", DynamoDB Local only "Member must have length less than or equal to 10".
+std::optional<int> transaction_limit_in(const dynamo::ServiceError& e) {
+  if (e.type != "ValidationException") return std::nullopt;
+  constexpr std::string_view kSays = "Member must have length less than or equal to ";
+  const auto at = e.message.find(kSays);
+  if (at == std::string::npos) return std::nullopt;
+  constexpr std::string_view kMember = " at 'transactItems'";
+  const auto named = e.message.rfind(" at '", at);
+  if (named != std::string::npos && e.message.compare(named, kMember.size(), kMember) != 0)
+    return std::nullopt;  // another member's length (a name, a key): not the action count
+  int n = 0;
+  const char* first = e.message.data() + at + kSays.size();
+  const char* last = e.message.data() + e.message.size();
+  if (std::from_chars(first, last, n).ec != std::errc()) return std::nullopt;
+  return n;
+}
+
 std::string checkpoint_prefix(std::int64_t version) {
   return fmt::format("checkpoint#{:020}#", version);
 }
-std::string checkpoint_step_prefix(std::int64_t version, const std::string& direction, int step) {
-  return fmt::format("{}{}#{:04}#", checkpoint_prefix(version), direction, step);
+std::string checkpoint_step_prefix(std::int64_t version, Direction direction, int step) {
+  return fmt::format("{}{}#{:04}#", checkpoint_prefix(version), to_string(direction), step);
 }
 
 }  // namespace
+
+std::string_view to_string(VersionState state) {
+  switch (state) {
+    case VersionState::Running: return "running";
+    case VersionState::Applied: return "applied";
+    case VersionState::Failed: return "failed";
+  }
+  return "?";
+}
+
+std::string_view to_string(Direction direction) {
+  return direction == Direction::Up ? "up" : "down";
+}
+
+std::optional<VersionState> parse_version_state(std::string_view word) {
+  for (auto s : {VersionState::Running, VersionState::Applied, VersionState::Failed})
+    if (word == to_string(s)) return s;
+  return std::nullopt;
+}
+
+std::optional<Direction> parse_direction(std::string_view word) {
+  for (auto d : {Direction::Up, Direction::Down})
+    if (word == to_string(d)) return d;
+  return std::nullopt;
+}
+
+CheckpointCost& CheckpointCost::operator+=(const CheckpointCost& o) {
+  writes += o.writes;
+  transactions += o.transactions;
+  wcu += o.wcu;
+  return *this;
+}
 
 std::string version_sort_key(std::int64_t version) {
   return fmt::format("version#{:020}", version);
@@ -160,8 +252,17 @@ VersionRecord version_of(const Item& i) {
   VersionRecord r;
   r.version = int_of(i, "version");
   r.name = str_of(i, "name");
-  r.state = str_of(i, "state");
-  r.direction = str_of(i, "direction");
+  // A word this build does not know (a newer dynamorph wrote it, or a hand edit): the history
+  // cannot be trusted, so nothing runs (exit 4).
+  const auto state = parse_version_state(str_of(i, "state"));
+  const auto direction = parse_direction(str_of(i, "direction"));
+  if (!state || !direction)
+    throw HistoryError(fmt::format(
+        "version {} has state '{}', direction '{}' in the state table: not a state dynamorph "
+        "knows (running, applied, failed; up, down); repair it with `dynamorph mark`",
+        r.version, str_of(i, "state"), str_of(i, "direction")));
+  r.state = *state;
+  r.direction = *direction;
   r.checksum = str_of(i, "checksum");
   r.started_at = str_of(i, "started_at");
   r.updated_at = str_of(i, "updated_at");
@@ -170,6 +271,9 @@ VersionRecord version_of(const Item& i) {
   r.error = str_of(i, "error");
   r.step = static_cast<int>(int_of(i, "step"));
   r.counters = counters_of(i);
+  if (i.find("counters_before_step"))
+    r.counters_before_step = counters_of(i, "counters_before_step");
+  r.checkpoint_cost = cost_of(i);
   return r;
 }
 
@@ -276,17 +380,77 @@ dynamo::TransactAction StateTable::lock_check(const LockProof& proof) const {
   return a;
 }
 
-void StateTable::transact(std::vector<dynamo::TransactAction> actions, std::string_view what) {
-  auto r = client_.transact_write(std::move(actions));
-  if (r) return;
-  const auto& e = r.error();
+dynamo::Outcome<double> StateTable::send(std::vector<dynamo::TransactAction> actions) const {
+  // Up to 8 tries, 10 ms to 0.5 s apart (full jitter): a heartbeat's conflict clears at once.
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  for (int attempt = 1;; ++attempt) {
+    auto r = client_.transact_write(actions);
+    if (r || attempt == 8 || !transient_cancel(r.error())) return r;
+    const int cap_ms = std::min(500, 10 << attempt);
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % static_cast<unsigned>(cap_ms)));
+  }
+}
+
+void StateTable::write_failed(const dynamo::ServiceError& e, std::string_view what) const {
   if (!e.cancellation_reasons.empty() && e.cancellation_reasons.front() == "ConditionalCheckFailed")
     throw StepFailed(fmt::format(
         "lost the lock in {} (it expired or was taken over) while {}; stopped", name_, what));
   throw Error(fmt::format("{} in {}: {}", what, name_, e.to_string()));
 }
 
-void StateTable::put_version(const VersionRecord& v, const LockProof& proof) {
+void StateTable::transact(std::vector<dynamo::TransactAction> actions, std::string_view what) {
+  auto r = send(std::move(actions));
+  if (!r) write_failed(r.error(), what);
+}
+
+CheckpointCost StateTable::transact_chunked(std::vector<Planned> planned, const LockProof& proof,
+                                            std::string_view what, const VersionRecord* record) {
+  CheckpointCost cost;
+  const std::size_t total = planned.size() + (record ? 1 : 0);
+  std::size_t next = 0;
+  while (next < total) {
+    const auto per = static_cast<std::size_t>(transaction_limit() - 1);
+    const std::size_t n = std::min(total - next, per);
+    std::vector<dynamo::TransactAction> actions;
+    actions.reserve(n + 1);
+    actions.push_back(lock_check(proof));
+    CheckpointCost chunk{0, 1, kLockCheckWcu};
+    for (std::size_t k = next; k < next + n && k < planned.size(); ++k) {
+      actions.push_back(planned[k].action);
+      chunk.wcu += planned[k].wcu;
+      chunk.writes += 1;
+    }
+    if (record && next + n == total) {
+      // The record goes last and counts what this call spends, itself included.
+      VersionRecord r = *record;
+      r.checkpoint_cost += cost;
+      r.checkpoint_cost += chunk;
+      const double own = transact_wcu(version_put(r, proof).item);  // its figures hardly move it
+      chunk.wcu += own;
+      r.checkpoint_cost.wcu += own;
+      actions.push_back(version_put(r, proof));
+    }
+    auto res = send(std::move(actions));
+    if (!res) {
+      // A server with a lower limit than assumed: learn it and send the rest in smaller chunks.
+      // Only a limit that this transaction broke counts, so this cannot loop.
+      const auto limit = transaction_limit_in(res.error());
+      if (limit && *limit >= 2 && static_cast<std::size_t>(*limit) < n + 1) {
+        int current = transaction_limit();
+        while (*limit < current && !transaction_limit_.compare_exchange_weak(current, *limit)) {
+        }
+        continue;
+      }
+      write_failed(res.error(), what);
+    }
+    cost += chunk;
+    next += n;
+  }
+  return cost;
+}
+
+dynamo::TransactAction StateTable::version_put(const VersionRecord& v,
+                                               const LockProof& proof) const {
   dynamo::TransactAction put;
   put.kind = dynamo::TransactAction::Kind::Put;
   put.table = name_;
@@ -298,8 +462,8 @@ void StateTable::put_version(const VersionRecord& v, const LockProof& proof) {
   };
   i.set("version", num(v.version));
   opt("name", v.name);
-  opt("state", v.state);
-  opt("direction", v.direction);
+  i.set("state", AttributeValue(std::string(to_string(v.state))));
+  i.set("direction", AttributeValue(std::string(to_string(v.direction))));
   opt("checksum", v.checksum);
   i.set("step", num(static_cast<std::int64_t>(v.step)));
   opt("by", proof.owner);
@@ -308,7 +472,15 @@ void StateTable::put_version(const VersionRecord& v, const LockProof& proof) {
   opt("finished_at", v.finished_at);
   opt("error", v.error);
   i.set("counters", counters_to_value(v.counters));
-  transact({lock_check(proof), std::move(put)}, fmt::format("recording version {}", v.version));
+  if (v.counters_before_step)
+    i.set("counters_before_step", counters_to_value(*v.counters_before_step));
+  i.set("checkpoint_cost", cost_to_value(v.checkpoint_cost));
+  return put;
+}
+
+void StateTable::put_version(const VersionRecord& v, const LockProof& proof) {
+  transact({lock_check(proof), version_put(v, proof)},
+           fmt::format("recording version {}", v.version));
 }
 
 void StateTable::delete_version(std::int64_t version, const LockProof& proof) {
@@ -319,15 +491,15 @@ void StateTable::delete_version(std::int64_t version, const LockProof& proof) {
   transact({lock_check(proof), std::move(del)}, fmt::format("resetting version {}", version));
 }
 
-void StateTable::put_checkpoints(
-    std::int64_t version, const std::string& direction, int step,
+CheckpointCost StateTable::put_checkpoints(
+    std::int64_t version, Direction direction, int step,
     const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
-    const LockProof& proof) {
+    const LockProof& proof, const VersionRecord* record) {
   const std::string prefix = checkpoint_step_prefix(version, direction, step);
-  for (std::size_t start = 0; start < checkpoints.size(); start += 99) {
-    std::vector<dynamo::TransactAction> actions{lock_check(proof)};
-    for (std::size_t k = start; k < std::min(checkpoints.size(), start + 99); ++k) {
-      const auto& [cp, total] = checkpoints[k];
+  std::vector<Planned> planned;
+  planned.reserve(checkpoints.size());
+  for (const auto& [cp, total] : checkpoints) {
+    auto& next = planned.emplace_back(Planned{[&] {
       dynamo::TransactAction put;
       put.kind = dynamo::TransactAction::Kind::Put;
       put.table = name_;
@@ -338,14 +510,16 @@ void StateTable::put_checkpoints(
       put.item.set("done", AttributeValue(cp.done));
       if (cp.resume_token) put.item.set("resume_token", AttributeValue(dynamo::Binary{*cp.resume_token}));
       put.item.set("counters", counters_to_value(cp.counters));
-      actions.push_back(std::move(put));
-    }
-    transact(std::move(actions), fmt::format("saving checkpoints of version {}", version));
+      return put;
+    }()});
+    next.wcu = transact_wcu(next.action.item);
   }
+  return transact_chunked(std::move(planned), proof,
+                          fmt::format("saving checkpoints of version {}", version), record);
 }
 
 std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t version,
-                                                                    const std::string& direction,
+                                                                    Direction direction,
                                                                     int step) const {
   auto items = query_prefix(checkpoint_step_prefix(version, direction, step));
   if (items.empty()) return std::nullopt;
@@ -371,19 +545,17 @@ std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t
   return run;
 }
 
-void StateTable::delete_checkpoints(std::int64_t version, const LockProof& proof) {
-  auto items = query_prefix(checkpoint_prefix(version));
-  for (std::size_t start = 0; start < items.size(); start += 99) {
-    std::vector<dynamo::TransactAction> actions{lock_check(proof)};
-    for (std::size_t k = start; k < std::min(items.size(), start + 99); ++k) {
-      dynamo::TransactAction del;
-      del.kind = dynamo::TransactAction::Kind::Delete;
-      del.table = name_;
-      del.item = key(str_of(items[k], "sk"));
-      actions.push_back(std::move(del));
-    }
-    transact(std::move(actions), fmt::format("clearing checkpoints of version {}", version));
+CheckpointCost StateTable::delete_checkpoints(std::int64_t version, const LockProof& proof) {
+  std::vector<Planned> planned;
+  for (const auto& i : query_prefix(checkpoint_prefix(version))) {
+    dynamo::TransactAction del;
+    del.kind = dynamo::TransactAction::Kind::Delete;
+    del.table = name_;
+    del.item = key(str_of(i, "sk"));
+    planned.push_back(Planned{std::move(del), transact_wcu(i)});
   }
+  return transact_chunked(std::move(planned), proof,
+                          fmt::format("clearing checkpoints of version {}", version));
 }
 
 }  // namespace dynamorph::migrations

@@ -2,13 +2,17 @@
 // version and checkpoint items per version, direction, step and segment. Key: pk (S) = "dynamorph",
 // sk (S) = "lock" | "version#<20 digits>" | "checkpoint#<20 digits>#<up|down>#<step>#<segment>".
 // Every write made while a run holds the lock goes in a transaction with a ConditionCheck on the
-// lock item, so a run that lost its lease cannot change the record. Thread-safe as Client is.
+// lock item, so a run that lost its lease cannot change the record. Checkpoints of many segments
+// go in as many transactions as the server's limit on actions needs, each with that check.
+// Thread-safe as Client is.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dynamo/client.h"
@@ -16,17 +20,42 @@
 
 namespace dynamorph::migrations {
 
+// What checkpoints cost in the state table: items put or deleted, the transactions that carried
+// them, and the write capacity those use at DynamoDB's price for transactions (2 WCU per KB and
+// action, the lock check and the progress record included). Estimated from the item sizes, not
+// read from the server: DynamoDB Local reports no meaningful figure for transactions.
+struct CheckpointCost {
+  std::int64_t writes = 0;
+  std::int64_t transactions = 0;
+  double wcu = 0;
+  CheckpointCost& operator+=(const CheckpointCost& o);
+};
+
+// A version's state as recorded; pending is the absence of a record.
+enum class VersionState { Running, Applied, Failed };
+enum class Direction { Up, Down };
+std::string_view to_string(VersionState state);   // running | applied | failed
+std::string_view to_string(Direction direction);  // up | down
+std::optional<VersionState> parse_version_state(std::string_view word);
+std::optional<Direction> parse_direction(std::string_view word);
+
 struct VersionRecord {
   std::int64_t version = 0;
   std::string name;
-  std::string state;      // running | applied | failed (pending = no record)
-  std::string direction;  // up | down
+  VersionState state = VersionState::Running;
+  Direction direction = Direction::Up;
   std::string checksum;
   std::string started_at, updated_at, finished_at;  // ISO-8601 UTC
   std::string by;                                   // lock owner id of the last writer
   std::string error;                                // last failure, one line
-  int step = 0;  // index of the step in progress (or the number done when applied)
-  pipeline::Counters counters;
+  // Index of the step in progress; the number of steps once they are all done (then `running`
+  // means only the checkpoints are left to clear, and applied when they are).
+  int step = 0;
+  pipeline::Counters counters;  // every step so far, the one in progress as checkpointed
+  // The steps before `step`: what a resumed step adds its own checkpointed counters to. Absent
+  // in records written before it existed.
+  std::optional<pipeline::Counters> counters_before_step;
+  CheckpointCost checkpoint_cost;  // every checkpoint write and clear of this run so far
 };
 
 struct LockRecord {
@@ -73,25 +102,52 @@ class StateTable {
   // Throw StepFailed naming the lost lock when the condition fails.
   void put_version(const VersionRecord& record, const LockProof& proof);
   void delete_version(std::int64_t version, const LockProof& proof);
-  void put_checkpoints(std::int64_t version, const std::string& direction, int step,
-                       const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
-                       const LockProof& proof);
-  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version,
-                                                          const std::string& direction,
+  // Puts the checkpoints in transactions of lock check + (transaction_limit() - 1) items; with
+  // `record`, the version record goes in the last of them, its checkpoint_cost raised by what
+  // this call spends. Not atomic across transactions: a crash in between leaves some segments
+  // at their newer checkpoint, which is as good.
+  CheckpointCost put_checkpoints(
+      std::int64_t version, Direction direction, int step,
+      const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
+      const LockProof& proof, const VersionRecord* record = nullptr);
+  // Every checkpoint of one step, read with a paged Query.
+  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version, Direction direction,
                                                           int step) const;
-  // Removes every checkpoint of a version (after it completes, or when it starts afresh).
-  void delete_checkpoints(std::int64_t version, const LockProof& proof);
+  // Removes every checkpoint of a version (after it completes, or when it starts afresh), in
+  // transactions as above. Resumable: a crash in between leaves fewer checkpoints, and calling
+  // it again removes the rest.
+  CheckpointCost delete_checkpoints(std::int64_t version, const LockProof& proof);
+
+  // The most actions one TransactWriteItems may hold: DynamoDB's 100 until the server refuses a
+  // longer transaction with "Member must have length less than or equal to N" (DynamoDB Local:
+  // 10); from then on N, for every later transaction of this object.
+  int transaction_limit() const { return transaction_limit_.load(std::memory_order_relaxed); }
 
  private:
   [[noreturn]] void read_failed(const dynamo::ServiceError& e, std::string_view what) const;
   dynamo::TransactAction lock_check(const LockProof& proof) const;
+  dynamo::TransactAction version_put(const VersionRecord& record, const LockProof& proof) const;
+  // TransactWriteItems, sent again (bounded, with back-off) when only a concurrent write or
+  // throttling cancelled it.
+  dynamo::Outcome<double> send(std::vector<dynamo::TransactAction> actions) const;
+  [[noreturn]] void write_failed(const dynamo::ServiceError& e, std::string_view what) const;
   void transact(std::vector<dynamo::TransactAction> actions, std::string_view what);
+  // One checkpoint write of a chunked write, with its cost.
+  struct Planned {
+    dynamo::TransactAction action;
+    double wcu = 0;
+  };
+  // Lock check + (limit - 1) actions per transaction; `record` (its checkpoint cost raised by
+  // what this call spends) goes last.
+  CheckpointCost transact_chunked(std::vector<Planned> actions, const LockProof& proof,
+                                  std::string_view what, const VersionRecord* record = nullptr);
   std::vector<dynamo::Item> query(const std::string& condition, const std::string& a,
                                   const std::string& b) const;
   std::vector<dynamo::Item> query_prefix(const std::string& prefix) const;
 
   dynamo::Client& client_;
   std::string name_;
+  std::atomic<int> transaction_limit_{100};
 };
 
 std::string version_sort_key(std::int64_t version);

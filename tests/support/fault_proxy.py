@@ -28,12 +28,14 @@ Rules (a JSON list; a single object is accepted too; unknown keys are rejected w
      "ms": N,             # delay only
      "rst": true,         # drop_* only: reset the connection (RST) instead of closing it (FIN)
      "message": "...",    # overrides the message of an error kind
-     "status": 4xx|5xx, "type": "ns#Name"}   # the generic "error" kind only
+     "status": 4xx|5xx, "type": "ns#Name",   # the generic "error" kind only
+     "body_contains": "..."}   # only requests whose body holds this text match (seen/fired)
 
 KIND: throttle, throttling, request_limit, http500, http503 (an answer in the server's place,
 not forwarded), error (same, with your status/type/message), drop_before (close without
-forwarding), drop_after (forward, read the whole answer, close without answering), delay
-(sleep ms, then forward), partial_unprocessed (BatchWriteItem/BatchGetItem: forward the first
+forwarding), drop_after (forward, read the whole answer, close without answering), hang (never
+forward, never answer: the connection stays open until the client closes it, as a request on
+the wire when its sender is killed), delay (sleep ms, then forward), partial_unprocessed (BatchWriteItem/BatchGetItem: forward the first
 half, rounded up, of each table's requests and answer with the left-out ones added to
 UnprocessedItems/UnprocessedKeys in DynamoDB's format; with one item per table the last table's
 item is left out; a batch of a single item is not a match).
@@ -87,7 +89,7 @@ ERROR_FAULTS = {
     "http503": (503, CORAL + "ServiceUnavailableException",
                 "The service is currently unavailable or busy."),
 }
-OTHER_FAULTS = {"drop_before", "drop_after", "partial_unprocessed", "delay", "error"}
+OTHER_FAULTS = {"drop_before", "drop_after", "partial_unprocessed", "delay", "error", "hang"}
 FAULTS = set(ERROR_FAULTS) | OTHER_FAULTS
 BATCH_OPS = {"BatchWriteItem", "BatchGetItem"}
 
@@ -97,7 +99,7 @@ BATCH_OPS = {"BatchWriteItem", "BatchGetItem"}
 # the Date header of an injected answer (a server clock that is ahead or behind, for clock-skew
 # correction tests).
 RULE_KEYS = {"op", "fault", "count", "probability", "after", "seed", "ms", "status", "type",
-             "message", "rst", "comment", "date_offset_s"}
+             "message", "rst", "comment", "date_offset_s", "body_contains"}
 
 REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found",
            413: "Payload Too Large", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -127,7 +129,8 @@ class RuleError(ValueError):
 
 class Rule:
     __slots__ = ("spec", "ops", "fault", "count", "probability", "after", "rng", "ms",
-                 "status", "type", "message", "rst", "seen", "fired", "date_offset_s")
+                 "status", "type", "message", "rst", "seen", "fired", "date_offset_s",
+                 "body_contains")
 
     def __init__(self, spec):
         if not isinstance(spec, dict):
@@ -183,11 +186,17 @@ class Rule:
         if isinstance(offset, bool) or not isinstance(offset, (int, float)):
             raise RuleError("date_offset_s must be a number: %s" % json.dumps(spec))
         self.date_offset_s = float(offset)
+        needle = spec.get("body_contains")
+        if needle is not None and (not isinstance(needle, str) or not needle):
+            raise RuleError("body_contains must be a non-empty string: %s" % json.dumps(spec))
+        self.body_contains = needle.encode("utf-8") if needle is not None else None
         self.seen = 0     # requests that matched op (and, for partial_unprocessed, could apply)
         self.fired = 0    # times the fault was injected
 
-    def matches(self, op, splittable):
+    def matches(self, op, splittable, body=b""):
         if self.ops is not None and op not in self.ops:
+            return False
+        if self.body_contains is not None and self.body_contains not in body:
             return False
         if self.fault == "partial_unprocessed":
             # only batch requests with at least two items can be split
@@ -518,12 +527,13 @@ class Proxy:
             "rules": [r.describe() for r in self.rules],
         }
 
-    def pick_rule(self, op, splittable):
-        """Every rule whose op matches counts the request; the first one in list order whose
-        'after' is passed, 'count' not exhausted and probability draw succeeds fires."""
+    def pick_rule(self, op, splittable, body=b""):
+        """Every rule whose op (and body_contains) matches counts the request; the first one in
+        list order whose 'after' is passed, 'count' not exhausted and probability draw succeeds
+        fires."""
         chosen = None
         for r in self.rules:
-            if not r.matches(op, splittable):
+            if not r.matches(op, splittable, body):
                 continue
             r.seen += 1
             if chosen is not None or r.seen <= r.after:
@@ -605,6 +615,9 @@ class Proxy:
                                              close=close))
             else:
                 keep_going = await self.proxy_request(req, writer, close)
+                if keep_going == "hang":
+                    await reader.read()   # until the client closes the connection
+                    return
                 if not keep_going:
                     return
             if transport.get_write_buffer_size() > 65536:
@@ -626,7 +639,7 @@ class Proxy:
         if op in BATCH_OPS and self.rules:
             batch = batch_items(op, req.body)
         splittable = batch is not None and sum(len(i) for _, i in batch[1]) >= 2
-        rule = self.pick_rule(op, splittable) if self.rules else None
+        rule = self.pick_rule(op, splittable, req.body) if self.rules else None
         fault = rule.fault if rule else None
         if fault:
             self.total_faults += 1
@@ -645,6 +658,9 @@ class Proxy:
                 self._drop(writer, rule.rst)
                 status = "dropped"
                 return False
+            if fault == "hang":
+                status = "hung"
+                return "hang"
             if fault == "delay":
                 await asyncio.sleep(rule.ms / 1000.0)
 

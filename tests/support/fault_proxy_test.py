@@ -404,6 +404,19 @@ class DropFaultTest(Base):
         self.assertTrue(self.present(self.key(1)))
         self.assertEqual(proxy.stats()["faults"], {"drop_after": 1})
 
+    def test_hang_never_reaches_server_nor_answers(self):
+        proxy.set_rules([{"op": "PutItem", "fault": "hang", "count": 1}])
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(raw_request("PutItem", {"TableName": TABLE, "Item": self.item(1)}))
+            s.settimeout(0.5)
+            with self.assertRaises(socket.timeout):
+                s.recv(100)   # no answer, and the connection is still open
+        time.sleep(0.2)
+        self.assertFalse(self.present(self.key(1)))
+        self.put_via(2)
+        self.assertTrue(self.present(self.key(2)))
+        self.assertEqual(proxy.stats()["faults"], {"hang": 1})
+
     def test_drop_with_reset(self):
         for kind, applied in (("drop_before", False), ("drop_after", True)):
             with self.subTest(kind=kind):
@@ -595,6 +608,18 @@ class RuleSemanticsTest(Base):
         proxy.set_rules([{"op": "GetItem", "fault": "throttle", "after": 2, "count": 1}])
         t = "ProvisionedThroughputExceededException"
         self.assertEqual(self.outcomes(5), ["ok", "ok", t, "ok", "ok"])
+
+    def test_body_contains(self):
+        proxy.set_rules([{"op": "PutItem", "fault": "http500", "body_contains": "marked"}])
+        self.put_via(1)
+        with self.assertRaises(botocore.exceptions.ClientError):
+            self.via.put_item(TableName=TABLE, Item=self.item(2, note="marked"))
+        self.assertFalse(self.present(self.key(2)))
+        rule = proxy.stats()["rules"][0]
+        self.assertEqual((rule["seen"], rule["fired"]), (1, 1))
+        status, body = proxy.control("POST", "rules", [{"fault": "hang", "body_contains": ""}])
+        self.assertEqual(status, 400)
+        self.assertIn("body_contains", body["error"])
 
     def test_after_counts_only_matching_ops(self):
         proxy.set_rules([{"op": "PutItem", "fault": "throttle", "after": 1, "count": 1}])
