@@ -25,3 +25,4 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 "$ROOT/scripts/dynamodb-local.sh" install
+"$ROOT/scripts/s3-server.sh" install
