@@ -6,6 +6,7 @@
 #include <set>
 
 #include "dynamo/s3.h"
+#include "tests/support/fault_proxy.h"
 #include "tests/support/s3_client.h"
 #include "tests/support/test_env.h"
 
@@ -159,6 +160,53 @@ TEST_F(S3Test, UnknownAccessKeyIsRefused) {
   auto p = bad->put_object(bucket_, prefix_ + "whatever", "x");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().type, "InvalidAccessKeyId");
+}
+
+// 5xx answers, throttling and dropped connections (a fault-injecting proxy in front of the
+// server) are retried with back-off; what arrives is still exactly the object.
+TEST_F(S3Test, RetriesServerErrorsThrottlingAndResets) {
+  const std::string body = random_bytes(3 * 1024 * 1024 + 7, 3);
+  put("faulty.bin", body);
+  test::FaultProxy proxy(test::s3_endpoint());
+  RetryPolicy fast;
+  fast.base = std::chrono::milliseconds(1);
+  fast.throttle_base = std::chrono::milliseconds(1);
+  auto client = test::make_s3_client(proxy.endpoint(), {}, fast);
+
+  proxy.set_rules(R"([{"fault":"http500","count":2},
+                      {"fault":"error","status":503,"type":"SlowDown","count":1},
+                      {"fault":"drop_before","count":1},{"fault":"drop_after","rst":true,"count":1}])");
+  auto whole = client->get_object(bucket_, prefix_ + "faulty.bin");
+  ASSERT_TRUE(whole.ok()) << whole.error().to_string();
+  EXPECT_EQ(whole.value().body, body);
+  EXPECT_NE(proxy.stats_json().find("\"total_faults\": 5"), std::string::npos)
+      << proxy.stats_json();
+  // libcurl itself re-sends a request whose reused connection closed before any answer
+  // (http_transport.h), so the drop before forwarding may not count as the client's retry.
+  EXPECT_GE(client->stats().retries.load(), 4u);
+  EXPECT_LE(client->stats().retries.load(), 5u);
+  EXPECT_EQ(client->stats().throttles.load(), 1u);
+
+  // Ranged reads with a fault on about a third of the requests.
+  proxy.set_rules(R"([{"fault":"http503","probability":0.2,"seed":7},
+                      {"fault":"drop_before","probability":0.15,"seed":8}])");
+  std::string joined;
+  while (joined.size() < body.size()) {
+    auto r = client->get_object_range(bucket_, prefix_ + "faulty.bin", joined.size(),
+                                      joined.size() + 256 * 1024 - 1);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    joined += r.value().body;
+  }
+  EXPECT_EQ(joined, body);
+  EXPECT_GT(client->stats().retries.load(), 5u);
+
+  // A 4xx is the answer, not a reason to try again.
+  proxy.set_rules(R"([{"fault":"error","status":403,"type":"AccessDenied","count":1}])");
+  const auto retries = client->stats().retries.load();
+  auto denied = client->get_object(bucket_, prefix_ + "faulty.bin");
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().http_status, 403);
+  EXPECT_EQ(client->stats().retries.load(), retries);
 }
 
 TEST_F(S3Test, NothingListeningGivesUpQuickly) {
