@@ -84,7 +84,7 @@ bool ServiceError::clock_skew() const {
 std::string ServiceError::to_string() const {
   std::string out = fmt::format("{}: ", operation);
   if (http_status == 0) {
-    out += fmt::format("no response from DynamoDB ({}): {}", type, message);
+    out += fmt::format("no response from {} ({}): {}", service, type, message);
   } else if (http_status < 0) {
     out += message;  // never sent, e.g. no credentials
   } else {

@@ -20,6 +20,7 @@ struct ServiceError {
   int attempts = 1;
   // TransactionCanceledException: one code per action ("None", "ConditionalCheckFailed", …).
   std::vector<std::string> cancellation_reasons;
+  std::string service = "DynamoDB";  // who answered, or did not: "DynamoDB", "S3"
 
   bool transport() const { return http_status == 0; }
 
