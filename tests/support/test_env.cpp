@@ -33,9 +33,9 @@ struct OwnServer {
 // folder, else a server of this process's own started with `script` (stopped at exit).
 std::string fixture_endpoint(OwnServer& own, const char* endpoint_var, const char* dir_var,
                              const std::string& script, const std::string& own_dir) {
-  if (const char* e = std::getenv(endpoint_var)) return e;
+  if (const char* e = std::getenv(endpoint_var); e && *e) return e;
   std::string dir;
-  if (const char* d = std::getenv(dir_var)) {
+  if (const char* d = std::getenv(dir_var); d && *d) {
     dir = d;
   } else {
     dir = own_dir;
