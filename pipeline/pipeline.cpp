@@ -265,12 +265,14 @@ class Run {
   RateLimiter read_limiter_, write_limiter_;
   bool dry_;
   StatePool states_;
-  std::unique_ptr<LocalReader> local_reader_;  // made when a source first asks for a local read
-  std::once_flag local_reader_once_;
   int total_partitions_ = 1;
   // One reader per partition; partition p's is used by one thread at a time (next() in
   // send_read, parse() in process, in page order).
   std::vector<std::unique_ptr<stages::PartitionReader>> readers_;
+  // Made when a source first asks for a local read; declared after readers_ so that its
+  // threads are joined before the readers their jobs use are destroyed.
+  std::unique_ptr<LocalReader> local_reader_;
+  std::once_flag local_reader_once_;
 
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
