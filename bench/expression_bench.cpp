@@ -14,7 +14,7 @@
 #include <cstdlib>
 #include <new>
 
-#include "dynamo/expression.h"
+#include "expr/expression.h"
 #include "dynamo/json.h"
 
 namespace {
@@ -29,7 +29,9 @@ void* operator new(std::size_t n) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
-namespace dynamorph::dynamo::expr {
+namespace dynamorph::expr {
+// The item model and its JSON codec, as the engine sees them.
+using namespace dynamo;  // NOLINT(google-build-using-namespace): test and bench code only
 namespace {
 
 Item profile(const char* username) {
@@ -154,6 +156,6 @@ void BM_CompileCondition(benchmark::State& state) {
 BENCHMARK(BM_CompileCondition);
 
 }  // namespace
-}  // namespace dynamorph::dynamo::expr
+}  // namespace dynamorph::expr
 
 BENCHMARK_MAIN();

@@ -20,7 +20,7 @@
 //
 // --inmemory N: a synthetic ~1 MB Scan response page of ~300-byte items shaped like the peers'
 // data set is parsed (dynamo::parse_page), filtered and transformed (stages::ItemProcessor with
-// the job's where + update expression), grouped (stages::WriteBuilder) and serialized into
+// the job's where + update expression), grouped (the batch sink's page state) and serialized into
 // BatchWriteItem bodies (dynamo::write_batch_write), single-threaded, until N items have been
 // processed. Reports items per second of thread CPU time (= per core) and of wall time.
 #include <sys/resource.h>
@@ -49,8 +49,9 @@
 
 #include <iostream>
 #include "stages/item_processor.h"
+#include "stages/sink.h"
+#include "stages/step_expressions.h"
 #include "stages/step_spec.h"
-#include "stages/write_builder.h"
 
 using namespace dynamorph;
 
@@ -77,7 +78,8 @@ struct Args {
 
 [[noreturn]] void usage(const char* msg) {
   std::fprintf(stderr,
-               "migrate_bench: %s\nusage: migrate_bench --endpoint URL --table T [--segments 8] [--max-writes 16]\n"
+               "migrate_bench: %s\nusage: migrate_bench --endpoint URL --table T [--segments 8] "
+               "[--max-writes 16]\n"
                "       [--mode batch|update] [--filter server|split|client] [--page-size N]\n"
                "       [--checkpoint FILE] [--progress] [--json]\n"
                "       migrate_bench --inmemory N [--json]\n",
@@ -93,19 +95,32 @@ Args parse_args(int argc, char** argv) {
       if (i + 1 >= argc) usage(("missing value for " + k).c_str());
       return argv[++i];
     };
-    if (k == "--endpoint") a.endpoint = val();
-    else if (k == "--table") a.table = val();
-    else if (k == "--segments") a.segments = std::atoi(val().c_str());
-    else if (k == "--max-writes") a.max_writes = std::atoi(val().c_str());
-    else if (k == "--mode") a.mode = val();
-    else if (k == "--filter") a.filter = val();
-    else if (k == "--page-size") a.page_size = std::atoi(val().c_str());
-    else if (k == "--checkpoint") a.checkpoint = val();
-    else if (k == "--progress") a.progress = true;
-    else if (k == "--json") a.json = true;
-    else if (k == "--inmemory") a.inmemory = std::atoll(val().c_str());
-    else if (k == "-h" || k == "--help") usage("help");
-    else usage(("unknown argument " + k).c_str());
+    if (k == "--endpoint")
+      a.endpoint = val();
+    else if (k == "--table")
+      a.table = val();
+    else if (k == "--segments")
+      a.segments = std::atoi(val().c_str());
+    else if (k == "--max-writes")
+      a.max_writes = std::atoi(val().c_str());
+    else if (k == "--mode")
+      a.mode = val();
+    else if (k == "--filter")
+      a.filter = val();
+    else if (k == "--page-size")
+      a.page_size = std::atoi(val().c_str());
+    else if (k == "--checkpoint")
+      a.checkpoint = val();
+    else if (k == "--progress")
+      a.progress = true;
+    else if (k == "--json")
+      a.json = true;
+    else if (k == "--inmemory")
+      a.inmemory = std::atoll(val().c_str());
+    else if (k == "-h" || k == "--help")
+      usage("help");
+    else
+      usage(("unknown argument " + k).c_str());
   }
   if (a.inmemory <= 0 && a.endpoint.empty()) usage("--endpoint or --inmemory is required");
   if (a.segments < 1 || a.max_writes < 1) usage("--segments and --max-writes must be >= 1");
@@ -116,7 +131,8 @@ Args parse_args(int argc, char** argv) {
 double cpu_seconds(int who) {
   rusage u{};
   getrusage(who, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec +
+         u.ru_stime.tv_usec / 1e6;
 }
 
 double peak_rss_mib() {
@@ -131,8 +147,8 @@ double thread_cpu_seconds() {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-stages::StepSpec job_spec(const std::string& table, const std::string& filter, const std::string& mode,
-                          int page_size) {
+stages::StepSpec job_spec(const std::string& table, const std::string& filter,
+                          const std::string& mode, int page_size) {
   stages::StepSpec s;
   s.label = "migrate_bench";
   s.source.table = table;
@@ -206,14 +222,16 @@ int run_live(const Args& a) {
   double ips = r.wall_s > 0 ? c.scanned / r.wall_s : 0;
   std::printf(
       "{\"peer\":\"dynamorph\",\"items_scanned\":%lld,\"items_written\":%lld,\"wall_s\":%.3f,"
-      "\"items_per_s\":%.1f,\"client_cpu_s\":%.3f,\"client_cpu_s_timed\":%.3f,\"peak_rss_mib\":%.1f,"
+      "\"items_per_s\":%.1f,\"client_cpu_s\":%.3f,\"client_cpu_s_timed\":%.3f,\"peak_rss_mib\":%."
+      "1f,"
       "\"status\":\"%s\",\"matched\":%lld,\"retries\":%lld,\"requests\":%llu,\"segments\":%d,"
       "\"max_writes\":%d,\"mode\":\"%s\",\"filter\":\"%s\"%s%s}\n",
       static_cast<long long>(c.scanned), static_cast<long long>(c.written), r.wall_s, ips, cpu1,
       cpu1 - cpu0, peak_rss_mib(), status, static_cast<long long>(c.matched),
-      static_cast<long long>(c.retries), static_cast<unsigned long long>(client.stats().requests.load()),
-      a.segments, a.max_writes, a.mode.c_str(), a.filter.c_str(), r.error.empty() ? "" : ",\"error\":",
-      r.error.empty() ? "" : json_escape(r.error).c_str());
+      static_cast<long long>(c.retries),
+      static_cast<unsigned long long>(client.stats().requests.load()), a.segments, a.max_writes,
+      a.mode.c_str(), a.filter.c_str(),
+      r.error.empty() ? "" : ",\"error\":", r.error.empty() ? "" : json_escape(r.error).c_str());
   std::fflush(stdout);
   if (r.status == pipeline::RunResult::Status::Failed) {
     std::fprintf(stderr, "migrate_bench: failed: %s\n", r.error.c_str());
@@ -227,10 +245,14 @@ int run_live(const Args& a) {
 // A Scan response of ~1 MB of items shaped like the peers' data set (80 % profiles with
 // mixed-case usernames, 20 % photos, DynamoDB item size 260..340 bytes).
 std::string synthetic_page(std::size_t target_bytes, int* items_out) {
-  static const char* first[] = {"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"};
-  static const char* last[] = {"smith", "jones", "brown", "taylor", "wilson", "davies", "evans", "thomas"};
-  static const char* tags[] = {"aws", "dynamodb", "cpp", "rust", "go", "python", "node", "java", "music", "travel"};
-  static const char* words[] = {"lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"};
+  static const char* first[] = {"alice", "bob",   "carol", "dave", "erin",
+                                "frank", "grace", "heidi", "ivan", "judy"};
+  static const char* last[] = {"smith",  "jones",  "brown", "taylor",
+                               "wilson", "davies", "evans", "thomas"};
+  static const char* tags[] = {"aws",    "dynamodb", "cpp",  "rust",  "go",
+                               "python", "node",     "java", "music", "travel"};
+  static const char* words[] = {"lorem", "ipsum",       "dolor",      "sit",
+                                "amet",  "consectetur", "adipiscing", "elit"};
   std::mt19937_64 rng(42);
   std::string body = "{\"Items\":[";
   int n = 0, users = 0;
@@ -251,7 +273,8 @@ std::string synthetic_page(std::size_t target_bytes, int* items_out) {
       std::string f = first[rng() % 10], l = last[rng() % 8];
       std::string uname = f + l + std::to_string(rng() % 9999 + 1);
       for (std::size_t i = 0; i < uname.size(); ++i) {
-        if (i == 0 || rng() % 10 < 3) uname[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(uname[i])));
+        if (i == 0 || rng() % 10 < 3)
+          uname[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(uname[i])));
       }
       std::string email = f + "." + l + "." + std::to_string(uid) + "@example.com";
       dynamo::StringSet ss;
@@ -313,30 +336,32 @@ int run_inmemory(const Args& a) {
   desc.status = "ACTIVE";
   desc.partition_key = {"PK", dynamo::AttrType::S};
   desc.sort_key = dynamo::KeyAttribute{"SK", dynamo::AttrType::S};
-  stages::ItemProcessor processor(spec, desc, desc, 20250101000000, kMigratedAt);
-  dynamo::expr::EvalContext ctx{kMigratedAt};
+  stages::StepExpressions compiled = stages::compile_step_expressions(spec, kMigratedAt);
+  stages::ItemProcessor processor(spec, compiled, desc, desc, 20250101000000, kMigratedAt);
+  auto sink = stages::make_sink(stages::WriteMode::Batch, processor);
+  auto state = processor.make_local_state();
 
   long long items = 0, matched = 0, batches = 0, out_bytes = 0, pages = 0;
   std::vector<stages::WriteOp> ops;
   std::string out;
   auto step = [&] {
     dynamo::Page page = dynamo::parse_page(body);
-    stages::WriteBuilder wb(processor);
+    auto wb = sink->make_page_state();
     ops.clear();
     for (const auto& item : page.items) {
-      stages::Decision d = processor.process(item, ctx);
+      stages::Decision d = processor.process(item, *state);
       if (d.kind == stages::Decision::Kind::Put || d.kind == stages::Decision::Kind::Update) {
         ++matched;
-        wb.add(item, std::move(d), ops);
+        wb->add(item, std::move(d), ops, 0);
       } else if (d.kind == stages::Decision::Kind::Error) {
         std::fprintf(stderr, "migrate_bench: %s\n", d.error.c_str());
         std::exit(1);
       }
     }
-    wb.flush(ops);
+    wb->flush(ops);
     for (const auto& op : ops) {
       out.clear();
-      dynamo::write_batch_write(out, op.batch);
+      dynamo::write_batch_write(out, std::get<stages::BatchWrite>(op.request).entries);
       out_bytes += static_cast<long long>(out.size());
       ++batches;
     }
@@ -357,24 +382,29 @@ int run_inmemory(const Args& a) {
   {
     long long sink = 0;
     double p0 = thread_cpu_seconds();
-    for (long long i = 0; i < pages; ++i) sink += static_cast<long long>(dynamo::parse_page(body).items.size());
+    for (long long i = 0; i < pages; ++i)
+      sink += static_cast<long long>(dynamo::parse_page(body).items.size());
     parse_cpu = thread_cpu_seconds() - p0;
     p0 = thread_cpu_seconds();
     for (long long i = 0; i < pages; ++i) {
       dynamo::Page page = dynamo::parse_page(body);
-      for (const auto& item : page.items) sink += static_cast<int>(processor.process(item, ctx).kind);
+      for (const auto& item : page.items)
+        sink += static_cast<int>(processor.process(item, *state).kind);
     }
     process_cpu = thread_cpu_seconds() - p0 - parse_cpu;
     if (sink == 42) std::fprintf(stderr, " ");
   }
   std::printf(
-      "{\"peer\":\"dynamorph\",\"bench\":\"inmemory\",\"items\":%lld,\"pages\":%lld,\"page_items\":%d,"
-      "\"page_bytes\":%zu,\"matched\":%lld,\"batches\":%lld,\"out_bytes\":%lld,\"cpu_s\":%.4f,\"wall_s\":%.4f,"
-      "\"items_per_s_per_core\":%.0f,\"items_per_s_wall\":%.0f,\"mb_per_s_per_core\":%.1f,\"peak_rss_mib\":%.1f,"
+      "{\"peer\":\"dynamorph\",\"bench\":\"inmemory\",\"items\":%lld,\"pages\":%lld,\"page_items\":"
+      "%d,"
+      "\"page_bytes\":%zu,\"matched\":%lld,\"batches\":%lld,\"out_bytes\":%lld,\"cpu_s\":%.4f,"
+      "\"wall_s\":%.4f,"
+      "\"items_per_s_per_core\":%.0f,\"items_per_s_wall\":%.0f,\"mb_per_s_per_core\":%.1f,\"peak_"
+      "rss_mib\":%.1f,"
       "\"cpu_share\":{\"parse\":%.2f,\"where_transform\":%.2f,\"group_serialize\":%.2f}}\n",
-      items, pages, page_items, page_bytes, matched, batches, out_bytes, cpu, wall, items / cpu, items / wall,
-      pages * static_cast<double>(page_bytes) / 1e6 / cpu, peak_rss_mib(), parse_cpu / cpu, process_cpu / cpu,
-      std::max(0.0, 1 - (parse_cpu + process_cpu) / cpu));
+      items, pages, page_items, page_bytes, matched, batches, out_bytes, cpu, wall, items / cpu,
+      items / wall, pages * static_cast<double>(page_bytes) / 1e6 / cpu, peak_rss_mib(),
+      parse_cpu / cpu, process_cpu / cpu, std::max(0.0, 1 - (parse_cpu + process_cpu) / cpu));
   return 0;
 }
 

@@ -196,4 +196,14 @@ std::string resolve_endpoint(std::optional<std::string> flag, std::string_view r
                      suffix);
 }
 
+S3Endpoint resolve_s3_endpoint(std::string_view region, const GetEnv& getenv) {
+  for (const char* variable : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}) {
+    if (auto value = getenv(variable)) return {checked_endpoint(std::move(*value), variable), true};
+  }
+  const std::string_view suffix =
+      region.starts_with("cn-") ? ".amazonaws.com.cn" : ".amazonaws.com";
+  return {fmt::format("https://s3.{}{}", checked_region(std::string(region), "the region"), suffix),
+          false};
+}
+
 }  // namespace dynamorph::dynamo

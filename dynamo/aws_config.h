@@ -69,4 +69,13 @@ std::string resolve_region(std::optional<std::string> flag, const GetEnv& getenv
 std::string resolve_endpoint(std::optional<std::string> flag, std::string_view region,
                              const GetEnv& getenv = system_getenv);
 
+// S3's endpoint: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else https://s3.<region>.amazonaws.com
+// (.amazonaws.com.cn for cn- regions). `custom` is true for the first two (S3-compatible
+// servers, tests), which are addressed path-style. Throws ConfigError like resolve_endpoint.
+struct S3Endpoint {
+  std::string url;
+  bool custom = false;
+};
+S3Endpoint resolve_s3_endpoint(std::string_view region, const GetEnv& getenv = system_getenv);
+
 }  // namespace dynamorph::dynamo

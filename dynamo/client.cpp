@@ -1,7 +1,7 @@
 #include "dynamo/client.h"
 
 #include <fmt/format.h>
-#include <uuid/uuid.h>
+#include <openssl/rand.h>
 
 #include <ctime>
 #include <future>
@@ -16,17 +16,25 @@
 namespace dynamorph::dynamo {
 namespace {
 
-std::string make_token() {
-  uuid_t u;
-  uuid_generate_random(u);
-  char text[37];
-  uuid_unparse_lower(u, text);
-  return text;
-}
-
 std::mt19937_64& rng() {
   thread_local std::mt19937_64 gen{std::random_device{}()};
   return gen;
+}
+
+// A ClientRequestToken: 128 random bits as 32 hex digits (DynamoDB takes 1-36 characters).
+std::string make_token() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    std::uniform_int_distribution<unsigned> d(0, 255);
+    for (auto& b : bytes) b = static_cast<unsigned char>(d(rng()));
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text(32, '0');
+  for (std::size_t i = 0; i < sizeof bytes; ++i) {
+    text[2 * i] = kHex[bytes[i] >> 4];
+    text[2 * i + 1] = kHex[bytes[i] & 15];
+  }
+  return text;
 }
 
 std::optional<std::int64_t> parse_http_date_ms(const std::string& date) {
@@ -43,7 +51,8 @@ Outcome<T> typed(Outcome<RawResponse> raw, F&& parse) {
 
 // An error found on this side of the wire (a response that does not add up, a wait that timed
 // out): typed like the server's, so callers handle one kind of error.
-ServiceError local_error(std::string_view operation, std::string type, std::string message, int attempts = 1) {
+ServiceError local_error(std::string_view operation, std::string type, std::string message,
+                         int attempts = 1) {
   ServiceError e;
   e.operation = std::string(operation);
   e.type = std::move(type);
@@ -55,8 +64,8 @@ ServiceError local_error(std::string_view operation, std::string type, std::stri
 
 // Serialize, call, parse: the shape of every typed synchronous operation.
 template <class T, class Request, class Write, class Parse>
-Outcome<T> request_of(Client& client, std::string_view operation, const Request& request, Write write,
-                      Parse parse) {
+Outcome<T> request_of(Client& client, std::string_view operation, const Request& request,
+                      Write write, Parse parse) {
   std::string body;
   write(body, request);
   return typed<T>(client.call(operation, std::move(body)), parse);
@@ -88,10 +97,12 @@ ServiceError parse_service_error(std::string_view operation, const HttpResponse&
   if (response.status == 0) {
     // Name the transport failure so the retry table can tell a typo from a hiccup.
     switch (response.curl_code) {
-      case 6: e.type = "UnknownHost"; break;         // CURLE_COULDNT_RESOLVE_HOST
-      case 7: e.type = "ConnectionRefused"; break;   // CURLE_COULDNT_CONNECT
-      case 28: e.type = "Timeout"; break;            // CURLE_OPERATION_TIMEDOUT
-      case 52: case 55: case 56: e.type = "ConnectionReset"; break;  // nothing / send / recv
+      case 6: e.type = "UnknownHost"; break;        // CURLE_COULDNT_RESOLVE_HOST
+      case 7: e.type = "ConnectionRefused"; break;  // CURLE_COULDNT_CONNECT
+      case 28: e.type = "Timeout"; break;           // CURLE_OPERATION_TIMEDOUT
+      case 52:
+      case 55:
+      case 56: e.type = "ConnectionReset"; break;  // nothing / send / recv
       default: e.type = "TransportError";
     }
     e.message = response.curl_error;
@@ -136,7 +147,8 @@ ServiceError parse_service_error(std::string_view operation, const HttpResponse&
     e.message = response.body.substr(0, 200);
   }
   if (e.type == "TransactionCanceledException" && e.cancellation_reasons.empty()) {
-    // DynamoDB Local lists the reasons only in the message: "… reasons [ConditionalCheckFailed, None]".
+    // DynamoDB Local lists the reasons only in the message: "… reasons [ConditionalCheckFailed,
+    // None]".
     auto open = e.message.rfind('['), close = e.message.rfind(']');
     if (open != std::string::npos && close != std::string::npos && close > open) {
       std::string_view list(e.message.data() + open + 1, close - open - 1);
@@ -219,12 +231,14 @@ void Client::send(std::shared_ptr<Call> call) {
     call->done(std::move(e));
     return;
   }
-  transport_->submit(std::move(req), [this, call](HttpResponse&& r) { on_response(call, std::move(r)); });
+  transport_->submit(std::move(req),
+                     [this, call](HttpResponse&& r) { on_response(call, std::move(r)); });
 }
 
 std::chrono::milliseconds Client::backoff(int attempt, bool throttled) const {
   auto base = throttled ? options_.retry.throttle_base : options_.retry.base;
-  double ceiling = static_cast<double>(base.count()) * static_cast<double>(1LL << std::min(attempt, 20));
+  double ceiling =
+      static_cast<double>(base.count()) * static_cast<double>(1LL << std::min(attempt, 20));
   ceiling = std::min(ceiling, static_cast<double>(options_.retry.cap.count()));
   std::uniform_real_distribution<double> dist(0, ceiling);  // full jitter
   return std::chrono::milliseconds(static_cast<long long>(dist(rng())));
@@ -246,7 +260,8 @@ void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
   if (skew) {
     if (auto server_ms = parse_http_date_ms(response.date)) {
       auto local_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
       skew_ms_.store(*server_ms - local_ms);
     }
   }
@@ -268,10 +283,12 @@ void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
 }
 
 Outcome<RawResponse> Client::call(std::string_view operation, std::string body) {
-  if (transport_->on_io_thread()) throw Error("internal: synchronous DynamoDB call on the I/O thread");
+  if (transport_->on_io_thread())
+    throw Error("internal: synchronous DynamoDB call on the I/O thread");
   std::promise<Outcome<RawResponse>> promise;
   auto future = promise.get_future();
-  call_async(operation, std::move(body), [&promise](Outcome<RawResponse> r) { promise.set_value(std::move(r)); });
+  call_async(operation, std::move(body),
+             [&promise](Outcome<RawResponse> r) { promise.set_value(std::move(r)); });
   return future.get();
 }
 
@@ -340,7 +357,8 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
 Outcome<BatchWriteSummary> Client::batch_write(std::vector<BatchWriteEntry> entries) {
   std::promise<Outcome<BatchWriteSummary>> promise;
   auto future = promise.get_future();
-  batch_write_async(std::move(entries), [&promise](Outcome<BatchWriteSummary> r) { promise.set_value(std::move(r)); });
+  batch_write_async(std::move(entries),
+                    [&promise](Outcome<BatchWriteSummary> r) { promise.set_value(std::move(r)); });
   return future.get();
 }
 
@@ -349,23 +367,26 @@ void Client::transact_write_async(std::vector<TransactAction> actions, std::stri
   if (token.empty()) token = make_token();
   std::string body;
   write_transact_write(body, actions, token);
-  call_async("TransactWriteItems", std::move(body), [done = std::move(done)](Outcome<RawResponse> r) {
-    if (!r) return done(std::move(r.error()));
-    done(parse_consumed_total(r.value().body));
-  });
+  call_async("TransactWriteItems", std::move(body),
+             [done = std::move(done)](Outcome<RawResponse> r) {
+               if (!r) return done(std::move(r.error()));
+               done(parse_consumed_total(r.value().body));
+             });
 }
 
 Outcome<double> Client::transact_write(std::vector<TransactAction> actions, std::string token) {
   std::promise<Outcome<double>> promise;
   auto future = promise.get_future();
-  transact_write_async(std::move(actions), std::move(token), [&promise](Outcome<double> r) { promise.set_value(std::move(r)); });
+  transact_write_async(std::move(actions), std::move(token),
+                       [&promise](Outcome<double> r) { promise.set_value(std::move(r)); });
   return future.get();
 }
 
 // ---- typed synchronous operations ------------------------------------------------------------
 
 Outcome<TableDescription> Client::create_table(const CreateTableRequest& request) {
-  return request_of<TableDescription>(*this, "CreateTable", request, write_create_table, parse_table_description);
+  return request_of<TableDescription>(*this, "CreateTable", request, write_create_table,
+                                      parse_table_description);
 }
 
 Outcome<TableDescription> Client::describe_table(std::string_view table) {
@@ -403,7 +424,8 @@ Outcome<std::vector<std::string>> Client::list_tables() {
   return all;
 }
 
-Outcome<TimeToLive> Client::update_ttl(std::string_view table, std::string_view attribute, bool enabled) {
+Outcome<TimeToLive> Client::update_ttl(std::string_view table, std::string_view attribute,
+                                       bool enabled) {
   std::string body;
   write_update_ttl(body, table, attribute, enabled);
   return typed<TimeToLive>(call("UpdateTimeToLive", std::move(body)), [&](const std::string&) {
@@ -437,11 +459,13 @@ Outcome<WriteResult> Client::put_item(const PutItemRequest& request) {
 }
 
 Outcome<WriteResult> Client::update_item(const UpdateItemRequest& request) {
-  return request_of<WriteResult>(*this, "UpdateItem", request, write_update_item, parse_write_result);
+  return request_of<WriteResult>(*this, "UpdateItem", request, write_update_item,
+                                 parse_write_result);
 }
 
 Outcome<WriteResult> Client::delete_item(const DeleteItemRequest& request) {
-  return request_of<WriteResult>(*this, "DeleteItem", request, write_delete_item, parse_write_result);
+  return request_of<WriteResult>(*this, "DeleteItem", request, write_delete_item,
+                                 parse_write_result);
 }
 
 Outcome<std::vector<Item>> Client::batch_get(const BatchGetRequest& request) {
@@ -467,7 +491,8 @@ Outcome<std::vector<Item>> Client::batch_get(const BatchGetRequest& request) {
                            fmt::format("{} keys still unprocessed after {} re-sends",
                                        parsed.unprocessed_keys.size(), rounds - 1));
       }
-      stats_.unprocessed_resent.fetch_add(parsed.unprocessed_keys.size(), std::memory_order_relaxed);
+      stats_.unprocessed_resent.fetch_add(parsed.unprocessed_keys.size(),
+                                          std::memory_order_relaxed);
       std::this_thread::sleep_for(backoff(rounds, true));  // sync path: the caller's own thread
       for (auto& k : parsed.unprocessed_keys) pending.push_back(std::move(k));
     }
@@ -475,8 +500,9 @@ Outcome<std::vector<Item>> Client::batch_get(const BatchGetRequest& request) {
   return found;
 }
 
-Outcome<TableDescription> Client::wait_until_active(std::string_view table, std::chrono::seconds timeout,
-                                                    const std::function<void(const TableDescription&)>& tick) {
+Outcome<TableDescription> Client::wait_until_active(
+    std::string_view table, std::chrono::seconds timeout,
+    const std::function<void(const TableDescription&)>& tick) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::milliseconds(50);
   while (true) {
@@ -484,12 +510,13 @@ Outcome<TableDescription> Client::wait_until_active(std::string_view table, std:
     if (!d) return d;
     if (tick) tick(d.value());
     bool active = d.value().status == "ACTIVE";
-    for (const auto& ix : d.value().global_indexes) active = active && ix.status == "ACTIVE" && !ix.backfilling;
+    for (const auto& ix : d.value().global_indexes)
+      active = active && ix.status == "ACTIVE" && !ix.backfilling;
     if (active) return d;
     if (std::chrono::steady_clock::now() > deadline) {
       return local_error("DescribeTable", "Timeout",
-                         fmt::format("table '{}' not ACTIVE after {} s (status {})", table, timeout.count(),
-                                     d.value().status));
+                         fmt::format("table '{}' not ACTIVE after {} s (status {})", table,
+                                     timeout.count(), d.value().status));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(2000));

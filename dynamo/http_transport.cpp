@@ -38,7 +38,30 @@ std::string header_value(std::string_view line, std::size_t name_len) {
   return std::string(v);
 }
 
+// Keeps one header line of the final response; a new status line (after a 100 Continue or a
+// redirect) starts the list again.
+void keep_header(HttpResponse& response, std::string_view line) {
+  if (line.substr(0, 5) == "HTTP/") {
+    response.headers.clear();
+    return;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return;
+  std::string name(line.substr(0, colon));
+  for (char& c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  response.headers.emplace_back(std::move(name), header_value(line, colon));
+}
+
 }  // namespace
+
+const std::string* HttpResponse::header(std::string_view lowercase_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lowercase_name) return &value;
+  }
+  return nullptr;
+}
 
 struct HttpTransport::Impl {
   struct Transfer {
@@ -77,6 +100,7 @@ struct HttpTransport::Impl {
   static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
     auto* t = static_cast<Transfer*>(user);
     std::string_view line(data, size * n);
+    if (t->request.raw) keep_header(t->response, line);
     if (header_is(line, "x-amzn-RequestId")) {
       t->response.request_id = header_value(line, 16);
     } else if (header_is(line, "Content-Length")) {
@@ -104,10 +128,19 @@ struct HttpTransport::Impl {
     // DynamoDB answers at once; the 100-continue round trip would only add latency.
     t->headers = curl_slist_append(t->headers, "Expect:");
     curl_easy_setopt(e, CURLOPT_URL, t->request.url.c_str());
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    const std::string& body = *t->request.body;
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
+    if (t->request.method == "GET") {
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+      // POST fields carry the body of a PUT too; the method line is then replaced.
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      static const std::string kEmpty;
+      const std::string& body = t->request.body ? *t->request.body : kEmpty;
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
+      if (t->request.method != "POST") {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->request.method.c_str());
+      }
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
@@ -118,7 +151,7 @@ struct HttpTransport::Impl {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (!t->request.raw) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options.request_timeout.count()));
     curl_multi_add_handle(multi, e);

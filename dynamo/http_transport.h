@@ -12,6 +12,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dynamorph::dynamo {
@@ -20,6 +22,10 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::shared_ptr<const std::string> body;  // shared so a retry re-sends without a copy
+  std::string method = "POST";              // "POST", "GET" (body ignored) or "PUT"
+  // S3 objects: every response header is kept (HttpResponse::headers), and no Accept-Encoding
+  // is sent, so the body arrives exactly as stored (byte ranges and MD5s refer to those bytes).
+  bool raw = false;
 };
 
 struct HttpResponse {
@@ -29,6 +35,10 @@ struct HttpResponse {
   std::string date;          // Date header, for clock-skew correction
   int curl_code = 0;         // CURLcode; non-zero means a transport failure
   std::string curl_error;    // one line describing the transport failure
+  // Only for raw requests: every header of the final response, names lowercased.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  const std::string* header(std::string_view lowercase_name) const;
 };
 
 struct TransportOptions {

@@ -1,6 +1,7 @@
 #include "dynamo/json.h"
 
 #include <array>
+#include <optional>
 #include <fmt/format.h>
 
 #include "dynamo/errors.h"
@@ -339,6 +340,28 @@ Item parse_item(std::string_view json) {
   Item item = detail::read_item(v);
   if (!at_end(doc)) throw Error("malformed DynamoDB JSON: text after the item");
   return item;
+}
+
+Item parse_item_member(std::string_view json, std::string_view member) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object obj;
+  if (detail::thread_parser().iterate(padded).get(doc) || doc.get_object().get(obj)) {
+    throw Error("not a JSON object");
+  }
+  std::optional<Item> item;
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) throw Error("malformed JSON");
+    if (key != member) throw Error(fmt::format("unexpected member \"{}\"", key));
+    if (item) throw Error(fmt::format("\"{}\" appears twice", member));
+    simdjson::ondemand::value v;
+    if (field.value().get(v)) throw Error("malformed JSON");
+    item = detail::read_item(v);
+  }
+  if (!item) throw Error(fmt::format("no \"{}\" member", member));
+  if (!at_end(doc)) throw Error("text after the object");
+  return std::move(*item);
 }
 
 AttributeValue parse_value(std::string_view json) {

@@ -22,6 +22,9 @@ bool base64_decode(std::string& out, std::string_view text);
 // Parse one item / value in DynamoDB JSON. Throws dynamorph::Error naming what is wrong.
 Item parse_item(std::string_view json);
 AttributeValue parse_value(std::string_view json);
+// Parse `{"<member>":{…item…}}` — a line of a DynamoDB export is {"Item":{…}} — into the item.
+// Another member, a missing one, or text after the object throws dynamorph::Error naming it.
+Item parse_item_member(std::string_view json, std::string_view member);
 
 // Ensures `buffer` can be handed to simdjson without a copy (capacity ≥ size + padding).
 void pad_for_parsing(std::string& buffer);

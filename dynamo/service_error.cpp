@@ -2,20 +2,33 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace dynamorph::dynamo {
 
 ErrorClass classify(std::string_view type, long http_status) {
   // Throttling: the request was fine, capacity was not.
-  static constexpr std::string_view kThrottling[] = {
-      "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-      "Throttling", "TooManyRequestsException", "SlowDown", "TransactionInProgressException"};
+  static constexpr std::string_view kThrottling[] = {"ProvisionedThroughputExceededException",
+                                                     "ThrottlingException",
+                                                     "RequestLimitExceeded",
+                                                     "Throttling",
+                                                     "TooManyRequestsException",
+                                                     "SlowDown",
+                                                     "TransactionInProgressException"};
   // Transient server-side or signing-time conditions worth another try.
-  static constexpr std::string_view kTransient[] = {
-      "InternalServerError", "InternalFailure", "ServiceUnavailable",
-      "ServiceUnavailableException", "InternalServerErrorException",
-      "TransactionConflictException", "LimitExceededException", "RequestTimeout",
-      "RequestTimeoutException", "PriorRequestNotComplete", "RequestExpired",
-      "RequestTimeTooSkewed"};
+  static constexpr std::string_view kTransient[] = {"InternalServerError",
+                                                    "InternalFailure",
+                                                    "ServiceUnavailable",
+                                                    "ServiceUnavailableException",
+                                                    "InternalServerErrorException",
+                                                    "TransactionConflictException",
+                                                    "LimitExceededException",
+                                                    "RequestTimeout",
+                                                    "RequestTimeoutException",
+                                                    "PriorRequestNotComplete",
+                                                    "RequestExpired",
+                                                    "RequestTimeTooSkewed"};
   for (auto t : kThrottling) {
     if (type == t) return {true, true};
   }
@@ -46,6 +59,21 @@ bool ServiceError::conditional_check_failed() const {
   return false;
 }
 
+bool ServiceError::transient_cancellation() const {
+  // Cancellation reasons that say "nothing was wrong with this action": another transaction
+  // held the item, or capacity ran short. Any other reason (a failed condition, a validation
+  // error) makes sending the same actions again pointless.
+  static constexpr std::string_view kTransientReasons[] = {
+      "None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"};
+  if (type != "TransactionCanceledException" || cancellation_reasons.empty()) return false;
+  for (const auto& r : cancellation_reasons) {
+    if (std::find(std::begin(kTransientReasons), std::end(kTransientReasons), r) ==
+        std::end(kTransientReasons))
+      return false;
+  }
+  return true;
+}
+
 bool ServiceError::clock_skew() const {
   if (type == "RequestTimeTooSkewed" || type == "RequestExpired") return true;
   return type == "InvalidSignatureException" &&
@@ -56,7 +84,7 @@ bool ServiceError::clock_skew() const {
 std::string ServiceError::to_string() const {
   std::string out = fmt::format("{}: ", operation);
   if (http_status == 0) {
-    out += fmt::format("no response from DynamoDB ({}): {}", type, message);
+    out += fmt::format("no response from {} ({}): {}", service, type, message);
   } else if (http_status < 0) {
     out += message;  // never sent, e.g. no credentials
   } else {

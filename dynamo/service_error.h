@@ -10,22 +10,26 @@
 namespace dynamorph::dynamo {
 
 struct ServiceError {
-  std::string operation;   // "BatchWriteItem"
+  std::string operation;  // "BatchWriteItem"
   // DynamoDB's __type without its namespace; for transport failures one of UnknownHost,
   // ConnectionRefused, Timeout, ConnectionReset, TransportError.
   std::string type;
   std::string message;
-  long http_status = 0;    // 0: no HTTP response; -1: not sent (no credentials)
+  long http_status = 0;  // 0: no HTTP response; -1: not sent (no credentials)
   std::string request_id;
   int attempts = 1;
   // TransactionCanceledException: one code per action ("None", "ConditionalCheckFailed", …).
   std::vector<std::string> cancellation_reasons;
+  std::string service = "DynamoDB";  // who answered, or did not: "DynamoDB", "S3"
 
   bool transport() const { return http_status == 0; }
 
   bool throttling() const;
   bool retryable() const;
   bool conditional_check_failed() const;  // ConditionalCheckFailed or a cancel for that reason
+  // A TransactionCanceledException only for a concurrent transaction or throttling (no failed
+  // condition): nothing was applied, and sending the same actions again is right.
+  bool transient_cancellation() const;
   bool clock_skew() const;
   // One line: "Scan on 'app': ResourceNotFoundException: Requested resource not found
   // (HTTP 400, request id ABC, 1 attempt)".

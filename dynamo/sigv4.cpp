@@ -321,7 +321,11 @@ Span append_canonical_request(std::string& out, Scratch& s, const SignRequest& r
                               std::string_view timestamp, std::string_view session_token) {
   for (const char c : request.method) out.push_back(to_upper(c));
   out.push_back('\n');
-  append_canonical_path(out, s.segments, request.path);
+  if (request.s3) {
+    out.append(request.path.empty() ? std::string_view("/") : request.path);
+  } else {
+    append_canonical_path(out, s.segments, request.path);
+  }
   out.push_back('\n');
   append_canonical_query(out, s, request.query);
   out.push_back('\n');
@@ -362,7 +366,11 @@ Span append_canonical_request(std::string& out, Scratch& s, const SignRequest& r
   }
   signed_headers.len = out.size() - signed_headers.pos;
   out.push_back('\n');
-  append_hex(out, sha256(request.body));
+  if (request.s3 && !request.payload_hash.empty()) {
+    out.append(request.payload_hash);
+  } else {
+    append_hex(out, sha256(request.body));
+  }
   return signed_headers;
 }
 
@@ -418,6 +426,12 @@ Timestamp make_timestamp(Clock::time_point now) {
 }
 
 }  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  std::string out;
+  append_hex(out, sha256(data));
+  return out;
+}
 
 Signer::Signer(std::string region, std::string service)
     : region_(std::move(region)), service_(std::move(service)) {}

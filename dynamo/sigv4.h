@@ -1,4 +1,4 @@
-// AWS Signature Version 4 for DynamoDB requests (OpenSSL HMAC/SHA-256), run once per request.
+// AWS Signature Version 4 for DynamoDB and S3 requests (OpenSSL HMAC/SHA-256), once per request.
 // Thread-safe: one Signer serves every thread; its only mutable state is the per-day key cache.
 #pragma once
 
@@ -36,7 +36,15 @@ struct SignRequest {
   // those names are ignored.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string_view body;
+  // S3's rules: the path is signed exactly as given (already percent-encoded once by the caller,
+  // no dot or empty segments removed), and the payload hash is `payload_hash` (the value sent in
+  // x-amz-content-sha256, which the caller also passes in `headers`) instead of SHA-256(body).
+  bool s3 = false;
+  std::string_view payload_hash = {};
 };
+
+// Lowercase hex SHA-256 of `data`: the x-amz-content-sha256 value of a signed S3 payload.
+std::string sha256_hex(std::string_view data);
 
 class Signer {
  public:

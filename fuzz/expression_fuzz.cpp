@@ -15,14 +15,14 @@
 #include <vector>
 
 #include "dynamo/errors.h"
-#include "dynamo/expression.h"
+#include "expr/expression.h"
 #include "dynamo/json.h"
 
 namespace {
 
 using namespace dynamorph;
 using namespace dynamorph::dynamo;
-using namespace dynamorph::dynamo::expr;
+using namespace dynamorph::expr;
 
 const Placeholders& placeholders() {
   static const Placeholders ph = [] {

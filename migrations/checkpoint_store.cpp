@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "migrations/clock.h"
+#include "dynamo/clock.h"
 
 namespace dynamorph::migrations {
 
@@ -68,7 +68,7 @@ void StateCheckpointStore::write_pending(std::unique_lock<std::mutex>& lk) {
     record->counters = *record->counters_before_step;
     for (const auto& [seg, c] : latest) record->counters += c;
     record->checkpoint_cost += cost_;  // put_checkpoints adds this round's
-    record->updated_at = now_iso();
+    record->updated_at = dynamo::now_iso();
   }
   writing_ = true;
   lk.unlock();

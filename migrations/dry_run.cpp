@@ -45,13 +45,13 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
       const Step& step = steps[i];
       out.dry_run_step_start(i, steps.size(), step);
       if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
-        const std::string& src = p->spec.source.table;
-        if (created.contains(src)) {
+        const std::string& src = p->spec.source.table;  // empty: not a table (an export)
+        if (!src.empty() && created.contains(src)) {
           out.dry_run_note(fmt::format(
               "source table {} is created by an earlier step: nothing to scan yet", src));
           continue;
         }
-        if (!table_exists(src)) {
+        if (!src.empty() && !table_exists(src)) {
           out.dry_run_warning(fmt::format("source table {} does not exist: `{}` would fail here",
                                           src, to_string(direction)));
           continue;

@@ -5,7 +5,7 @@
 
 #include <random>
 
-#include "migrations/clock.h"
+#include "dynamo/clock.h"
 #include "migrations/errors.h"
 
 namespace dynamorph::migrations {
@@ -28,18 +28,18 @@ OwnerId this_process_owner() {
 
 std::string describe_lock(const LockRecord& lock) {
   return fmt::format("{}:{} (owner {}) since {}, lease until {}", lock.host, lock.pid, lock.owner,
-                     lock.acquired_at, iso_utc(lock.expires_at_ms));
+                     lock.acquired_at, dynamo::iso_utc(lock.expires_at_ms));
 }
 
 std::unique_ptr<Lease> Lease::acquire(StateTable& state, std::chrono::milliseconds ttl,
                                       std::atomic<bool>* stop_on_loss) {
   const OwnerId owner = this_process_owner();
-  const std::int64_t now = now_epoch_ms();
-  LockRecord rec{owner.id(), owner.host, owner.pid, iso_utc(now), now + ttl.count()};
+  const std::int64_t now = dynamo::now_epoch_ms();
+  LockRecord rec{owner.id(), owner.host, owner.pid, dynamo::iso_utc(now), now + ttl.count()};
   if (!state.try_put_lock(rec, now)) {
     auto held = state.read_lock();
     if (!held) {  // released between our put and the read: one more try
-      if (!state.try_put_lock(rec, now_epoch_ms()))
+      if (!state.try_put_lock(rec, dynamo::now_epoch_ms()))
         throw LockHeld(fmt::format("the lock in {} is held by another run", state.name()));
     } else {
       throw LockHeld(fmt::format(
@@ -69,7 +69,7 @@ void Lease::heartbeat() {
   while (!stopping_) {
     if (cv_.wait_for(lk, wait, [this] { return stopping_; })) break;
     lk.unlock();
-    const std::int64_t now = now_epoch_ms();
+    const std::int64_t now = dynamo::now_epoch_ms();
     bool ok = false;
     bool definitely_lost = false;
     try {
@@ -81,7 +81,7 @@ void Lease::heartbeat() {
     if (ok) {
       expires_at_ms_ = now + ttl_.count();
       wait = period;
-    } else if (definitely_lost || now_epoch_ms() >= expires_at_ms_) {
+    } else if (definitely_lost || dynamo::now_epoch_ms() >= expires_at_ms_) {
       lost_.store(true);
       if (stop_on_loss_) stop_on_loss_->store(true);
       lk.lock();

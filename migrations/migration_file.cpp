@@ -12,9 +12,9 @@
 
 #include "dynamo/json.h"
 #include "migrations/checksum.h"
-#include "migrations/expression_check.h"
 #include "migrations/yaml_util.h"
-#include "stages/transform_stage.h"
+#include "stages/step_expressions.h"
+#include "stages/transform.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -364,14 +364,27 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
       spec.values[k] = value(it->second);
     }
   }
-  const bool now_automatic = !spec.values.contains(":now");
-  if (now_automatic) spec.values[":now"] = dynamo::AttributeValue(options_.now_iso);
 
   const YAML::Node src = required(n, "source", "pipeline");
-  doc_.check_map(
-      src, "source",
-      Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read"});
-  spec.source.table = table(src, "source");
+  doc_.check_map(src, "source",
+                 Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read",
+                      "export"});
+  if (const YAML::Node e = src["export"]) {
+    // A DynamoDB export (a folder or s3://bucket/prefix): no table is read.
+    for (const char* k : {"table", "index", "segments", "filter", "query", "consistent_read"})
+      if (src[k])
+        doc_.fail(src[k], fmt::format("{}: not used with source.export (an export is read as it "
+                                      "was written, one partition per data file)",
+                                      k));
+    spec.source.kind = "export";
+    spec.source.export_location = doc_.string(e, "export");
+    if (spec.source.export_location.empty()) doc_.fail(e, "export: expected a folder or s3://bucket/prefix");
+    const YAML::Node w = n["write"];
+    if (!w || !w["table"])
+      doc_.fail(e, "export: a step reading an export copies into a table: set write.table");
+  } else {
+    spec.source.table = table(src, "source");
+  }
   if (src["index"]) spec.source.index = doc_.string(src["index"], "index");
   if (src["segments"]) {
     auto s = doc_.integer(src["segments"], "segments");
@@ -423,7 +436,7 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
             if (!a.IsMap()) doc_.fail(a, "args: expected a map");
             doc_.check_keys_unique(a);
             for (auto it = a.begin(); it != a.end(); ++it)
-              ts.args[it->first.Scalar()] = doc_.string(it->second, it->first.Scalar());
+              ts.args[it->first.Scalar()] = value(it->second);
           }
         } else {
           doc_.fail(x, "transform step: expected update: \"SET …\" or stage: NAME");
@@ -470,7 +483,11 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
   if (spec.write.mode == stages::WriteMode::Delete && !spec.transform.empty())
     doc_.fail(n["transform"],
               "transform: a delete step deletes what it matches; it has nothing to transform");
-  check_step_expressions(spec, where, now_automatic);
+  // Every expression compiled now, with file:line:column errors, before anything is written.
+  // An automatic :now that an expression uses is bound here, so that every worker and every
+  // resumed run of this load sees the same instant.
+  if (stages::compile_step_expressions(spec, options_.now_iso, where).uses_automatic_now)
+    spec.values[":now"] = dynamo::AttributeValue(options_.now_iso);
   return p;
 }
 
@@ -610,6 +627,9 @@ std::string Step::describe() const {
         } else {
           const auto& s = b.spec;
           std::string target = s.write.table.empty() ? s.source.table : s.write.table;
+          if (s.source.kind == "export")
+            return fmt::format("pipeline export {} → {} ({})", s.source.export_location, target,
+                               stages::to_string(s.write.mode));
           return fmt::format("pipeline {} {} → {} ({})",
                              s.source.query_key.empty() ? "scan" : "query", s.source.table, target,
                              stages::to_string(s.write.mode));

@@ -5,8 +5,8 @@
 #include <chrono>
 
 #include "dynamo/client.h"
+#include "dynamo/clock.h"
 #include "migrations/checkpoint_store.h"
-#include "migrations/clock.h"
 #include "migrations/history.h"
 #include "migrations/schema_steps.h"
 #include "pipeline/progress.h"
@@ -30,7 +30,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
     rec.name = m.name;
     rec.checksum = m.checksum;
     rec.direction = direction;
-    rec.started_at = now_iso();
+    rec.started_at = dynamo::now_iso();
     rec.step = 0;
     rec.schema = m.schema;
     rec.counters_before_step = pipeline::Counters{};
@@ -39,7 +39,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
   ctx_.render.version_start(m, direction, rec, resume);
   rec.state = VersionState::Running;
   rec.error.clear();
-  rec.updated_at = now_iso();
+  rec.updated_at = dynamo::now_iso();
   state_.put_version(rec, lease_.proof());
   const bool fresh = !existing;
 
@@ -48,7 +48,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
     if (rec.step != i) {
       rec.step = i;
       rec.counters_before_step = rec.counters;
-      rec.updated_at = now_iso();
+      rec.updated_at = dynamo::now_iso();
       state_.put_version(rec, lease_.proof());
     }
     ctx_.render.step_start(static_cast<std::size_t>(i), steps.size(), step);
@@ -80,7 +80,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
       throw StepFailed(msg);
     }
     if (!finished) {
-      rec.updated_at = now_iso();
+      rec.updated_at = dynamo::now_iso();
       state_.put_version(rec, lease_.proof());
       ctx_.render.info(
           fmt::format("interrupted: version {} stopped at step {} ({}); checkpoints saved, "
@@ -95,7 +95,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
   if (rec.step != static_cast<int>(steps.size())) {
     rec.step = static_cast<int>(steps.size());
     rec.counters_before_step = rec.counters;
-    rec.updated_at = now_iso();
+    rec.updated_at = dynamo::now_iso();
     state_.put_version(rec, lease_.proof());
   }
   try {
@@ -108,7 +108,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
   }
   if (direction == Direction::Up) {
     rec.state = VersionState::Applied;
-    rec.finished_at = rec.updated_at = now_iso();
+    rec.finished_at = rec.updated_at = dynamo::now_iso();
     state_.put_version(rec, lease_.proof());
   } else {
     state_.delete_version(m.version, lease_.proof());
@@ -162,7 +162,7 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
 void VersionRunner::mark_failed(VersionRecord& rec, const std::string& error) {
   rec.state = VersionState::Failed;
   rec.error = error;
-  rec.updated_at = now_iso();
+  rec.updated_at = dynamo::now_iso();
   try {
     state_.put_version(rec, lease_.proof());
   } catch (const Error& e) {

@@ -6,8 +6,8 @@
 #include <set>
 
 #include "dynamo/client.h"
+#include "dynamo/clock.h"
 #include "dynamo/credentials.h"
-#include "migrations/clock.h"
 #include "migrations/dry_run.h"
 #include "migrations/history.h"
 #include "migrations/lease.h"
@@ -80,7 +80,7 @@ Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
   if (options_.migrations_dir) config_.migrations_dir = *options_.migrations_dir;
   if (options_.region) config_.region = options_.region;
   if (options_.endpoint) config_.endpoint = options_.endpoint;
-  now_iso_ = now_iso();
+  now_iso_ = dynamo::now_iso();
   render_ = std::make_unique<Renderer>(options_, out_, err_);
 }
 
@@ -122,7 +122,7 @@ ExitCode Session::status() {
         status_row(v, history.file(v), r == history.records.end() ? nullptr : &r->second, problem));
   }
   if (const auto& lock = recorded.lock)
-    render_->status_lock(*lock, lock->expires_at_ms < now_epoch_ms());
+    render_->status_lock(*lock, lock->expires_at_ms < dynamo::now_epoch_ms());
   return problem ? ExitCode::History : ExitCode::Ok;
 }
 
@@ -209,7 +209,7 @@ ExitCode Session::unlock(bool force) {
     render_->info(fmt::format("no lock is held in {}", state.name()));
     return ExitCode::Ok;
   }
-  const bool expired = lock->expires_at_ms < now_epoch_ms();
+  const bool expired = lock->expires_at_ms < dynamo::now_epoch_ms();
   const bool dead_here = lock->host == this_process_owner().host && !process_alive(lock->pid);
   if (!expired && !dead_here && !force)
     throw LockHeld(
@@ -255,7 +255,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     rec.step = static_cast<int>(m->up.size());
     rec.schema = m->schema;
     rec.error.clear();
-    rec.updated_at = rec.finished_at = now_iso();
+    rec.updated_at = rec.finished_at = dynamo::now_iso();
     if (rec.started_at.empty()) rec.started_at = rec.updated_at;
     state.put_version(rec, lease->proof());
   } else {

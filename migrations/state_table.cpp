@@ -8,7 +8,8 @@
 #include <random>
 #include <thread>
 
-#include "migrations/clock.h"
+#include "dynamo/clock.h"
+#include "dynamo/json.h"
 #include "migrations/errors.h"
 
 namespace dynamorph::migrations {
@@ -439,7 +440,7 @@ dynamo::TransactAction StateTable::lock_check(const LockProof& proof) const {
   a.condition.text = "#o = :o AND expires_at > :now";
   a.condition.names["#o"] = "owner";
   a.condition.values[":o"] = AttributeValue(proof.owner);
-  a.condition.values[":now"] = num(now_epoch_ms());
+  a.condition.values[":now"] = num(dynamo::now_epoch_ms());
   return a;
 }
 
@@ -572,7 +573,7 @@ CheckpointCost StateTable::put_checkpoints(
       put.item.set("total_segments", num(static_cast<std::int64_t>(total)));
       put.item.set("pages", num(cp.pages));
       put.item.set("done", AttributeValue(cp.done));
-      if (cp.resume_key) put.item.set("resume_key", AttributeValue(*cp.resume_key));
+      if (cp.resume_token) put.item.set("resume_token", AttributeValue(dynamo::Binary{*cp.resume_token}));
       put.item.set("counters", counters_to_value(cp.counters));
       return put;
     }()});
@@ -594,8 +595,14 @@ std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t
     cp.pages = int_of(i, "pages");
     const auto* d = i.find("done");
     cp.done = d && d->is<bool>() && d->as<bool>();
-    if (const auto* k = i.find("resume_key"); k && k->is<dynamo::Map>())
-      cp.resume_key = k->as<dynamo::Map>();
+    if (const auto* t = i.find("resume_token"); t && t->is<dynamo::Binary>()) {
+      cp.resume_token = t->as<dynamo::Binary>().bytes;
+    } else if (const auto* k = i.find("resume_key"); k && k->is<dynamo::Map>()) {
+      // Written by dynamorph before tokens were opaque: a scan's LastEvaluatedKey, which is
+      // what the scan and query sources' tokens hold (DynamoDB JSON).
+      cp.resume_token.emplace();
+      dynamo::write_item(*cp.resume_token, k->as<dynamo::Map>());
+    }
     cp.counters = counters_of(i);
     run.total_segments = static_cast<int>(int_of(i, "total_segments"));
     run.segments.push_back(std::move(cp));

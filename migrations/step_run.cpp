@@ -34,7 +34,8 @@ stages::StepSpec with_segments(const stages::StepSpec& spec, const pipeline::Run
 std::optional<std::string> segment_advice(dynamo::Client& client, const stages::StepSpec& spec) {
   // DynamoDB's ItemCount is an estimate (refreshed about every 6 hours); 0 says nothing.
   const int segments = spec.source.segments;
-  if (!spec.source.query_key.empty() || segments <= 1) return std::nullopt;
+  if (spec.source.table.empty() || !spec.source.query_key.empty() || segments <= 1)
+    return std::nullopt;  // an export, a query: not segmented
   auto d = client.describe_table(spec.source.table);
   if (!d || d.value().item_count <= 0) return std::nullopt;
   const std::int64_t items = d.value().item_count;

@@ -53,7 +53,12 @@ class FileStore : public CheckpointStore {
       }
       cp.done = done != 0;
       std::getline(fields >> std::ws, key);
-      if (!key.empty() && key != "-") cp.resume_key = dynamo::parse_item(key);
+      // The token is base64 (opaque bytes); "-" is no token.
+      if (!key.empty() && key != "-") {
+        cp.resume_token.emplace();
+        if (!dynamo::base64_decode(*cp.resume_token, key))
+          throw Error(fmt::format("{}:{}: malformed resume token", path_, line_no));
+      }
       segments_[cp.segment] = cp;
       run.segments.push_back(std::move(cp));
     }
@@ -71,8 +76,8 @@ class FileStore : public CheckpointStore {
       text += fmt::format("segment {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} ", cp.segment, cp.pages,
                           cp.done ? 1 : 0, c.scanned, c.matched, c.written, c.skipped, c.conflicts, c.failed,
                           c.retries, c.consumed_rcu, c.consumed_wcu, c.puts, c.updates, c.deletes, c.transactions);
-      if (cp.resume_key) {
-        dynamo::write_item(text, *cp.resume_key);
+      if (cp.resume_token) {
+        dynamo::base64_encode(text, *cp.resume_token);
       } else {
         text += "-";
       }

@@ -1,14 +1,23 @@
 // The flow graph of one pipeline step (see pipeline.h for the contract):
 //
-//   requests ─▶ page_limiter ─▶ scan_gateway ═(I/O thread)═▶ process ─┬─▶ requests (next page)
-//                    ▲                                                ├─▶ writes ─▶ write_limiter ─▶ write_gateway ═▶ ack
-//                    └──────────────── commit ◀── page complete ◀─────┴───────────────────────────────────────────┘
-//                                                                     ack ─▶ reread_gateway ═▶ reprocess ─▶ writes
+//   requests ─▶ page_limiter ─▶ read_gateway ═(I/O or reader thread)═▶ process ─┬─▶ requests (next
+//   page)
+//                    ▲                                                          ├─▶ writes ─▶
+//                    write_limiter ─▶ write_gateway ═▶ ack └──────────────── commit ◀── page
+//                    complete ◀───────────────┴───────────────────────────────────────────┘
+//                                                                               ack ─▶
+//                                                                               reread_gateway ═▶
+//                                                                               reprocess ─▶ writes
+//
+// The engine knows the three stage contracts only: a Source's partitions and their readers give
+// the requests and parse the pages, the ItemProcessor runs where and the transforms, a Sink groups
+// the decisions into writes, sends them and classifies the answers.
 //
 // Gateways are async_nodes: their bodies only hand the request to the client (or its timer, for
-// throttling) and return; the client's completion callback puts the answer back into the graph.
-// Limiters bound pages in flight (request to commit) and write requests in flight, so memory is
-// O(in-flight). Commit is serial and orders pages per segment before saving a checkpoint.
+// throttling, or the reader thread, for local reads) and return; the completion puts the answer
+// back into the graph. Limiters bound pages in flight (request to commit) and write requests in
+// flight, so memory is O(in-flight). Commit is serial and orders pages per partition before
+// saving a checkpoint.
 #include "pipeline/pipeline.h"
 
 #include <fmt/format.h>
@@ -16,15 +25,16 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "dynamo/clock.h"
 #include "dynamo/errors.h"
-#include "dynamo/json.h"
 #include "pipeline/rate_limiter.h"
-#include "stages/item_processor.h"
-#include "stages/write_builder.h"
+#include "stages/step_plan.h"
+#include "stages/write_support.h"
 
 namespace dynamorph::pipeline {
 
@@ -58,59 +68,46 @@ namespace {
 
 namespace flow = tbb::flow;
 using dynamo::Item;
-using dynamo::Outcome;
-using dynamo::RawResponse;
-using dynamo::ServiceError;
 using stages::Decision;
 using stages::WriteOp;
 
-std::string iso_now() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-}
-
 struct PageRequest {
-  int segment = 0;
+  int partition = 0;
   std::int64_t seq = 0;
-  std::optional<Item> start_key;
 };
 
-// One page from its response to its commit. Counters are written by process (before any of the
+// One page from its answer to its commit. Counters are written by process (before any of the
 // page's writes is sent) and then only by the serial ack/reprocess nodes; commit reads them
 // after the last pending unit is released.
 struct PageState {
-  int segment = 0;
+  int partition = 0;
   std::int64_t seq = 0;
-  std::optional<Item> resume_key;  // this page's LastEvaluatedKey; nullopt: last page
-  std::atomic<int> pending{1};     // writes + re-reads in flight, +1 while being processed
+  std::optional<stages::ResumeToken>
+      resume_token;             // where the partition goes on; nullopt: last page
+  std::atomic<int> pending{1};  // writes + re-reads in flight, +1 while being processed
   std::atomic<bool> failed{false};
   Counters counters;
   double estimated_wcu = 0;
 };
 using PagePtr = std::shared_ptr<PageState>;
 
+// A page as read: its bytes, or why it could not be read.
 struct RawPage {
   PageRequest request;
-  std::shared_ptr<Outcome<RawResponse>> result;
+  std::shared_ptr<stages::RawRead> read;  // null: failed with `error`
+  std::string error;
 };
 
 struct WriteJob {
   PagePtr page;
   std::shared_ptr<WriteOp> op;
+  bool reserved = false;  // its write capacity was reserved already (before its re-read)
 };
 
 struct WriteDone {
   PagePtr page;
   std::shared_ptr<WriteOp> op;
-  std::shared_ptr<ServiceError> error;  // null: success
-  double consumed = 0;
-  int throttled = 0;
-  int attempts = 1;
+  std::shared_ptr<stages::WriteAnswer> answer;
 };
 
 struct ReRead {
@@ -121,77 +118,178 @@ struct ReRead {
 
 struct ReReadDone {
   ReRead job;
-  std::shared_ptr<Outcome<std::optional<Item>>> result;
+  std::shared_ptr<dynamo::Outcome<dynamo::RawResponse>> result;
 };
 
-using ScanGateway = flow::async_node<PageRequest, RawPage>;
+using ReadGateway = flow::async_node<PageRequest, RawPage>;
 using WriteGateway = flow::async_node<WriteJob, WriteDone>;
 using ReReadGateway = flow::async_node<ReRead, ReReadDone>;
+using ProcessNode = flow::multifunction_node<RawPage, std::tuple<PageRequest, WriteJob, PagePtr>>;
+using AckNode =
+    flow::multifunction_node<WriteDone, std::tuple<flow::continue_msg, PagePtr, ReRead, WriteJob>>;
+using ReprocessNode = flow::multifunction_node<ReReadDone, std::tuple<WriteJob, PagePtr>>;
+using CommitNode = flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg>>;
+
+// Output ports, by name.
+namespace process_port {
+constexpr int next_page = 0, write = 1, page_done = 2;
+}
+namespace ack_port {
+constexpr int write_slot = 0, page_done = 1, reread = 2, write = 3;
+}
+namespace reprocess_port {
+constexpr int write = 0, page_done = 1;
+}
+namespace commit_port {
+constexpr int page_slot = 0;
+}
+
+// Runs sources' local reads (files, S3 objects): blocking I/O off the TBB workers and off the
+// client's I/O thread. A few threads, so that several partitions read at once.
+class LocalReader {
+ public:
+  explicit LocalReader(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~LocalReader() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and nothing left
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// Workers' processor states, lent for one page at a time: each worker gets its own (a Lua VM, a
+// scratch buffer), none is shared, and there are never more than pages processed at once.
+class StatePool {
+ public:
+  explicit StatePool(const stages::ItemProcessor& p) : p_(p) {}
+  std::unique_ptr<stages::ItemProcessor::LocalState> take() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        auto s = std::move(free_.back());
+        free_.pop_back();
+        return s;
+      }
+    }
+    return p_.make_local_state();
+  }
+  void give_back(std::unique_ptr<stages::ItemProcessor::LocalState> s) {
+    std::lock_guard lock(mutex_);
+    free_.push_back(std::move(s));
+  }
+
+ private:
+  const stages::ItemProcessor& p_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<stages::ItemProcessor::LocalState>> free_;
+};
 
 class Run {
  public:
-  Run(dynamo::Client& client, const stages::StepSpec& spec, CheckpointStore& store, const RunOptions& options,
-      const stages::ItemProcessor& processor, std::int64_t table_items)
+  Run(dynamo::Client& client, const stages::StepPlan& plan, CheckpointStore& store,
+      const RunOptions& options)
       : client_(client),
-        spec_(spec),
+        plan_(plan),
+        source_(*plan.source),
+        processor_(*plan.processor),
+        sink_(*plan.sink),
         store_(store),
         options_(options),
-        processor_(processor),
-        table_items_(table_items),
         read_limiter_(options.max_rcu),
         write_limiter_(options.max_wcu),
-        dry_(options.dry_run || spec.write.mode == stages::WriteMode::None) {
-    ctx_.now_iso = options.now_iso.empty() ? iso_now() : options.now_iso;
-  }
+        dry_(options.dry_run || !plan.sink->sends()),
+        states_(processor_) {}
 
-  RunResult run();
+  RunResult run(int requested_partitions);
 
  private:
   // ---- bodies ------------------------------------------------------------------------------
-  void send_scan(const PageRequest& request, ScanGateway::gateway_type& gateway);
-  void process(const RawPage& raw, flow::multifunction_node<RawPage, std::tuple<PageRequest, WriteJob, PagePtr>>::output_ports_type& out);
+  void send_read(const PageRequest& request, ReadGateway::gateway_type& gateway);
+  void process(const RawPage& raw, ProcessNode::output_ports_type& out);
   void send_write(const WriteJob& job, WriteGateway::gateway_type& gateway);
-  void ack(const WriteDone& done, flow::multifunction_node<WriteDone, std::tuple<flow::continue_msg, PagePtr, ReRead, WriteJob>>::output_ports_type& out);
+  void ack(const WriteDone& done, AckNode::output_ports_type& out);
   void send_reread(const ReRead& job, ReReadGateway::gateway_type& gateway);
-  void reprocess(const ReReadDone& done, flow::multifunction_node<ReReadDone, std::tuple<WriteJob, PagePtr>>::output_ports_type& out);
-  void commit(const PagePtr& page, flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg>>::output_ports_type& out);
+  void reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& out);
+  void commit(const PagePtr& page, CommitNode::output_ports_type& out);
 
   void fail(const std::string& message);
   bool stopping() const { return failed_.load() || (options_.stop && options_.stop->load()); }
   // Releases one pending unit of a page; true when the page is complete.
-  static bool release(const PagePtr& page) { return page->pending.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+  static bool release(const PagePtr& page) {
+    return page->pending.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
   void add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<WriteJob>& jobs);
   void maybe_sample(const Item& before, const Decision& d);
   ProgressEvent snapshot(bool final);
+  std::string where(int partition) const {
+    return fmt::format("reading {} (partition {})", source_.describe(), partition);
+  }
 
   dynamo::Client& client_;
-  const stages::StepSpec& spec_;
+  const stages::StepPlan& plan_;
+  const stages::Source& source_;
+  const stages::ItemProcessor& processor_;
+  const stages::Sink& sink_;
   CheckpointStore& store_;
   const RunOptions& options_;
-  const stages::ItemProcessor& processor_;
-  std::int64_t table_items_;
   RateLimiter read_limiter_, write_limiter_;
   bool dry_;
-  dynamo::expr::EvalContext ctx_;
-  int total_segments_ = 1;
-  bool query_ = false;
-  int page_size_ = 0;  // Limit per Scan/Query
+  StatePool states_;
+  int total_partitions_ = 1;
+  // One reader per partition; partition p's is used by one thread at a time (next() in
+  // send_read, parse() in process, in page order).
+  std::vector<std::unique_ptr<stages::PartitionReader>> readers_;
+  // Made when a source first asks for a local read; declared after readers_ so that its
+  // threads are joined before the readers their jobs use are destroyed.
+  std::unique_ptr<LocalReader> local_reader_;
+  std::once_flag local_reader_once_;
 
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
   std::string error_;
+  std::atomic<std::int64_t> capacity_unreadable_{0};
 
   // Commit state (serial commit node only, snapshot under mutex for progress).
-  struct SegmentTrack {
+  struct PartitionTrack {
     SegmentCheckpoint checkpoint;
     std::map<std::int64_t, PagePtr> waiting;  // completed, not yet committable
     bool blocked = false;                     // an earlier page failed
   };
-  std::vector<SegmentTrack> segments_;
+  std::vector<PartitionTrack> partitions_;
   mutable std::mutex progress_mutex_;
   Counters committed_;
   std::atomic<std::int64_t> scanned_live_{0};
-  std::atomic<int> segments_done_{0};
+  std::atomic<int> partitions_done_{0};
   // Pages requested and not yet through commit (or dropped unsent). The calling thread sleeps
   // until it reaches zero instead of waiting inside wait_for_all(), where it would spin
   // (sched_yield) for the whole run: most of a run is waiting on the network.
@@ -215,63 +313,54 @@ class Run {
   std::vector<ChangeSample> samples_;
 };
 
-// A transaction cancelled only because of a concurrent transaction or throttling (no failed
-// condition): nothing was applied and trying again is right.
-bool transient_cancel(const ServiceError& e) {
-  if (e.type != "TransactionCanceledException" || e.cancellation_reasons.empty()) return false;
-  for (const auto& r : e.cancellation_reasons) {
-    if (r != "None" && r != "TransactionConflict" && r != "ThrottlingError" &&
-        r != "ProvisionedThroughputExceeded") {
-      return false;
-    }
-  }
-  return true;
-}
-
 void Run::fail(const std::string& message) {
   std::lock_guard lock(error_mutex_);
   if (error_.empty()) error_ = message;
   failed_ = true;
 }
 
-void Run::send_scan(const PageRequest& request, ScanGateway::gateway_type& gateway) {
-  if (stopping()) {  // not sent: the segment resumes from its last checkpoint
+void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gateway) {
+  if (stopping()) {  // not sent: the partition resumes from its last checkpoint
     page_closed();
     return;
   }
-  std::string body;
-  if (query_) {
-    dynamo::QueryRequest q;
-    q.table = spec_.source.table;
-    q.index = spec_.source.index;
-    q.key_condition = processor_.key_condition();
-    q.filter = processor_.server_filter();
-    q.limit = page_size_;
-    q.exclusive_start_key = request.start_key;
-    q.consistent_read = spec_.source.consistent_read;
-    q.scan_forward = spec_.source.scan_forward;
-    dynamo::write_query(body, q);
-  } else {
-    dynamo::ScanRequest s;
-    s.table = spec_.source.table;
-    s.index = spec_.source.index;
-    s.segment = request.segment;
-    s.total_segments = total_segments_;
-    s.filter = processor_.server_filter();
-    s.limit = page_size_;
-    s.exclusive_start_key = request.start_key;
-    s.consistent_read = spec_.source.consistent_read;
-    dynamo::write_scan(body, s);
-  }
+  stages::ReadRequest read = readers_[static_cast<std::size_t>(request.partition)]->next();
   gateway.reserve_wait();
-  auto at = read_limiter_.reserve(0);
-  auto go = [this, &gateway, request, body = std::move(body), op = query_ ? "Query" : "Scan"]() mutable {
-    client_.call_async(op, std::move(body), [this, &gateway, request](Outcome<RawResponse> r) {
-      RawPage raw{request, std::make_shared<Outcome<RawResponse>>(std::move(r))};
-      gateway.try_put(raw);
-      gateway.release_wait();
+  auto answer = [&gateway, request](RawPage raw) {
+    raw.request = request;
+    gateway.try_put(raw);
+    gateway.release_wait();
+  };
+  if (read.local) {
+    std::call_once(local_reader_once_, [this] {
+      local_reader_ = std::make_unique<LocalReader>(std::min(4, total_partitions_));
+    });
+    local_reader_->post([answer, local = std::move(read.local)] {
+      RawPage raw;
+      try {
+        raw.read = std::make_shared<stages::RawRead>(local());
+      } catch (const std::exception& e) {
+        raw.error = e.what();
+      }
+      answer(std::move(raw));
+    });
+    return;
+  }
+  auto go = [this, answer, op = std::move(read.operation), body = std::move(read.body)]() mutable {
+    client_.call_async(op, std::move(body), [answer](dynamo::Outcome<dynamo::RawResponse> r) {
+      RawPage raw;
+      if (!r) {
+        raw.error = r.error().to_string();
+      } else {
+        auto& v = r.value();
+        raw.read = std::make_shared<stages::RawRead>(
+            stages::RawRead{std::move(v.body), v.attempts, v.throttled});
+      }
+      answer(std::move(raw));
     });
   };
+  auto at = source_.consumes_read_capacity() ? read_limiter_.reserve(0)
+                                             : std::chrono::steady_clock::now();
   if (at <= std::chrono::steady_clock::now()) {
     go();
   } else {
@@ -284,6 +373,10 @@ void Run::maybe_sample(const Item& before, const Decision& d) {
   std::lock_guard lock(sample_mutex_);
   if (static_cast<int>(samples_.size()) >= options_.sample_changes) return;
   ChangeSample s{before, std::nullopt};
+  if (d.kind == Decision::Kind::Many) {
+    for (const auto& item : d.items) samples_.push_back({before, item});
+    return;
+  }
   if (d.kind != Decision::Kind::Delete) s.after = d.new_item;
   samples_.push_back(std::move(s));
 }
@@ -293,7 +386,7 @@ void Run::add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<Wr
     page->counters.puts += op.puts;
     page->counters.updates += op.updates;
     page->counters.deletes += op.deletes;
-    if (op.kind == WriteOp::Kind::Transact) ++page->counters.transactions;
+    if (op.transaction()) ++page->counters.transactions;
     page->estimated_wcu += op.wcu_estimate;
     if (dry_) continue;
     page->pending.fetch_add(1, std::memory_order_relaxed);
@@ -302,51 +395,54 @@ void Run::add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<Wr
   ops.clear();
 }
 
-void Run::process(const RawPage& raw,
-                  flow::multifunction_node<RawPage, std::tuple<PageRequest, WriteJob, PagePtr>>::output_ports_type& out) {
-  auto& result = *raw.result;
+void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   auto page = std::make_shared<PageState>();
-  page->segment = raw.request.segment;
+  page->partition = raw.request.partition;
   page->seq = raw.request.seq;
-  if (!result) {
-    fail(fmt::format("reading '{}' (segment {}): {}", spec_.source.table, raw.request.segment, result.error().to_string()));
+  auto give_up = [&](const std::string& why) {
+    fail(fmt::format("{}: {}", where(page->partition), why));
     page->failed = true;
-    if (release(page)) std::get<2>(out).try_put(page);
-    return;
-  }
-  dynamo::Page parsed;
+    if (release(page)) std::get<process_port::page_done>(out).try_put(page);
+  };
+  if (!raw.read) return give_up(raw.error);
+  const int throttled = raw.read->throttled, attempts = raw.read->attempts;
+  stages::SourcePage parsed;
   try {
-    parsed = dynamo::parse_page(result.value().body);
+    parsed = readers_[static_cast<std::size_t>(page->partition)]->parse(std::move(*raw.read));
   } catch (const std::exception& ex) {
-    fail(fmt::format("reading '{}' (segment {}): {}", spec_.source.table, raw.request.segment, ex.what()));
-    page->failed = true;
-    if (release(page)) std::get<2>(out).try_put(page);
-    return;
+    return give_up(ex.what());
   }
-  read_limiter_.record(0, parsed.consumed_capacity, result.value().throttled > 0);
-  page->resume_key = parsed.last_evaluated_key;
-  page->counters.scanned = parsed.scanned_count;
-  page->counters.consumed_rcu = parsed.consumed_capacity;
-  page->counters.retries = result.value().attempts - 1;
-  scanned_live_.fetch_add(parsed.scanned_count, std::memory_order_relaxed);
+  if (source_.consumes_read_capacity()) read_limiter_.record(0, parsed.consumed_rcu, throttled > 0);
+  page->resume_token = std::move(parsed.next);
+  page->counters.scanned = parsed.examined;
+  page->counters.consumed_rcu = parsed.consumed_rcu;
+  page->counters.retries = attempts - 1;
+  scanned_live_.fetch_add(parsed.examined, std::memory_order_relaxed);
 
-  // The next page of this segment is requested before this one is transformed, so reading
+  // The next page of this partition is requested before this one is transformed, so reading
   // overlaps with CPU work and writing.
-  if (parsed.last_evaluated_key && !stopping()) {
+  if (page->resume_token && !stopping()) {
     page_opened();
-    std::get<0>(out).try_put(PageRequest{raw.request.segment, raw.request.seq + 1, parsed.last_evaluated_key});
+    std::get<process_port::next_page>(out).try_put(PageRequest{page->partition, page->seq + 1});
   }
 
-  stages::WriteBuilder builder(processor_);
+  auto state = states_.take();
+  auto sink_state = sink_.make_page_state();
   std::vector<WriteOp> ops;
   std::vector<WriteJob> jobs;
   Counters& c = page->counters;
   for (const Item& item : parsed.items) {
-    Decision d = processor_.process(item, ctx_);
+    Decision d = processor_.process(item, *state);
     switch (d.kind) {
       case Decision::Kind::NotMatched: continue;
-      case Decision::Kind::Skipped: ++c.matched; ++c.skipped; continue;
-      case Decision::Kind::Unchanged: ++c.matched; ++c.skipped; continue;
+      case Decision::Kind::Skipped:
+        ++c.matched;
+        ++c.skipped;
+        continue;
+      case Decision::Kind::Unchanged:
+        ++c.matched;
+        ++c.skipped;
+        continue;
       case Decision::Kind::Error:
         ++c.matched;
         ++c.failed;
@@ -356,66 +452,31 @@ void Run::process(const RawPage& raw,
       default: break;
     }
     ++c.matched;
-    maybe_sample(item, d);  // before the builder takes d's new item
-    builder.add(item, std::move(d), ops);
+    maybe_sample(item, d);  // before the sink takes d's items
+    sink_state->add(item, std::move(d), ops, 0);
   }
-  builder.flush(ops);
+  sink_state->flush(ops);
+  states_.give_back(std::move(state));
   if (page->failed) {
     ops.clear();  // this page's writes never go out: the run stops before it is committed
   }
   add_ops(page, ops, jobs);
-  for (auto& j : jobs) std::get<1>(out).try_put(j);
-  if (release(page)) std::get<2>(out).try_put(page);
+  for (auto& j : jobs) std::get<process_port::write>(out).try_put(j);
+  if (release(page)) std::get<process_port::page_done>(out).try_put(page);
 }
 
 void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
   gateway.reserve_wait();
-  auto at = write_limiter_.reserve(job.op->wcu_estimate);
-  auto finish = [this, &gateway, job](std::shared_ptr<ServiceError> error, double consumed, int throttled, int attempts) {
-    write_limiter_.record(job.op->wcu_estimate, error ? job.op->wcu_estimate : consumed, throttled > 0);
-    gateway.try_put(WriteDone{job.page, job.op, std::move(error), consumed, throttled, attempts});
-    gateway.release_wait();
-  };
-  auto single = [finish](Outcome<RawResponse> r) {
-    if (!r) return finish(std::make_shared<ServiceError>(std::move(r.error())), 0, 0, r.error().attempts);
-    double consumed = 0;
-    try {
-      consumed = dynamo::parse_consumed_total(r.value().body);
-    } catch (const std::exception&) {
-    }
-    finish(nullptr, consumed, r.value().throttled, r.value().attempts);
-  };
-  auto go = [this, job, finish, single]() {
-    WriteOp& op = *job.op;
-    std::string body;
-    switch (op.kind) {
-      case WriteOp::Kind::Batch:
-        // The entries are not needed after sending: a failed batch stops the run, it is never
-        // rebuilt from them.
-        client_.batch_write_async(std::move(op.batch), [finish](Outcome<dynamo::BatchWriteSummary> r) {
-          if (!r) return finish(std::make_shared<ServiceError>(std::move(r.error())), 0, 0, r.error().attempts);
-          finish(nullptr, r.value().consumed_capacity, r.value().throttled, r.value().requests);
-        });
-        return;
-      case WriteOp::Kind::Update:
-        dynamo::write_update_item(body, op.update);
-        client_.call_async("UpdateItem", std::move(body), single);
-        return;
-      case WriteOp::Kind::Put:
-        dynamo::write_put_item(body, op.put);
-        client_.call_async("PutItem", std::move(body), single);
-        return;
-      case WriteOp::Kind::Delete:
-        dynamo::write_delete_item(body, op.del);
-        client_.call_async("DeleteItem", std::move(body), single);
-        return;
-      case WriteOp::Kind::Transact:
-        client_.transact_write_async(op.actions, {}, [finish](Outcome<double> r) {
-          if (!r) return finish(std::make_shared<ServiceError>(std::move(r.error())), 0, 0, r.error().attempts);
-          finish(nullptr, r.value(), 0, 1);
-        });
-        return;
-    }
+  auto at = job.reserved ? std::chrono::steady_clock::now()
+                         : write_limiter_.reserve(job.op->wcu_estimate);
+  auto go = [this, &gateway, job]() {
+    sink_.send(client_, *job.op, [this, &gateway, job](stages::WriteAnswer a) {
+      double estimate = job.op->wcu_estimate;
+      write_limiter_.record(estimate, a.error ? estimate : a.consumed_wcu, a.throttled > 0);
+      gateway.try_put(
+          WriteDone{job.page, job.op, std::make_shared<stages::WriteAnswer>(std::move(a))});
+      gateway.release_wait();
+    });
   };
   if (at <= std::chrono::steady_clock::now()) {
     go();
@@ -424,151 +485,133 @@ void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
   }
 }
 
-void Run::ack(const WriteDone& done,
-              flow::multifunction_node<WriteDone, std::tuple<flow::continue_msg, PagePtr, ReRead, WriteJob>>::output_ports_type& out) {
-  std::get<0>(out).try_put(flow::continue_msg());  // one write request fewer in flight
+void Run::ack(const WriteDone& done, AckNode::output_ports_type& out) {
+  std::get<ack_port::write_slot>(out).try_put(
+      flow::continue_msg());  // one write request fewer in flight
   const PagePtr& page = done.page;
   const WriteOp& op = *done.op;
+  const stages::WriteAnswer& a = *done.answer;
   Counters& c = page->counters;
-  c.retries += std::max(0, done.attempts - 1);
-  if (!done.error) {
-    c.written += op.items();
-    c.consumed_wcu += done.consumed;
-  } else if (done.error->conditional_check_failed()) {
-    // A guard failed: somebody changed the item since it was scanned. Re-read and redo the
-    // items concerned; in a cancelled transaction the others are simply sent again.
-    std::vector<bool> conflicted(op.scanned.size(), op.kind != WriteOp::Kind::Transact);
-    if (op.kind == WriteOp::Kind::Transact) {
-      const auto& reasons = done.error->cancellation_reasons;
-      for (std::size_t i = 0; i < reasons.size() && i < op.action_owner.size(); ++i) {
-        if (reasons[i] == "ConditionalCheckFailed") conflicted[static_cast<std::size_t>(op.action_owner[i])] = true;
-      }
-    }
-    WriteOp resend = op;
-    resend.actions.clear();
-    resend.action_owner.clear();
-    resend.scanned.clear();
-    resend.puts = resend.updates = resend.deletes = resend.item_count = 0;
-    for (std::size_t i = 0; i < op.scanned.size(); ++i) {
-      if (conflicted[i]) {
-        ++c.conflicts;
-        if (op.conflict_round >= options_.max_conflict_retries) {
-          ++c.failed;
-          page->failed = true;
-          fail(fmt::format("item {}: still conflicting after {} re-reads (the item keeps changing)",
-                           dynamo::to_debug_string(processor_.source_key(op.scanned[i])), op.conflict_round));
-          continue;
-        }
-        page->pending.fetch_add(1, std::memory_order_relaxed);
-        std::get<2>(out).try_put(ReRead{page, op.scanned[i], op.conflict_round + 1});
-      } else {
-        int owner = static_cast<int>(resend.scanned.size());
-        resend.scanned.push_back(op.scanned[i]);
-        ++resend.item_count;
-        for (std::size_t a = 0; a < op.actions.size(); ++a) {
-          if (op.action_owner[a] != static_cast<int>(i)) continue;
-          resend.actions.push_back(op.actions[a]);
-          resend.action_owner.push_back(owner);
-        }
-      }
-    }
-    if (!resend.actions.empty()) {
-      page->pending.fetch_add(1, std::memory_order_relaxed);
-      std::get<3>(out).try_put(WriteJob{page, std::make_shared<WriteOp>(std::move(resend))});
-    }
-  } else if (transient_cancel(*done.error) && op.conflict_round < options_.max_conflict_retries) {
-    // Cancelled for another transaction in flight on the same item, or capacity: nothing of it
-    // was applied, so the same actions go again (a new token: it is a new attempt).
-    ++c.retries;
-    WriteOp again = op;
-    ++again.conflict_round;
+  c.retries += std::max(0, a.attempts - 1);
+  if (!a.error) c.consumed_wcu += a.consumed_wcu;
+  if (a.capacity_unreadable) capacity_unreadable_.fetch_add(1, std::memory_order_relaxed);
+  stages::Verdict v = sink_.classify(op, a, options_.max_conflict_retries);
+  c.written += v.written;
+  c.conflicts += v.conflicts;
+  c.failed += v.failed;
+  c.retries += v.retries;
+  for (int i : v.reread) {
     page->pending.fetch_add(1, std::memory_order_relaxed);
-    std::get<3>(out).try_put(WriteJob{page, std::make_shared<WriteOp>(std::move(again))});
-  } else {
-    c.failed += op.items();
-    page->failed = true;
-    fail(fmt::format("writing to '{}': {}", processor_.target_table(), done.error->to_string()));
+    std::get<ack_port::reread>(out).try_put(
+        ReRead{page, op.scanned[static_cast<std::size_t>(i)], op.conflict_round + 1});
   }
-  if (release(page)) std::get<1>(out).try_put(page);
+  if (v.resend) {
+    page->pending.fetch_add(1, std::memory_order_relaxed);
+    std::get<ack_port::write>(out).try_put(
+        WriteJob{page, std::make_shared<WriteOp>(std::move(*v.resend))});
+  }
+  if (!v.error.empty()) {
+    page->failed = true;
+    fail(v.error);
+  }
+  if (release(page)) std::get<ack_port::page_done>(out).try_put(page);
 }
 
 void Run::send_reread(const ReRead& job, ReReadGateway::gateway_type& gateway) {
   gateway.reserve_wait();
-  dynamo::GetItemRequest g{spec_.source.table, processor_.source_key(job.scanned), true};
-  std::string body;
-  dynamo::write_get_item(body, g);
-  client_.call_async("GetItem", std::move(body), [&gateway, job](Outcome<RawResponse> r) {
-    std::shared_ptr<Outcome<std::optional<Item>>> result;
-    if (!r) {
-      result = std::make_shared<Outcome<std::optional<Item>>>(std::move(r.error()));
-    } else {
-      result = std::make_shared<Outcome<std::optional<Item>>>(dynamo::parse_get_item(r.value().body));
-    }
-    gateway.try_put(ReReadDone{job, std::move(result)});
-    gateway.release_wait();
-  });
+  // The write that follows the re-read is paid for now, and the read waits for the capacity
+  // instead of the write: under a rate cap the item is then read right before it is written,
+  // and another writer has the least time to change it again.
+  auto at = write_limiter_.reserve(stages::write_units(job.scanned));
+  auto go = [this, &gateway, job] {
+    stages::ReadRequest r = sink_.reread(job.scanned);
+    client_.call_async(
+        r.operation, std::move(r.body), [&gateway, job](dynamo::Outcome<dynamo::RawResponse> r) {
+          gateway.try_put(ReReadDone{
+              job, std::make_shared<dynamo::Outcome<dynamo::RawResponse>>(std::move(r))});
+          gateway.release_wait();
+        });
+  };
+  if (at <= std::chrono::steady_clock::now()) {
+    go();
+  } else {
+    client_.schedule(at, go);
+  }
 }
 
-void Run::reprocess(const ReReadDone& done,
-                    flow::multifunction_node<ReReadDone, std::tuple<WriteJob, PagePtr>>::output_ports_type& out) {
+void Run::reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& out) {
   const PagePtr& page = done.job.page;
   auto& r = *done.result;
-  if (!r) {
+  std::optional<Item> now;
+  if (r) {
+    try {
+      now = sink_.parse_reread(r.value().body);
+    } catch (const std::exception& e) {
+      page->failed = true;
+      fail(fmt::format("re-reading item {} after a conflict: {}",
+                       dynamo::to_debug_string(processor_.source_key(done.job.scanned)), e.what()));
+    }
+  } else {
     page->failed = true;
     fail(fmt::format("re-reading item {} after a conflict: {}",
-                     dynamo::to_debug_string(processor_.source_key(done.job.scanned)), r.error().to_string()));
-  } else if (r.value()) {
+                     dynamo::to_debug_string(processor_.source_key(done.job.scanned)),
+                     r.error().to_string()));
+  }
+  if (now) {
     // The item as it is now goes through the step again (it may no longer match, or be done).
-    Decision d = processor_.process(*r.value(), ctx_);
+    auto state = states_.take();
+    Decision d = processor_.process(*now, *state);
+    states_.give_back(std::move(state));
     if (d.kind == Decision::Kind::Error) {
       page->failed = true;
       fail(d.error);
-    } else if (d.kind == Decision::Kind::Put || d.kind == Decision::Kind::Update || d.kind == Decision::Kind::Delete) {
-      stages::WriteBuilder builder(processor_);
+    } else if (d.kind == Decision::Kind::Put || d.kind == Decision::Kind::Update ||
+               d.kind == Decision::Kind::Delete || d.kind == Decision::Kind::Many) {
+      auto sink_state = sink_.make_page_state();
       std::vector<WriteOp> ops;
-      std::vector<WriteJob> jobs;
-      builder.add(*r.value(), std::move(d), ops, done.job.round);
-      builder.flush(ops);
+      sink_state->add(*now, std::move(d), ops, done.job.round);
+      sink_state->flush(ops);
       // Counted already when first planned: only the writes themselves go out again.
       for (auto& op : ops) {
         page->pending.fetch_add(1, std::memory_order_relaxed);
-        jobs.push_back({page, std::make_shared<WriteOp>(std::move(op))});
+        std::get<reprocess_port::write>(out).try_put(
+            WriteJob{page, std::make_shared<WriteOp>(std::move(op)), true});
       }
-      for (auto& j : jobs) std::get<0>(out).try_put(j);
     }
   }  // else: deleted meanwhile, nothing left to do
-  if (release(page)) std::get<1>(out).try_put(page);
+  if (release(page)) std::get<reprocess_port::page_done>(out).try_put(page);
 }
 
-void Run::commit(const PagePtr& page, flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg>>::output_ports_type& out) {
+void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
   struct Closer {  // whatever happens below, this page is through
     Run* run;
     ~Closer() { run->page_closed(); }
   } closer{this};
-  SegmentTrack& track = segments_[static_cast<std::size_t>(page->segment)];
+  PartitionTrack& track = partitions_[static_cast<std::size_t>(page->partition)];
   track.waiting.emplace(page->seq, page);
-  // Commit every page that is next in order; a failed page blocks its segment for good.
+  // Commit every page that is next in order; a failed page blocks its partition for good.
   while (!track.blocked) {
     auto it = track.waiting.find(track.checkpoint.pages);
     if (it == track.waiting.end()) break;
     PagePtr p = it->second;
     track.waiting.erase(it);
-    std::get<0>(out).try_put(flow::continue_msg());  // one page fewer in flight
+    std::get<commit_port::page_slot>(out).try_put(
+        flow::continue_msg());  // one page fewer in flight
     if (p->failed) {
       track.blocked = true;
       break;
     }
     track.checkpoint.pages = p->seq + 1;
-    track.checkpoint.resume_key = p->resume_key;
-    track.checkpoint.done = !p->resume_key;
-    if (track.checkpoint.done) segments_done_.fetch_add(1, std::memory_order_relaxed);
+    track.checkpoint.resume_token = p->resume_token;
+    track.checkpoint.done = !p->resume_token;
+    if (track.checkpoint.done) partitions_done_.fetch_add(1, std::memory_order_relaxed);
     track.checkpoint.counters += p->counters;
     {
       std::lock_guard lock(progress_mutex_);
       committed_ += p->counters;
     }
     estimated_wcu_ += p->estimated_wcu;
-    if (!dry_) store_.save(track.checkpoint, total_segments_);
+    if (!dry_) store_.save(track.checkpoint, total_partitions_);
   }
 }
 
@@ -582,79 +625,96 @@ ProgressEvent Run::snapshot(bool final) {
   // checkpoints hold, so that a resumed run continues exactly from them.
   if (!final) e.counters.scanned = std::max(e.counters.scanned, scanned_live_.load());
   e.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  e.items_per_s = e.elapsed_s > 0 ? static_cast<double>(scanned_live_.load() - resumed_scanned_) / e.elapsed_s : 0;
-  e.rcu_per_s = e.elapsed_s > 0 ? (e.counters.consumed_rcu - resumed_.consumed_rcu) / e.elapsed_s : 0;
-  e.wcu_per_s = e.elapsed_s > 0 ? (e.counters.consumed_wcu - resumed_.consumed_wcu) / e.elapsed_s : 0;
-  e.table_items = table_items_;
-  e.segments_total = total_segments_;
-  e.segments_done = segments_done_.load(std::memory_order_relaxed);
+  e.items_per_s = e.elapsed_s > 0
+                      ? static_cast<double>(scanned_live_.load() - resumed_scanned_) / e.elapsed_s
+                      : 0;
+  e.rcu_per_s =
+      e.elapsed_s > 0 ? (e.counters.consumed_rcu - resumed_.consumed_rcu) / e.elapsed_s : 0;
+  e.wcu_per_s =
+      e.elapsed_s > 0 ? (e.counters.consumed_wcu - resumed_.consumed_wcu) / e.elapsed_s : 0;
+  e.table_items = source_.estimated_items();
+  e.segments_total = total_partitions_;
+  e.segments_done = partitions_done_.load(std::memory_order_relaxed);
   e.final = final;
   return e;
 }
 
-RunResult Run::run() {
-  query_ = !spec_.source.query_key.empty();
-  page_size_ = spec_.source.page_size > 0 ? spec_.source.page_size : options_.default_page_size;
+RunResult Run::run(int requested_partitions) {
   auto loaded = store_.load();
   Counters resumed;
   if (loaded && loaded->total_segments > 0) {
-    total_segments_ = loaded->total_segments;  // checkpoints belong to the count they started with
+    total_partitions_ =
+        loaded->total_segments;  // checkpoints belong to the count they started with
   } else {
-    total_segments_ = query_ ? 1 : std::max(1, spec_.source.segments > 0 ? spec_.source.segments : options_.segments);
+    total_partitions_ = std::max(1, source_.partitions(requested_partitions));
   }
-  segments_.resize(static_cast<std::size_t>(total_segments_));
-  for (int s = 0; s < total_segments_; ++s) segments_[static_cast<std::size_t>(s)].checkpoint.segment = s;
+  partitions_.resize(static_cast<std::size_t>(total_partitions_));
+  for (int s = 0; s < total_partitions_; ++s)
+    partitions_[static_cast<std::size_t>(s)].checkpoint.segment = s;
   if (loaded) {
     for (const auto& cp : loaded->segments) {
-      if (cp.segment < 0 || cp.segment >= total_segments_) continue;
-      segments_[static_cast<std::size_t>(cp.segment)].checkpoint = cp;
+      if (cp.segment < 0 || cp.segment >= total_partitions_) continue;
+      partitions_[static_cast<std::size_t>(cp.segment)].checkpoint = cp;
       resumed += cp.counters;
+    }
+  }
+  readers_.resize(static_cast<std::size_t>(total_partitions_));
+  for (const auto& t : partitions_) {
+    if (!t.checkpoint.done) {
+      readers_[static_cast<std::size_t>(t.checkpoint.segment)] =
+          source_.open(t.checkpoint.segment, total_partitions_, t.checkpoint.resume_token);
     }
   }
   committed_ = resumed;
   resumed_ = resumed;
   resumed_scanned_ = resumed.scanned;
   scanned_live_ = resumed.scanned;
-  for (const auto& t : segments_) segments_done_ += t.checkpoint.done;
+  for (const auto& t : partitions_) partitions_done_ += t.checkpoint.done;
 
-  int max_pages = options_.max_pages_in_flight > 0 ? options_.max_pages_in_flight : 2 * total_segments_;
+  int max_pages =
+      options_.max_pages_in_flight > 0 ? options_.max_pages_in_flight : 2 * total_partitions_;
   max_pages = std::max(max_pages, 1);
   int max_writes = std::max(1, options_.max_writes_in_flight);
 
   flow::graph g;
   flow::queue_node<PageRequest> requests(g);
   flow::limiter_node<PageRequest> page_limiter(g, static_cast<std::size_t>(max_pages));
-  ScanGateway scan_gateway(g, flow::unlimited, [this](const PageRequest& r, ScanGateway::gateway_type& gw) { send_scan(r, gw); });
-  flow::multifunction_node<RawPage, std::tuple<PageRequest, WriteJob, PagePtr>> process_node(
-      g, flow::unlimited, [this](const RawPage& raw, auto& out) { process(raw, out); });
+  ReadGateway read_gateway(
+      g, flow::unlimited,
+      [this](const PageRequest& r, ReadGateway::gateway_type& gw) { send_read(r, gw); });
+  ProcessNode process_node(g, flow::unlimited,
+                           [this](const RawPage& raw, auto& out) { process(raw, out); });
   flow::queue_node<WriteJob> writes(g);
   flow::limiter_node<WriteJob> write_limiter(g, static_cast<std::size_t>(max_writes));
-  WriteGateway write_gateway(g, flow::unlimited, [this](const WriteJob& j, WriteGateway::gateway_type& gw) { send_write(j, gw); });
-  flow::multifunction_node<WriteDone, std::tuple<flow::continue_msg, PagePtr, ReRead, WriteJob>> ack_node(
-      g, flow::serial, [this](const WriteDone& d, auto& out) { ack(d, out); });
-  ReReadGateway reread_gateway(g, flow::unlimited, [this](const ReRead& r, ReReadGateway::gateway_type& gw) { send_reread(r, gw); });
-  flow::multifunction_node<ReReadDone, std::tuple<WriteJob, PagePtr>> reprocess_node(
-      g, flow::serial, [this](const ReReadDone& d, auto& out) { reprocess(d, out); });
-  flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg>> commit_node(
-      g, flow::serial, [this](const PagePtr& p, auto& out) { commit(p, out); });
+  WriteGateway write_gateway(
+      g, flow::unlimited,
+      [this](const WriteJob& j, WriteGateway::gateway_type& gw) { send_write(j, gw); });
+  AckNode ack_node(g, flow::serial, [this](const WriteDone& d, auto& out) { ack(d, out); });
+  ReReadGateway reread_gateway(
+      g, flow::unlimited,
+      [this](const ReRead& r, ReReadGateway::gateway_type& gw) { send_reread(r, gw); });
+  ReprocessNode reprocess_node(g, flow::serial,
+                               [this](const ReReadDone& d, auto& out) { reprocess(d, out); });
+  CommitNode commit_node(g, flow::serial, [this](const PagePtr& p, auto& out) { commit(p, out); });
 
   flow::make_edge(requests, page_limiter);
-  flow::make_edge(page_limiter, scan_gateway);
-  flow::make_edge(scan_gateway, process_node);
-  flow::make_edge(flow::output_port<0>(process_node), requests);
-  flow::make_edge(flow::output_port<1>(process_node), writes);
-  flow::make_edge(flow::output_port<2>(process_node), commit_node);
+  flow::make_edge(page_limiter, read_gateway);
+  flow::make_edge(read_gateway, process_node);
+  flow::make_edge(flow::output_port<process_port::next_page>(process_node), requests);
+  flow::make_edge(flow::output_port<process_port::write>(process_node), writes);
+  flow::make_edge(flow::output_port<process_port::page_done>(process_node), commit_node);
   flow::make_edge(writes, write_limiter);
   flow::make_edge(write_limiter, write_gateway);
   flow::make_edge(write_gateway, ack_node);
-  flow::make_edge(flow::output_port<0>(ack_node), write_limiter.decrementer());
-  flow::make_edge(flow::output_port<1>(ack_node), commit_node);
-  flow::make_edge(flow::output_port<2>(ack_node), reread_gateway);
-  flow::make_edge(flow::output_port<3>(ack_node), writes);
+  flow::make_edge(flow::output_port<ack_port::write_slot>(ack_node), write_limiter.decrementer());
+  flow::make_edge(flow::output_port<ack_port::page_done>(ack_node), commit_node);
+  flow::make_edge(flow::output_port<ack_port::reread>(ack_node), reread_gateway);
+  flow::make_edge(flow::output_port<ack_port::write>(ack_node), writes);
   flow::make_edge(reread_gateway, reprocess_node);
-  flow::make_edge(flow::output_port<0>(reprocess_node), writes);
-  flow::make_edge(flow::output_port<1>(reprocess_node), commit_node);
-  flow::make_edge(flow::output_port<0>(commit_node), page_limiter.decrementer());
+  flow::make_edge(flow::output_port<reprocess_port::write>(reprocess_node), writes);
+  flow::make_edge(flow::output_port<reprocess_port::page_done>(reprocess_node), commit_node);
+  flow::make_edge(flow::output_port<commit_port::page_slot>(commit_node),
+                  page_limiter.decrementer());
 
   start_ = std::chrono::steady_clock::now();
   std::mutex done_mutex;
@@ -670,17 +730,18 @@ RunResult Run::run() {
     });
   }
 
-  for (const auto& track : segments_) {
+  for (const auto& track : partitions_) {
     const auto& cp = track.checkpoint;
     if (cp.done) continue;
     page_opened();
-    requests.try_put(PageRequest{cp.segment, cp.pages, cp.resume_key});
+    requests.try_put(PageRequest{cp.segment, cp.pages});
   }
   {
     std::unique_lock lock(drained_mutex_);
     // A node body that throws cancels the graph: then wait_for_all() below rethrows.
-    while (!drained_cv_.wait_for(lock, std::chrono::milliseconds(200),
-                                 [this] { return pages_open_.load(std::memory_order_acquire) == 0; })) {
+    while (!drained_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] {
+      return pages_open_.load(std::memory_order_acquire) == 0;
+    })) {
       if (g.is_cancelled()) break;
     }
   }
@@ -696,64 +757,57 @@ RunResult Run::run() {
   }
   done_cv.notify_all();
   if (reporter.joinable()) reporter.join();
+  local_reader_.reset();
   if (!dry_) store_.flush();
   if (crashed) std::rethrow_exception(crashed);
 
   RunResult result;
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   ProgressEvent last = snapshot(true);
-  int done_segments = last.segments_done;
   result.counters = last.counters;
   result.samples = std::move(samples_);
   result.estimated_wcu = estimated_wcu_;
+  result.warnings = plan_.warnings;
+  if (auto n = capacity_unreadable_.load()) {
+    result.warnings.push_back(
+        fmt::format("{} write answers had no readable ConsumedCapacity: consumed WCU is "
+                    "undercounted",
+                    n));
+  }
   if (failed_) {
     result.status = RunResult::Status::Failed;
     result.error = error_;
-  } else if (done_segments < total_segments_) {
+  } else if (last.segments_done < total_partitions_) {
     result.status = RunResult::Status::Stopped;
   }
   if (options_.progress) options_.progress(last);
   return result;
 }
 
-std::string describe_missing(const dynamo::ServiceError& e, std::string_view table, std::string_view role,
-                             std::string_view label) {
-  if (e.type == "ResourceNotFoundException") {
-    return fmt::format("{}: {} table '{}' does not exist", label, role, table);
-  }
-  return fmt::format("{}: DescribeTable '{}': {}", label, table, e.to_string());
-}
-
 }  // namespace
 
-RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec, CheckpointStore& checkpoints,
-                       const RunOptions& options) {
-  auto source = client.describe_table(spec.source.table);
-  if (!source) throw UsageError(describe_missing(source.error(), spec.source.table, "source", spec.label));
-  dynamo::TableDescription target_desc = source.value();
-  std::string target = spec.write.table.empty() ? spec.source.table : spec.write.table;
-  if (target != spec.source.table) {
-    auto t = client.describe_table(target);
-    if (!t) throw UsageError(describe_missing(t.error(), target, "target", spec.label));
-    target_desc = t.value();
-  }
+RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec,
+                       CheckpointStore& checkpoints, const RunOptions& options) {
   RunOptions effective = options;
-  if (effective.now_iso.empty()) effective.now_iso = iso_now();
-  stages::ItemProcessor processor(spec, source.value(), target_desc, options.version, effective.now_iso);
+  if (effective.now_iso.empty()) effective.now_iso = dynamo::now_iso();
+  stages::StepPlan plan = stages::plan_step(
+      client, spec,
+      stages::PlanOptions{options.version, effective.now_iso, options.default_page_size});
 
   if (options.capacity_percent > 0) {
-    const auto& p = source.value().provisioned;
-    const auto& tp = target_desc.provisioned;
-    if (!p && options.max_rcu <= 0) {
-      // On-demand: no provisioned figure to take a share of; the limiter starts unlimited and
-      // adapts to throttling.
-    } else if (p && options.max_rcu <= 0) {
-      effective.max_rcu = static_cast<double>(p->read) * options.capacity_percent / 100.0;
-    }
-    if (tp && options.max_wcu <= 0) effective.max_wcu = static_cast<double>(tp->write) * options.capacity_percent / 100.0;
+    // On-demand tables have no provisioned figure to take a share of: the limiter starts
+    // unlimited there and adapts to throttling.
+    const auto& read = plan.source->table();
+    if (read && read->provisioned && plan.source->consumes_read_capacity() && options.max_rcu <= 0)
+      effective.max_rcu =
+          static_cast<double>(read->provisioned->read) * options.capacity_percent / 100.0;
+    if (plan.target.provisioned && options.max_wcu <= 0)
+      effective.max_wcu =
+          static_cast<double>(plan.target.provisioned->write) * options.capacity_percent / 100.0;
   }
-  Run run(client, spec, checkpoints, effective, processor, source.value().item_count);
-  return run.run();
+  int requested = spec.source.segments > 0 ? spec.source.segments : options.segments;
+  Run run(client, plan, checkpoints, effective);
+  return run.run(requested);
 }
 
 }  // namespace dynamorph::pipeline

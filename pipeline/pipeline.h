@@ -1,6 +1,7 @@
-// A pipeline step run as a oneTBB flow graph: parallel segment scan (or query) → where →
-// transform → writer, with bounded pages and writes in flight, capacity throttling, per-segment
-// checkpoints committed in page order, resume, progress and clean stop on a signal.
+// A pipeline step run as a oneTBB flow graph: source partitions → where → transforms → sink,
+// with bounded pages and writes in flight, capacity throttling, per-partition checkpoints
+// committed in page order, resume, progress and clean stop on a signal. The engine knows the
+// stage contracts (stages/source.h, transform.h, sink.h), never a concrete stage.
 // run_pipeline() blocks the calling thread (not a TBB worker) until the step ends.
 #pragma once
 
@@ -11,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "dynamo/attribute_value.h"
 #include "dynamo/client.h"
 #include "stages/step_spec.h"
 
@@ -42,23 +42,29 @@ struct CounterField {
   double Counters::*amount;
 };
 inline constexpr CounterField kCounterFields[] = {
-    {"scanned", &Counters::scanned, nullptr},     {"matched", &Counters::matched, nullptr},
-    {"written", &Counters::written, nullptr},     {"skipped", &Counters::skipped, nullptr},
-    {"conflicts", &Counters::conflicts, nullptr}, {"failed", &Counters::failed, nullptr},
-    {"retries", &Counters::retries, nullptr},     {"puts", &Counters::puts, nullptr},
-    {"updates", &Counters::updates, nullptr},     {"deletes", &Counters::deletes, nullptr},
+    {"scanned", &Counters::scanned, nullptr},
+    {"matched", &Counters::matched, nullptr},
+    {"written", &Counters::written, nullptr},
+    {"skipped", &Counters::skipped, nullptr},
+    {"conflicts", &Counters::conflicts, nullptr},
+    {"failed", &Counters::failed, nullptr},
+    {"retries", &Counters::retries, nullptr},
+    {"puts", &Counters::puts, nullptr},
+    {"updates", &Counters::updates, nullptr},
+    {"deletes", &Counters::deletes, nullptr},
     {"transactions", &Counters::transactions, nullptr},
     {"consumed_rcu", nullptr, &Counters::consumed_rcu},
     {"consumed_wcu", nullptr, &Counters::consumed_wcu}};
 
-// The resume point of one segment: the LastEvaluatedKey of the last page whose every write was
-// acknowledged, all earlier pages included.
+// The resume point of one partition (a scan segment, an export file …): the source's resume
+// token after the last page whose every write was acknowledged, all earlier pages included.
+// The token is opaque bytes: only the source that made it reads it.
 struct SegmentCheckpoint {
-  int segment = 0;
-  std::int64_t pages = 0;                  // pages committed so far
-  std::optional<dynamo::Item> resume_key;  // absent: start of the segment (when !done)
+  int segment = 0;                          // the partition
+  std::int64_t pages = 0;                   // pages committed so far
+  std::optional<std::string> resume_token;  // absent: start of the partition (when !done)
   bool done = false;
-  Counters counters;                       // this segment's share
+  Counters counters;  // this segment's share
 };
 
 struct RunCheckpoint {
@@ -87,25 +93,26 @@ struct ProgressEvent {
   double elapsed_s = 0;
   double items_per_s = 0;
   double rcu_per_s = 0, wcu_per_s = 0;
-  std::int64_t table_items = 0;  // DescribeTable's ItemCount (estimate), 0 if unknown
+  std::int64_t table_items =
+      0;  // the source's item estimate (DescribeTable's ItemCount), 0 if unknown
   int segments_done = 0, segments_total = 0;
   bool final = false;
 };
 
 struct RunOptions {
-  int segments = 8;              // used when no checkpoint says otherwise
-  double max_rcu = 0;            // capacity units per second; 0 = no client-side cap
+  int segments = 8;    // used when no checkpoint says otherwise
+  double max_rcu = 0;  // capacity units per second; 0 = no client-side cap
   double max_wcu = 0;
-  double capacity_percent = 0;   // of the table's provisioned capacity; 0 = off
-  int max_pages_in_flight = 0;   // 0 = 2 per segment
+  double capacity_percent = 0;  // of the table's provisioned capacity; 0 = off
+  int max_pages_in_flight = 0;  // 0 = 2 per segment
   // Scan/Query Limit when the step sets no page_size. Pages of a few hundred items keep the
   // memory in flight small and flat in table size (1 MB pages would hold ~3.5 MB each once
   // parsed); DynamoDB still caps a page at 1 MB. 0 = the server's 1 MB pages.
   int default_page_size = 500;
   int max_writes_in_flight = 16;
-  bool dry_run = false;          // the none writer, whatever the spec says
-  std::int64_t version = 0;      // migration version, for version_attribute
-  std::string now_iso;           // the run's start time (ISO-8601 UTC); empty = now
+  bool dry_run = false;                     // the none writer, whatever the spec says
+  std::int64_t version = 0;                 // migration version, for version_attribute
+  std::string now_iso;                      // the run's start time (ISO-8601 UTC); empty = now
   const std::atomic<bool>* stop = nullptr;  // set by a signal handler: stop reading, drain
   std::function<void(const ProgressEvent&)> progress;  // called about once per second + final
   int max_conflict_retries = 5;
@@ -128,10 +135,14 @@ struct RunResult {
   // Write capacity the planned writes need, from item sizes (1 WCU per KB per write, doubled
   // in transactions): what a dry run would consume.
   double estimated_wcu = 0;
+  // Things the user should know that did not stop the run: the plan's (a key change without
+  // version_attribute …) and the run's (answers whose ConsumedCapacity could not be read).
+  std::vector<std::string> warnings;
 };
 
 // Runs (or resumes) one pipeline step. Throws UsageError for a spec that cannot run (unknown
-// table, key change in update mode, guard with batch …) before anything is written.
+// table or source kind, key change in update mode, guard with batch …) before anything is
+// written.
 RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec,
                        CheckpointStore& checkpoints, const RunOptions& options);
 

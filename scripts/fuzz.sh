@@ -28,14 +28,14 @@ fi
 
 mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/findings"
 BIN="$OUT/expression_fuzz"
-# The dynamo sources the target needs, compiled here with the sanitizers (the main build uses g++).
+# The expr and dynamo sources the target needs, compiled here with the sanitizers (the main build uses g++).
 SOURCES=(
   "$ROOT/fuzz/expression_fuzz.cpp"
-  "$ROOT/dynamo/expression.cpp" "$ROOT/dynamo/expr_lexer.cpp" "$ROOT/dynamo/expr_parser.cpp"
-  "$ROOT/dynamo/expr_eval.cpp" "$ROOT/dynamo/expr_functions.cpp" "$ROOT/dynamo/expr_reserved.cpp"
+  "$ROOT/expr/expression.cpp" "$ROOT/expr/expr_lexer.cpp" "$ROOT/expr/expr_parser.cpp"
+  "$ROOT/expr/expr_eval.cpp" "$ROOT/expr/expr_functions.cpp" "$ROOT/expr/expr_reserved.cpp"
   "$ROOT/dynamo/attribute_value.cpp" "$ROOT/dynamo/decimal.cpp" "$ROOT/dynamo/json.cpp"
 )
-newest_source="$(ls -t "${SOURCES[@]}" "$ROOT"/dynamo/*.h | head -1)"
+newest_source="$(ls -t "${SOURCES[@]}" "$ROOT"/dynamo/*.h "$ROOT"/expr/*.h | head -1)"
 if [[ ! -x "$BIN" || "$newest_source" -nt "$BIN" ]]; then
   echo "fuzz.sh: building $BIN"
   "$CXX_FUZZ" -std=c++20 -O1 -g -fno-omit-frame-pointer \
@@ -47,7 +47,7 @@ fi
 
 # Seeds: every corpus expression, in both dialects (mode byte: '@' condition/Server, 'A'
 # condition/Client, 'B' update/Server, 'C' update/Client).
-/usr/bin/python3 - "$ROOT/tests/dynamo/data/expr_corpus.txt" "$OUT/seeds" <<'PY'
+/usr/bin/python3 - "$ROOT/tests/expr/data/expr_corpus.txt" "$OUT/seeds" <<'PY'
 import hashlib, os, sys
 corpus, seeds = sys.argv[1], sys.argv[2]
 extra = [

@@ -5,7 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 PKGS=(build-essential cmake ninja-build pkg-config git curl zip unzip
       libcurl4-openssl-dev libssl-dev libsimdjson-dev libtbb-dev libfmt-dev libyaml-cpp-dev
-      libcli11-dev libspdlog-dev libhowardhinnant-date-dev uuid-dev
+      libcli11-dev libspdlog-dev libhowardhinnant-date-dev uuid-dev zlib1g-dev
       libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang libclang-rt-14-dev
       default-jre-headless nodejs npm python3-boto3 python3-botocore)
 
@@ -25,3 +25,4 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 "$ROOT/scripts/dynamodb-local.sh" install
+"$ROOT/scripts/s3-server.sh" install

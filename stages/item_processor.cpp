@@ -5,12 +5,12 @@
 
 #include "dynamo/errors.h"
 #include "dynamo/json.h"
+#include "stages/update_transform.h"
 
 namespace dynamorph::stages {
 
 using dynamo::AttributeValue;
 using dynamo::Item;
-namespace expr = dynamo::expr;
 
 namespace {
 
@@ -26,7 +26,8 @@ std::vector<std::string> key_names(const dynamo::TableDescription& t) {
 
 }  // namespace
 
-ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescription& source,
+ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expressions,
+                             const dynamo::TableDescription& source,
                              const dynamo::TableDescription& target, std::int64_t version,
                              const std::string& now_iso)
     : source_(source),
@@ -34,24 +35,13 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescriptio
       mode_(spec.write.mode),
       same_table_(source.name == target.name),
       version_attribute_(spec.write.version_attribute),
-      version_(version) {
-  expr::Placeholders ph{spec.names, spec.values};
-  ph.values.emplace(":now", AttributeValue(now_iso));  // unless the step has its own
-  expr::PlaceholderUsage usage;
-  auto where_at = [&](const Expression& e) { return e.label.empty() ? spec.label : e.label; };
-
-  if (!spec.source.filter.empty()) {
-    auto c = expr::Condition::compile(spec.source.filter.text, ph, expr::Dialect::Server,
-                                      where_at(spec.source.filter), &usage);
-    server_filter_ = c.to_wire();
-  }
-  if (!spec.source.query_key.empty()) {
-    auto c = expr::Condition::compile(spec.source.query_key.text, ph, expr::Dialect::Server,
-                                      where_at(spec.source.query_key), &usage);
-    key_condition_ = c.to_wire();
-  }
-  if (!spec.where.empty()) {
-    where_ = expr::Condition::compile(spec.where.text, ph, expr::Dialect::Client, where_at(spec.where), &usage);
+      version_(version),
+      expressions_(expressions) {
+  ctx_.eval.now_iso = now_iso;
+  ctx_.version = version;
+  ctx_.values = &spec.values;
+  if (expressions_.where) {
+    where_ = &*expressions_.where;
     for (const auto& p : where_->reads()) {
       if (const auto* n = std::get_if<std::string>(&p.elements.front())) add_unique(reads_, *n);
     }
@@ -59,12 +49,13 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescriptio
   std::vector<std::string> target_keys = key_names(target_);
   for (std::size_t i = 0; i < spec.transform.size(); ++i) {
     const auto& t = spec.transform[i];
-    std::unique_ptr<TransformStage> stage;
-    if (!t.update.empty()) {
-      stage = std::make_unique<UpdateTransform>(
-          expr::Update::compile(t.update.text, ph, expr::Dialect::Client, where_at(t.update), &usage));
+    std::unique_ptr<Transform> stage;
+    if (i < expressions_.updates.size() && expressions_.updates[i]) {
+      stage = std::make_unique<UpdateTransform>(*expressions_.updates[i]);
     } else {
-      stage = make_stage(t.stage, t.args, fmt::format("{}: transform[{}]", spec.label, i));
+      StageContext c{fmt::format("{}: transform[{}]", spec.label, i), &expressions_.placeholders,
+                     now_iso, t.args};
+      stage = make_stage(t.stage, c);
     }
     for (const auto& r : stage->reads()) add_unique(reads_, r);
     reads_everything_ = reads_everything_ || stage->reads_everything();
@@ -73,35 +64,49 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const dynamo::TableDescriptio
       may_change_key_ = true;
     } else {
       for (const auto& name : *w) {
-        if (std::find(target_keys.begin(), target_keys.end(), name) != target_keys.end()) may_change_key_ = true;
+        if (std::find(target_keys.begin(), target_keys.end(), name) != target_keys.end())
+          may_change_key_ = true;
       }
     }
     transforms_.push_back(std::move(stage));
   }
-  usage.check_all_used(expr::Placeholders{spec.names, spec.values}, spec.label);
 
   // Guard defaults and what each mode allows.
   Guard g = spec.write.guard;
-  if (g == Guard::Default) g = (mode_ == WriteMode::Update || mode_ == WriteMode::Transact) ? Guard::Unchanged : Guard::None;
+  if (g == Guard::Default)
+    g = (mode_ == WriteMode::Update || mode_ == WriteMode::Transact) ? Guard::Unchanged
+                                                                     : Guard::None;
   guarded_ = g == Guard::Unchanged;
   if (guarded_ && mode_ == WriteMode::Batch) {
-    throw UsageError(fmt::format("{}: write.guard 'unchanged' is not possible with mode 'batch' "
-                                 "(BatchWriteItem has no conditions); use mode 'update' or 'transact'", spec.label));
+    throw UsageError(
+        fmt::format("{}: write.guard 'unchanged' is not possible with mode 'batch' "
+                    "(BatchWriteItem has no conditions); use mode 'update' or 'transact'",
+                    spec.label));
   }
   if (mode_ == WriteMode::Update && may_change_key_ && same_table_) {
-    throw UsageError(fmt::format("{}: the transform changes a key attribute of table '{}' ({}), which mode "
-                                 "'update' cannot do; use mode 'transact' (atomic delete + put) or 'batch'",
-                                 spec.label, target_.name, fmt::format("{}", fmt::join(target_keys, ", "))));
+    throw UsageError(
+        fmt::format("{}: the transform changes a key attribute of table '{}' ({}), which mode "
+                    "'update' cannot do; use mode 'transact' (atomic delete + put) or 'batch'",
+                    spec.label, target_.name, fmt::format("{}", fmt::join(target_keys, ", "))));
   }
   if (mode_ == WriteMode::Delete && !same_table_) {
-    throw UsageError(fmt::format("{}: mode 'delete' deletes from the source table; write.table must be "
-                                 "empty or '{}'", spec.label, source_.name));
+    throw UsageError(
+        fmt::format("{}: mode 'delete' deletes from the source table; write.table must be "
+                    "empty or '{}'",
+                    spec.label, source_.name));
   }
   if (same_table_ && may_change_key_ && version_attribute_.empty() && !where_) {
-    warnings_.push_back(fmt::format("{}: the transform changes the key but has neither version_attribute nor "
-                                    "where: items it writes may be scanned again and transformed twice",
-                                    spec.label));
+    warnings_.push_back(
+        fmt::format("{}: the transform changes the key but has neither version_attribute nor "
+                    "where: items it writes may be scanned again and transformed twice",
+                    spec.label));
   }
+}
+
+std::unique_ptr<ItemProcessor::LocalState> ItemProcessor::make_local_state() const {
+  auto state = std::make_unique<LocalState>();
+  for (const auto& t : transforms_) state->transforms.push_back(t->make_local_state());
+  return state;
 }
 
 std::optional<Item> ItemProcessor::target_key(const Item& item) const {
@@ -119,16 +124,32 @@ std::optional<Item> ItemProcessor::target_key(const Item& item) const {
 
 Item ItemProcessor::source_key(const Item& item) const {
   Item key;
-  if (const AttributeValue* pk = item.find(source_.partition_key.name)) key.append(source_.partition_key.name, *pk);
+  if (const AttributeValue* pk = item.find(source_.partition_key.name))
+    key.append(source_.partition_key.name, *pk);
   if (source_.sort_key) {
-    if (const AttributeValue* sk = item.find(source_.sort_key->name)) key.append(source_.sort_key->name, *sk);
+    if (const AttributeValue* sk = item.find(source_.sort_key->name))
+      key.append(source_.sort_key->name, *sk);
   }
   return key;
 }
 
-Decision ItemProcessor::process(const Item& scanned, const expr::EvalContext& ctx) const {
+bool ItemProcessor::finish_item(Item& item, const Item& scanned, Decision& d) const {
+  if (!version_attribute_.empty()) {
+    item.set(version_attribute_,
+             AttributeValue(dynamo::Number::from_decimal(dynamo::Decimal::from_int(version_))));
+  }
+  if (target_key(item)) return true;
+  d.kind = Decision::Kind::Error;
+  d.error = fmt::format("item {}: after the transform it has no key for table '{}' (needs {}{})",
+                        dynamo::to_debug_string(source_key(scanned)), target_.name,
+                        target_.partition_key.name,
+                        target_.sort_key ? " and " + target_.sort_key->name : std::string());
+  return false;
+}
+
+Decision ItemProcessor::process(const Item& scanned, LocalState& state) const {
   Decision d;
-  if (where_ && !where_->evaluate(scanned, ctx)) return d;  // NotMatched
+  if (where_ && !where_->evaluate(scanned, ctx_.eval)) return d;  // NotMatched
   if (!version_attribute_.empty()) {
     if (const AttributeValue* v = scanned.find(version_attribute_)) {
       if (const auto* n = v->get_if<dynamo::Number>()) {
@@ -144,39 +165,63 @@ Decision ItemProcessor::process(const Item& scanned, const expr::EvalContext& ct
     return d;
   }
   d.new_item = scanned;
-  for (const auto& t : transforms_) {
-    if (auto err = t->apply(d.new_item, ctx)) {
-      d.kind = Decision::Kind::Error;
-      d.error = fmt::format("item {}: {}: {}", dynamo::to_debug_string(source_key(scanned)), t->describe(), *err);
-      return d;
+  for (std::size_t i = 0; i < transforms_.size(); ++i) {
+    TransformResult r = transforms_[i]->apply(d.new_item, state.transforms[i].get(), ctx_);
+    switch (r.kind) {
+      case TransformResult::Kind::Keep:
+      case TransformResult::Kind::Changed: continue;
+      case TransformResult::Kind::Skip: d.kind = Decision::Kind::Skipped; return d;
+      case TransformResult::Kind::Delete:
+        // A copy never deletes from its source: an item the transform drops is not copied.
+        d.kind = same_table_ ? Decision::Kind::Delete : Decision::Kind::Skipped;
+        return d;
+      case TransformResult::Kind::Error:
+        d.kind = Decision::Kind::Error;
+        d.error = fmt::format("item {}: {}: {}", dynamo::to_debug_string(source_key(scanned)),
+                              transforms_[i]->describe(), r.error);
+        return d;
+      case TransformResult::Kind::Many: {
+        if (mode_ == WriteMode::Update) {
+          d.kind = Decision::Kind::Error;
+          d.error = fmt::format(
+              "item {}: {} made {} items, which mode 'update' cannot write; use 'batch' or "
+              "'transact'",
+              dynamo::to_debug_string(source_key(scanned)), transforms_[i]->describe(),
+              r.items.size());
+          return d;
+        }
+        auto old_key = target_key(scanned);
+        d.key_changed = same_table_;
+        for (auto& item : r.items) {
+          if (!finish_item(item, scanned, d)) return d;
+          if (same_table_ && old_key && *target_key(item) == *old_key) d.key_changed = false;
+        }
+        d.kind = Decision::Kind::Many;
+        d.items = std::move(r.items);
+        d.new_item = Item{};
+        return d;
+      }
     }
   }
   if (same_table_ && d.new_item == scanned) {
     d.kind = Decision::Kind::Unchanged;
     return d;
   }
-  if (!version_attribute_.empty()) {
-    d.new_item.set(version_attribute_, AttributeValue(dynamo::Number::from_decimal(dynamo::Decimal::from_int(version_))));
-  }
+  if (!finish_item(d.new_item, scanned, d)) return d;
   auto new_key = target_key(d.new_item);
-  if (!new_key) {
-    d.kind = Decision::Kind::Error;
-    d.error = fmt::format("item {}: after the transform it has no key for table '{}' (needs {}{})",
-                          dynamo::to_debug_string(source_key(scanned)), target_.name, target_.partition_key.name,
-                          target_.sort_key ? " and " + target_.sort_key->name : std::string());
-    return d;
-  }
   if (same_table_) {
     auto old_key = target_key(scanned);
     d.key_changed = !old_key || !(*old_key == *new_key);
   }
   if (d.key_changed && mode_ == WriteMode::Update) {
     d.kind = Decision::Kind::Error;
-    d.error = fmt::format("item {}: the transform changed its key, which mode 'update' cannot write",
-                          dynamo::to_debug_string(source_key(scanned)));
+    d.error =
+        fmt::format("item {}: the transform changed its key, which mode 'update' cannot write",
+                    dynamo::to_debug_string(source_key(scanned)));
     return d;
   }
-  d.kind = (same_table_ && !d.key_changed && (mode_ == WriteMode::Update || mode_ == WriteMode::Transact))
+  d.kind = (same_table_ && !d.key_changed &&
+            (mode_ == WriteMode::Update || mode_ == WriteMode::Transact))
                ? Decision::Kind::Update
                : Decision::Kind::Put;
   return d;

@@ -1,6 +1,7 @@
-// The CPU part of a pipeline step, per item: client-side `where`, version check, ordered
-// transforms, and what the write must be (put, update, delete, key change). Built once at plan
-// time from a StepSpec and the tables' key schemas; immutable; process() runs on many threads.
+// The CPU part of a pipeline step, per item: client-side `where`, version check, the ordered
+// transform chain, and what the write must be (put, update, delete, key change, fan-out). Built
+// once at plan time from a StepSpec, its compiled expressions and the tables' key schemas;
+// immutable; process() runs on many TBB workers at once, each with its own LocalState.
 #pragma once
 
 #include <memory>
@@ -8,38 +9,49 @@
 #include <string>
 #include <vector>
 
-#include "dynamo/expression.h"
 #include "dynamo/requests.h"
+#include "expr/expression.h"
+#include "stages/step_expressions.h"
 #include "stages/step_spec.h"
-#include "stages/transform_stage.h"
+#include "stages/transform.h"
 
 namespace dynamorph::stages {
 
 struct Decision {
   enum class Kind {
     NotMatched,  // where said no
-    Skipped,     // version_attribute already at this version
+    Skipped,     // version_attribute already at this version, or a transform said skip
     Unchanged,   // transforms changed nothing
     Put,         // write new_item (whole item); with key_changed also delete the old key
     Update,      // same key, some attributes changed (update / transact modes)
-    Delete,      // delete mode
+    Delete,      // delete the scanned item (delete mode, or a transform said delete)
+    Many,        // write every item of `items`; with key_changed also delete the old key
     Error        // a transform failed on this item: `error` names the item's key
   };
   Kind kind = Kind::NotMatched;
   dynamo::Item new_item;
+  std::vector<dynamo::Item> items;  // Many
   bool key_changed = false;
   std::string error;
 };
 
 class ItemProcessor {
  public:
-  // Throws UsageError for what cannot run (key change in update mode, guard with batch, a
-  // write to another table that would lose its key …), naming the step.
-  // `now_iso` is bound to :now unless the step defines :now itself.
-  ItemProcessor(const StepSpec& spec, const dynamo::TableDescription& source,
-                const dynamo::TableDescription& target, std::int64_t version, const std::string& now_iso);
+  // A worker's private state: one per transform that needs one.
+  struct LocalState {
+    std::vector<std::unique_ptr<TransformState>> transforms;
+  };
 
-  Decision process(const dynamo::Item& scanned, const dynamo::expr::EvalContext& ctx) const;
+  // Throws UsageError for what cannot run (key change in update mode, guard with batch, a
+  // write to another table that would lose its key …), naming the step. `source` is the table
+  // read (for a source outside DynamoDB: a description carrying the target's key schema).
+  ItemProcessor(const StepSpec& spec, const StepExpressions& expressions,
+                const dynamo::TableDescription& source, const dynamo::TableDescription& target,
+                std::int64_t version, const std::string& now_iso);
+
+  std::unique_ptr<LocalState> make_local_state() const;
+  Decision process(const dynamo::Item& scanned, LocalState& state) const;
+  const TransformContext& context() const { return ctx_; }
 
   // Plan facts.
   WriteMode mode() const { return mode_; }
@@ -54,28 +66,29 @@ class ItemProcessor {
   const std::vector<std::string>& reads() const { return reads_; }
   bool reads_everything() const { return reads_everything_; }
   bool may_change_key() const { return may_change_key_; }
-  // Server-side parts of the source.
-  const dynamo::WireExpression& server_filter() const { return server_filter_; }
-  const dynamo::WireExpression& key_condition() const { return key_condition_; }
-  std::vector<std::string> warnings() const { return warnings_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   // The target table's key of an item (nullopt if a key attribute is missing).
   std::optional<dynamo::Item> target_key(const dynamo::Item& item) const;
   dynamo::Item source_key(const dynamo::Item& item) const;
 
  private:
+  // Stamps the version and checks the target key of one written item; false with d.error set.
+  bool finish_item(dynamo::Item& item, const dynamo::Item& scanned, Decision& d) const;
+
   dynamo::TableDescription source_, target_;
   WriteMode mode_;
   bool guarded_ = false;
   bool same_table_ = true;
   std::string version_attribute_;
   std::int64_t version_ = 0;
-  std::optional<dynamo::expr::Condition> where_;
-  std::vector<std::unique_ptr<TransformStage>> transforms_;
+  const expr::Condition* where_ = nullptr;  // into expressions_
+  StepExpressions expressions_;
+  std::vector<std::unique_ptr<Transform>> transforms_;
+  TransformContext ctx_;
   std::vector<std::string> reads_;
   bool reads_everything_ = false;
   bool may_change_key_ = false;
-  dynamo::WireExpression server_filter_, key_condition_;
   std::vector<std::string> warnings_;
 };
 

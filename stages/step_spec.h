@@ -22,6 +22,9 @@ struct Expression {
 };
 
 struct SourceSpec {
+  // The registered source kind (source.h): "scan", "query", "export". Empty: "query" when
+  // query_key is set, else "scan".
+  std::string kind;
   std::string table;                 // physical name (namespace applied)
   std::optional<std::string> index;  // scan or query an index
   int segments = 0;                  // 0: the run's --segments
@@ -30,12 +33,13 @@ struct SourceSpec {
   int page_size = 0;                 // Limit per request; 0: server default (1 MB)
   bool consistent_read = false;
   bool scan_forward = true;
+  std::string export_location;  // export: a local folder or s3://bucket/prefix
 };
 
 struct TransformSpec {
-  Expression update;  // an update expression …
-  std::string stage;  // … or the name of a registered C++ stage
-  std::map<std::string, std::string> args;  // the C++ stage's arguments
+  Expression update;                                   // an update expression …
+  std::string stage;                                   // … or the name of a registered C++ stage
+  std::map<std::string, dynamo::AttributeValue> args;  // the C++ stage's arguments, typed
 };
 
 struct WriteSpec {
@@ -46,9 +50,9 @@ struct WriteSpec {
 };
 
 struct StepSpec {
-  std::string label;  // "migrations/x.yaml:9: pipeline", for messages
-  std::map<std::string, std::string> names;                // "#n" -> "name"
-  std::map<std::string, dynamo::AttributeValue> values;    // ":v" -> value
+  std::string label;                         // "migrations/x.yaml:9: pipeline", for messages
+  std::map<std::string, std::string> names;  // "#n" -> "name"
+  std::map<std::string, dynamo::AttributeValue> values;  // ":v" -> value
   SourceSpec source;
   Expression where;
   std::vector<TransformSpec> transform;

@@ -8,7 +8,8 @@
 #include <thread>
 
 #include "migrations/checkpoint_store.h"
-#include "migrations/clock.h"
+#include "dynamo/clock.h"
+#include "dynamo/json.h"
 #include "migrations/errors.h"
 #include "migrations/lease.h"
 #include "migrations/state_table.h"
@@ -22,11 +23,13 @@ namespace {
 using namespace std::chrono_literals;
 
 // Resume points as the scan source makes them, in one place.
+// (a LastEvaluatedKey in DynamoDB JSON; opaque to the state table).
 void set_resume_point(pipeline::SegmentCheckpoint& cp, const std::string& pk) {
-  cp.resume_key = dynamo::Item{{"PK", test::S(pk)}, {"SK", test::S("PROFILE")}};
+  cp.resume_token.emplace();
+  dynamo::write_item(*cp.resume_token, dynamo::Item{{"PK", test::S(pk)}, {"SK", test::S("PROFILE")}});
 }
 std::string resume_point_pk(const pipeline::SegmentCheckpoint& cp) {
-  return cp.resume_key ? cp.resume_key->find("PK")->as<std::string>() : std::string();
+  return cp.resume_token ? dynamo::parse_item(*cp.resume_token).find("PK")->as<std::string>() : std::string();
 }
 
 // How many requests of `op` the proxy has seen.
@@ -81,7 +84,7 @@ TEST_F(StateTest, HeartbeatKeepsTheLeaseAlive) {
   std::this_thread::sleep_for(2500ms);
   auto lock = state_->read_lock();
   ASSERT_TRUE(lock);
-  EXPECT_GT(lock->expires_at_ms, now_epoch_ms());
+  EXPECT_GT(lock->expires_at_ms, dynamo::now_epoch_ms());
   EXPECT_FALSE(lease->lost());
   VersionRecord r;
   r.version = 1;
@@ -95,9 +98,9 @@ TEST_F(StateTest, HeartbeatKeepsTheLeaseAlive) {
 
 TEST_F(StateTest, TakenOverLeaseIsLostAndWritesAreRefused) {
   auto lease = Lease::acquire(*state_, 900ms, &stop_);
-  LockRecord other{"elsewhere:1:x", "elsewhere", 1, now_iso(), now_epoch_ms() + 600000};
+  LockRecord other{"elsewhere:1:x", "elsewhere", 1, dynamo::now_iso(), dynamo::now_epoch_ms() + 600000};
   ASSERT_TRUE(state_->delete_lock(""));
-  ASSERT_TRUE(state_->try_put_lock(other, now_epoch_ms()));
+  ASSERT_TRUE(state_->try_put_lock(other, dynamo::now_epoch_ms()));
   for (int i = 0; i < 50 && !lease->lost(); ++i) std::this_thread::sleep_for(100ms);
   EXPECT_TRUE(lease->lost());
   EXPECT_TRUE(stop_.load());
@@ -161,8 +164,8 @@ TEST_F(StateTest, VersionRecordKeepsTheSchemaBlockInOrder) {
 }
 
 TEST_F(StateTest, ExpiredLeaseIsTakenOver) {
-  LockRecord old{"gone:2:y", "gone", 2, now_iso(), now_epoch_ms() - 1000};
-  ASSERT_TRUE(state_->try_put_lock(old, now_epoch_ms() - 2000));
+  LockRecord old{"gone:2:y", "gone", 2, dynamo::now_iso(), dynamo::now_epoch_ms() - 1000};
+  ASSERT_TRUE(state_->try_put_lock(old, dynamo::now_epoch_ms() - 2000));
   auto lease = Lease::acquire(*state_, 60s, nullptr);
   EXPECT_EQ(state_->read_lock()->owner, lease->proof().owner);
 }
@@ -177,8 +180,8 @@ TEST_F(StateTest, CheckpointsRoundTripCoalesceAndClear) {
         pipeline::SegmentCheckpoint cp;
         cp.segment = seg;
         cp.pages = page;
-        cp.resume_key = dynamo::Item{{"PK", test::S("USER#" + std::to_string(page))},
-                                     {"SK", test::S("PROFILE")}};
+        // Opaque bytes, NUL and non-UTF-8 included: stored and returned as they are.
+        cp.resume_token = std::string("tok\0\xff#", 6) + std::to_string(page);
         cp.counters.scanned = page * 10;
         cp.counters.written = page;
         cp.counters.consumed_wcu = page * 0.5;
@@ -198,9 +201,9 @@ TEST_F(StateTest, CheckpointsRoundTripCoalesceAndClear) {
     EXPECT_EQ(run->segments[0].pages, 20);
     EXPECT_EQ(run->segments[0].counters.scanned, 200);
     EXPECT_DOUBLE_EQ(run->segments[0].counters.consumed_wcu, 10.0);
-    EXPECT_EQ(run->segments[0].resume_key->find("PK")->as<std::string>(), "USER#20");
+    EXPECT_EQ(*run->segments[0].resume_token, std::string("tok\0\xff#20", 8));
     EXPECT_TRUE(run->segments[2].done);
-    EXPECT_FALSE(run->segments[2].resume_key);
+    EXPECT_FALSE(run->segments[2].resume_token);
   }
   // Another step, another direction: separate.
   EXPECT_FALSE(state_->load_checkpoints(7, Direction::Up, 1));

@@ -19,14 +19,35 @@ std::string read_first_line(const std::string& path) {
 }
 
 struct OwnServer {
+  std::string script;  // scripts/dynamodb-local.sh or scripts/s3-server.sh
   std::string dir;
   ~OwnServer() {
     if (!dir.empty()) {
-      std::string cmd = source_path("scripts/dynamodb-local.sh") + " stop " + dir;
+      std::string cmd = source_path(script) + " stop " + dir;
       if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not stop %s\n", dir.c_str());
     }
   }
 };
+
+// The endpoint of a fixture's server: from `endpoint_var`, else the port file in `dir_var`'s
+// folder, else a server of this process's own started with `script` (stopped at exit).
+std::string fixture_endpoint(OwnServer& own, const char* endpoint_var, const char* dir_var,
+                             const std::string& script, const std::string& own_dir) {
+  if (const char* e = std::getenv(endpoint_var); e && *e) return e;
+  std::string dir;
+  if (const char* d = std::getenv(dir_var); d && *d) {
+    dir = d;
+  } else {
+    dir = own_dir;
+    own.script = script;
+    own.dir = dir;
+    std::string cmd = source_path(script) + " start " + dir + " >/dev/null";
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not start " + script);
+  }
+  std::string port = read_first_line(dir + "/port");
+  if (port.empty()) throw std::runtime_error("no server port in " + dir);
+  return "http://127.0.0.1:" + port;
+}
 
 }  // namespace
 
@@ -43,25 +64,27 @@ std::string ddb_endpoint() {
   static std::string endpoint;
   static OwnServer own;
   std::call_once(once, [] {
-    if (const char* e = std::getenv("DYNAMORPH_TEST_ENDPOINT")) {
-      endpoint = e;
-      return;
-    }
-    std::string dir;
-    if (const char* d = std::getenv("DYNAMORPH_TEST_DDB_DIR")) {
-      dir = d;
-    } else {
-      dir = std::string(DYNAMORPH_BINARY_DIR) + "/ddb-local-" + std::to_string(::getpid());
-      own.dir = dir;
-      std::string cmd = source_path("scripts/dynamodb-local.sh") + " start " + dir + " >/dev/null";
-      if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not start DynamoDB Local");
-    }
-    std::string port = read_first_line(dir + "/port");
-    if (port.empty()) throw std::runtime_error("no DynamoDB Local port in " + dir);
-    endpoint = "http://127.0.0.1:" + port;
+    endpoint = fixture_endpoint(
+        own, "DYNAMORPH_TEST_ENDPOINT", "DYNAMORPH_TEST_DDB_DIR", "scripts/dynamodb-local.sh",
+        std::string(DYNAMORPH_BINARY_DIR) + "/ddb-local-" + std::to_string(::getpid()));
   });
   return endpoint;
 }
+
+std::string s3_endpoint() {
+  static std::once_flag once;
+  static std::string endpoint;
+  static OwnServer own;
+  std::call_once(once, [] {
+    endpoint = fixture_endpoint(
+        own, "DYNAMORPH_TEST_S3_ENDPOINT", "DYNAMORPH_TEST_S3_DIR", "scripts/s3-server.sh",
+        std::string(DYNAMORPH_BINARY_DIR) + "/s3-server-" + std::to_string(::getpid()));
+  });
+  return endpoint;
+}
+
+std::string s3_bucket() { return "dynamorph-test"; }
+std::string s3_access_key() { return "S3RVER"; }
 
 std::string unique_name(const std::string& prefix) {
   static std::atomic<int> counter{0};

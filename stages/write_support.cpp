@@ -1,0 +1,280 @@
+#include "stages/write_support.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "dynamo/json.h"
+
+namespace dynamorph::stages {
+
+using dynamo::AttributeValue;
+using dynamo::BatchWriteEntry;
+using dynamo::Item;
+using dynamo::WireExpression;
+
+namespace {
+
+std::string key_string(const std::string& table, const Item& key) {
+  std::string s = table;
+  s.push_back('\0');
+  dynamo::write_item(s, key);
+  return s;
+}
+
+void append_clause(std::string& text, std::string_view clause) {
+  if (!text.empty()) text += " AND ";
+  text += clause;
+}
+
+WriteAnswer failure(dynamo::ServiceError&& e) {
+  WriteAnswer a;
+  a.attempts = e.attempts;
+  a.error = std::make_shared<dynamo::ServiceError>(std::move(e));
+  return a;
+}
+
+}  // namespace
+
+double write_units(const Item& item) {
+  return std::ceil(static_cast<double>(dynamo::item_size(item)) / 1024.0);
+}
+
+WireExpression guard_condition(const ItemProcessor& p, const Item& scanned, bool whole_item) {
+  WireExpression w;
+  // Never recreate an item that was deleted meanwhile.
+  w.names["#k"] = p.target().partition_key.name;
+  append_clause(w.text, "attribute_exists(#k)");
+  if (p.guarded()) {
+    std::vector<std::string> attrs;
+    if (whole_item || p.reads_everything()) {
+      for (const auto& [name, v] : scanned) attrs.push_back(name);
+    } else {
+      attrs = p.reads();
+    }
+    int i = 0;
+    for (const auto& name : attrs) {
+      std::string n = fmt::format("#g{}", i), v = fmt::format(":g{}", i);
+      ++i;
+      w.names[n] = name;
+      if (const AttributeValue* val = scanned.find(name)) {
+        append_clause(w.text, fmt::format("{} = {}", n, v));
+        w.values[v] = *val;
+      } else {
+        append_clause(w.text, fmt::format("attribute_not_exists({})", n));
+      }
+    }
+  }
+  if (!p.version_attribute().empty()) {
+    w.names["#v"] = p.version_attribute();
+    w.values[":v"] =
+        AttributeValue(dynamo::Number::from_decimal(dynamo::Decimal::from_int(p.version())));
+    append_clause(w.text, "(attribute_not_exists(#v) OR #v < :v)");
+  }
+  return w;
+}
+
+WireExpression update_expression(const Item& before, const Item& after) {
+  WireExpression w;
+  std::string set, remove;
+  int i = 0;
+  for (const auto& [name, v] : after) {
+    const AttributeValue* old = before.find(name);
+    if (old && *old == v) continue;
+    std::string n = fmt::format("#u{}", i), val = fmt::format(":u{}", i);
+    ++i;
+    w.names[n] = name;
+    w.values[val] = v;
+    set += set.empty() ? "SET " : ", ";
+    set += fmt::format("{} = {}", n, val);
+  }
+  for (const auto& [name, v] : before) {
+    if (after.find(name)) continue;
+    std::string n = fmt::format("#u{}", i++);
+    w.names[n] = name;
+    remove += remove.empty() ? " REMOVE " : ", ";
+    remove += n;
+  }
+  w.text = set + remove;
+  return w;
+}
+
+WriteOp guarded_delete(const ItemProcessor& p, const Item& scanned, int conflict_round) {
+  WriteOp op;
+  op.scanned.push_back(scanned);
+  op.item_count = 1;
+  op.conflict_round = conflict_round;
+  op.request =
+      DeleteWrite{{p.source().name, p.source_key(scanned), guard_condition(p, scanned, true)}};
+  op.deletes = 1;
+  op.wcu_estimate = write_units(scanned);
+  return op;
+}
+
+void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, double wcu, int puts,
+                       int deletes, std::vector<WriteOp>& out) {
+  std::vector<std::string> keys;
+  bool clash = false;
+  if (may_clash || !open_keys_.empty()) {
+    // Once a batch holds a key that may repeat, every later key is recorded too.
+    for (const auto& e : entries) {
+      Item key = e.kind == BatchWriteEntry::Kind::Put ? *p_.target_key(e.item) : e.item;
+      keys.push_back(key_string(e.table, key));
+      clash =
+          clash || std::find(open_keys_.begin(), open_keys_.end(), keys.back()) != open_keys_.end();
+    }
+  }
+  auto& batch = std::get<BatchWrite>(open_.request).entries;
+  if (clash || batch.size() + entries.size() > 25) flush(out);
+  auto& open_batch = std::get<BatchWrite>(open_.request).entries;
+  for (auto& e : entries) open_batch.push_back(std::move(e));
+  for (auto& k : keys) open_keys_.push_back(std::move(k));
+  open_.wcu_estimate += wcu;
+  open_.puts += puts;
+  open_.deletes += deletes;
+  ++open_.item_count;
+  if (open_batch.size() >= 25) flush(out);
+}
+
+void BatchGrouper::flush(std::vector<WriteOp>& out) {
+  if (std::get<BatchWrite>(open_.request).entries.empty()) return;
+  out.push_back(std::move(open_));
+  open_ = WriteOp{};
+  open_keys_.clear();
+}
+
+void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& scanned, Decision&& d,
+                        std::vector<WriteOp>& out) {
+  const std::string& table = p.target_table();
+  if (d.kind == Decision::Kind::Delete) {
+    g.add({{p.source().name, BatchWriteEntry::Kind::Delete, p.source_key(scanned)}}, false,
+          write_units(scanned), 0, 1, out);
+    return;
+  }
+  std::vector<BatchWriteEntry> entries;
+  double wcu = 0;
+  int puts = 0;
+  auto put = [&](Item&& item) {
+    wcu += write_units(item);
+    ++puts;
+    entries.push_back({table, BatchWriteEntry::Kind::Put, std::move(item)});
+  };
+  if (d.kind == Decision::Kind::Many) {
+    for (auto& item : d.items) put(std::move(item));
+  } else {
+    put(std::move(d.new_item));
+  }
+  int deletes = 0;
+  if (d.key_changed) {  // the put(s) first, then the old key's delete, in one request
+    wcu += write_units(scanned);
+    entries.push_back({table, BatchWriteEntry::Kind::Delete, p.source_key(scanned)});
+    deletes = 1;
+  }
+  bool may_clash = d.key_changed || !p.same_table() || d.kind == Decision::Kind::Many;
+  g.add(std::move(entries), may_clash, wcu, puts, deletes, out);
+}
+
+namespace {
+
+class BatchPageState final : public SinkState {
+ public:
+  explicit BatchPageState(const ItemProcessor& p) : p_(p), grouper_(p) {}
+  void add(const Item& scanned, Decision&& d, std::vector<WriteOp>& out, int) override {
+    add_batch_decision(p_, grouper_, scanned, std::move(d), out);
+  }
+  void flush(std::vector<WriteOp>& out) override { grouper_.flush(out); }
+
+ private:
+  const ItemProcessor& p_;
+  BatchGrouper grouper_;
+};
+
+}  // namespace
+
+std::unique_ptr<SinkState> make_batch_page_state(const ItemProcessor& p) {
+  return std::make_unique<BatchPageState>(p);
+}
+
+void send_write_request(dynamo::Client& client, WriteOp& op,
+                        std::function<void(WriteAnswer)> done) {
+  auto single = [done](dynamo::Outcome<dynamo::RawResponse> r) {
+    if (!r) return done(failure(std::move(r.error())));
+    WriteAnswer a;
+    a.throttled = r.value().throttled;
+    a.attempts = r.value().attempts;
+    try {
+      a.consumed_wcu = dynamo::parse_consumed_total(r.value().body);
+    } catch (const std::exception&) {
+      a.capacity_unreadable = true;  // the write succeeded; only its cost is unknown
+    }
+    done(std::move(a));
+  };
+  std::string body;
+  std::visit(
+      [&](auto& req) {
+        using T = std::decay_t<decltype(req)>;
+        if constexpr (std::is_same_v<T, BatchWrite>) {
+          // The entries are not needed after sending: a failed batch fails the run, it is
+          // never rebuilt from them.
+          client.batch_write_async(std::move(req.entries),
+                                   [done](dynamo::Outcome<dynamo::BatchWriteSummary> r) {
+                                     if (!r) return done(failure(std::move(r.error())));
+                                     WriteAnswer a;
+                                     a.consumed_wcu = r.value().consumed_capacity;
+                                     a.throttled = r.value().throttled;
+                                     a.attempts = r.value().requests;
+                                     done(std::move(a));
+                                   });
+        } else if constexpr (std::is_same_v<T, UpdateWrite>) {
+          dynamo::write_update_item(body, req.request);
+          client.call_async("UpdateItem", std::move(body), single);
+        } else if constexpr (std::is_same_v<T, PutWrite>) {
+          dynamo::write_put_item(body, req.request);
+          client.call_async("PutItem", std::move(body), single);
+        } else if constexpr (std::is_same_v<T, DeleteWrite>) {
+          dynamo::write_delete_item(body, req.request);
+          client.call_async("DeleteItem", std::move(body), single);
+        } else {
+          client.transact_write_async(req.actions, {}, [done](dynamo::Outcome<double> r) {
+            if (!r) return done(failure(std::move(r.error())));
+            WriteAnswer a;
+            a.consumed_wcu = r.value();
+            done(std::move(a));
+          });
+        }
+      },
+      op.request);
+}
+
+std::string still_conflicting(const ItemProcessor& p, const Item& scanned, int rounds) {
+  return fmt::format("item {}: still conflicting after {} re-reads (the item keeps changing)",
+                     dynamo::to_debug_string(p.source_key(scanned)), rounds);
+}
+
+Verdict batch_verdict(const ItemProcessor& p, const WriteOp& op, const WriteAnswer& a) {
+  Verdict v;
+  if (!a.error) {
+    v.written = op.item_count;
+  } else {
+    v.failed = op.item_count;
+    v.error = fmt::format("writing to '{}': {}", p.target_table(), a.error->to_string());
+  }
+  return v;
+}
+
+Verdict single_verdict(const ItemProcessor& p, const WriteOp& op, const WriteAnswer& a,
+                       int max_rounds) {
+  if (!a.error || !a.error->conditional_check_failed()) return batch_verdict(p, op, a);
+  // The guard failed: somebody changed the item since it was scanned. Re-read and redo it.
+  Verdict v;
+  v.conflicts = 1;
+  if (op.conflict_round >= max_rounds) {
+    v.failed = 1;
+    v.error = still_conflicting(p, op.scanned.front(), op.conflict_round);
+  } else {
+    v.reread.push_back(0);
+  }
+  return v;
+}
+
+}  // namespace dynamorph::stages

@@ -1,0 +1,64 @@
+// What the write-mode sinks share: capacity estimates, guard conditions, update diffs, the
+// BatchWriteItem grouper, sending any WriteRequest through the client, and the verdicts of
+// single-item and batch writes. Plain functions and one per-page state class.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "stages/sink.h"
+
+namespace dynamorph::stages {
+
+// Write units of one item: 1 per started KB.
+double write_units(const dynamo::Item& item);
+
+// The condition of a write based on `scanned`: the item still exists, and with a guard, every
+// attribute the step read (or, `whole_item`, every attribute) still holds its scanned value;
+// with version_attribute, the item is not at this version yet.
+dynamo::WireExpression guard_condition(const ItemProcessor& p, const dynamo::Item& scanned,
+                                       bool whole_item);
+// SET of what changed, REMOVE of what went.
+dynamo::WireExpression update_expression(const dynamo::Item& before, const dynamo::Item& after);
+
+// A DeleteItem of the scanned item, conditioned on all of it (guard_condition whole_item).
+WriteOp guarded_delete(const ItemProcessor& p, const dynamo::Item& scanned, int conflict_round);
+
+// Groups BatchWriteItem entries: ≤ 25 per request, no key twice in one (a key change's put and
+// delete stay together). One per page.
+class BatchGrouper {
+ public:
+  explicit BatchGrouper(const ItemProcessor& p) : p_(p) {}
+  // `may_clash`: the entries' keys could repeat one already in the open batch (key changes,
+  // copies, fan-out); a scan never returns a key twice, so plain rewrites cannot.
+  void add(std::vector<dynamo::BatchWriteEntry> entries, bool may_clash, double wcu, int puts,
+           int deletes, std::vector<WriteOp>& out);
+  void flush(std::vector<WriteOp>& out);
+
+ private:
+  const ItemProcessor& p_;
+  WriteOp open_;
+  std::vector<std::string> open_keys_;  // serialized keys in open_, once any may clash
+};
+
+// Adds the batch entries of a Put / Delete / Many decision (puts first, then the old key's
+// delete) to `g`.
+void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const dynamo::Item& scanned,
+                        Decision&& d, std::vector<WriteOp>& out);
+
+// The page state of batch mode (and of the none sink, which counts what batch mode would send).
+std::unique_ptr<SinkState> make_batch_page_state(const ItemProcessor& p);
+
+// Sends any request kind through the client; `done` runs on the I/O thread.
+void send_write_request(dynamo::Client& client, WriteOp& op, std::function<void(WriteAnswer)> done);
+
+// A BatchWriteItem has no conditions: done, or (its retries spent) failed as a whole.
+Verdict batch_verdict(const ItemProcessor& p, const WriteOp& op, const WriteAnswer& a);
+// A single conditional write: done, re-read after a failed guard (bounded by max_rounds), or
+// failed.
+Verdict single_verdict(const ItemProcessor& p, const WriteOp& op, const WriteAnswer& a,
+                       int max_rounds);
+// The message for an item whose guard keeps failing.
+std::string still_conflicting(const ItemProcessor& p, const dynamo::Item& scanned, int rounds);
+
+}  // namespace dynamorph::stages
