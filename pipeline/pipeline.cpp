@@ -34,7 +34,6 @@
 #include "dynamo/errors.h"
 #include "pipeline/rate_limiter.h"
 #include "stages/step_plan.h"
-#include "stages/write_support.h"
 
 namespace dynamorph::pipeline {
 
