@@ -1,5 +1,5 @@
 // Parse and serialize speed of the DynamoDB JSON codec on a full Scan page: items of ~300 bytes
-// shaped like ../shared/peers' dataset (80% user profiles, 20% photos), as many as DynamoDB
+// shaped like the baseline peers' dataset (80% user profiles, 20% photos), as many as DynamoDB
 // puts in one 1 MB page. Reports MB/s of JSON and items/s. Inputs are checked for a correct
 // round trip before anything is timed.
 #include <benchmark/benchmark.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench/e2e.py -- dynamorph's end-to-end migration benchmark against DynamoDB Local.
 
-  /usr/bin/python3 bench/e2e.py [--n 100000] [--reps 3] [--peers] [--rss 20000,160000]
+  /usr/bin/python3 bench/e2e.py [--n 100000] [--reps 3] [--peers DIR] [--rss 20000,160000]
                                 [--rss-reps 1] [--bin build-bench/bench/migrate_bench]
 
 Per rep and job: fresh DynamoDB Local (-inMemory, scripts/dynamodb-local.sh, DDB_JAVA_OPTS=-Xmx6g),
@@ -9,9 +9,10 @@ seed N items with bench/dataset.py (deterministic, seed 42), one unmeasured warm
 job, record the server's CPU (utime+stime from /proc/PID/stat) and peak RSS (VmHWM), the CPU
 burnt by everything else on the box (foreign_cpu_s, /proc/stat), verify every attribute of every
 item with bench/dataset.py verify, stop the server.
-Jobs: dynamorph (bench/migrate_bench) and, with --peers, ../shared/peers/peer_node_sdkv3.cjs (the
-best peer of the baseline; needs ../shared/peers/setup.sh npm). The peer is only run, never
-imported: nothing here depends on ../shared at run time unless --peers is given.
+Jobs: dynamorph (bench/migrate_bench) and, with --peers DIR, DIR/peer_node_sdkv3.cjs: the best
+of the baseline peer scripts (AWS SDK for JavaScript v3, 8 segments, BatchWriteItem), from a
+folder of peer scripts with their npm packages installed under DIR/.cache/npm. The peer is only
+run, never imported: nothing here depends on it unless --peers is given.
 --rss: extra dynamorph-only runs at those table sizes for the memory-flatness target.
 Writes bench/results/e2e-<date>.jsonl (raw) and e2e-<date>.md (medians, ratios).
 """
@@ -28,8 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = "/usr/bin/python3"
 CLK = os.sysconf("SC_CLK_TCK")
-PEERS_DIR = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
-# ../shared/peers/results/REPORT.md, medians of 3, 100k items (client CPU s per 100k items)
+PEERS_DIR = ""  # --peers DIR
+# The peers' own published figures (their REPORT.md), medians of 3, 100k items (client CPU s per 100k items)
 BASELINE = {"node-sdkv3": (4934, 10.4), "node-shelf": (4627, 11.0), "boto3-parallel": (3090, 22.7),
             "boto3-naive": (332, 135.3)}
 
@@ -172,7 +173,7 @@ def summarize(recs, a, path_md, started):
                      f"**{d_ips / p_ips:.2f}x** (target >= 1.1x); client CPU = **1/{p_cpu / d_cpu:.1f}** of the peer's "
                      "(target <= 1/10).")
         b_ips, b_cpu = BASELINE["node-sdkv3"]
-        L.append(f"* Against the checked-in baseline (../shared/peers/results/REPORT.md, node-sdkv3 {b_ips:,} items/s, "
+        L.append(f"* Against the checked-in baseline (the peers' REPORT.md, node-sdkv3 {b_ips:,} items/s, "
                  f"{b_cpu} client CPU s / 100k): items/s {d_ips / b_ips:.2f}x, client CPU 1/{b_cpu / d_cpu:.1f}.")
         L.append(f"* Server ceiling for this job (~7,000 items/s): {d_ips / 7000:.0%}.")
     rss = [r for r in recs if r["job"] == "dynamorph" and r.get("peak_rss_mib")]
@@ -199,7 +200,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--peers", default="", metavar="DIR", help="folder of the baseline peer scripts")
     ap.add_argument("--rss", default="", help="comma-separated table sizes for dynamorph-only memory runs")
     ap.add_argument("--rss-reps", type=int, default=1)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build-bench", "bench", "migrate_bench"))
@@ -218,8 +219,10 @@ def main():
         recs = [json.loads(l) for l in open(a.summarize) if l.strip()]
         print(summarize(recs, a, a.summarize.rsplit(".", 1)[0] + ".md", started))
         return
+    global PEERS_DIR
+    PEERS_DIR = os.path.abspath(a.peers) if a.peers else ""
     if a.peers and not os.path.isdir(os.path.join(PEERS_DIR, ".cache", "npm", "node_modules", "@aws-sdk")):
-        log("peers: ../shared/peers/.cache/npm missing (run ../shared/peers/setup.sh npm); running without")
+        log(f"peers: {PEERS_DIR}/.cache/npm missing (run the peers' setup.sh npm); running without")
         a.peers = False
     recs = []
     jsonl = open(stem + ".jsonl", "a")

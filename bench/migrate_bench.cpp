@@ -1,4 +1,4 @@
-// migrate_bench: runs the peers' migration job (../shared/peers/README.md) with dynamorph's
+// migrate_bench: runs the peers' migration job (the baseline peer scripts' job) with dynamorph's
 // pipeline against a live endpoint, or measures the CPU path in memory.
 //
 //   migrate_bench --endpoint http://127.0.0.1:PORT --table bench [--segments 8] [--max-writes 16]

@@ -118,6 +118,7 @@ class Client {
   const ClientStats& stats() const { return stats_; }
   const std::string& endpoint() const { return options_.endpoint; }
   const std::string& region() const { return options_.region; }
+  const std::shared_ptr<CredentialsProvider>& credentials() const { return options_.credentials; }
   // Server time minus local time, learnt from a clock-skew error's Date header.
   std::chrono::milliseconds clock_skew() const { return std::chrono::milliseconds(skew_ms_.load()); }
 

@@ -34,7 +34,6 @@
 #include "dynamo/errors.h"
 #include "pipeline/rate_limiter.h"
 #include "stages/step_plan.h"
-#include "stages/write_support.h"
 
 namespace dynamorph::pipeline {
 
@@ -86,6 +85,9 @@ struct PageState {
       resume_token;             // where the partition goes on; nullopt: last page
   std::atomic<int> pending{1};  // writes + re-reads in flight, +1 while being processed
   std::atomic<bool> failed{false};
+  // A write or re-read of it was not sent because the run was stopping: not a failure, but the
+  // page is not fully written, so it is not checkpointed (a resumed run reads it again).
+  std::atomic<bool> abandoned{false};
   Counters counters;
   double estimated_wcu = 0;
 };
@@ -107,7 +109,7 @@ struct WriteJob {
 struct WriteDone {
   PagePtr page;
   std::shared_ptr<WriteOp> op;
-  std::shared_ptr<stages::WriteAnswer> answer;
+  std::shared_ptr<stages::WriteAnswer> answer;  // null: not sent, the run is stopping
 };
 
 struct ReRead {
@@ -118,7 +120,7 @@ struct ReRead {
 
 struct ReReadDone {
   ReRead job;
-  std::shared_ptr<dynamo::Outcome<dynamo::RawResponse>> result;
+  std::shared_ptr<dynamo::Outcome<dynamo::RawResponse>> result;  // null: not sent, stopping
 };
 
 using ReadGateway = flow::async_node<PageRequest, RawPage>;
@@ -244,6 +246,11 @@ class Run {
 
   void fail(const std::string& message);
   bool stopping() const { return failed_.load() || (options_.stop && options_.stop->load()); }
+  // Runs `go` at `at` (on the client's timer when that is later), or `abandon` as soon as the
+  // run is stopping: a wait for capacity is cut into short slices, so that a stop never waits
+  // for a reservation far ahead, whatever the rate cap.
+  void when(std::chrono::steady_clock::time_point at, std::function<void()> go,
+            std::function<void()> abandon);
   // Releases one pending unit of a page; true when the page is complete.
   static bool release(const PagePtr& page) {
     return page->pending.fetch_sub(1, std::memory_order_acq_rel) == 1;
@@ -361,11 +368,22 @@ void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gatew
   };
   auto at = source_.consumes_read_capacity() ? read_limiter_.reserve(0)
                                              : std::chrono::steady_clock::now();
-  if (at <= std::chrono::steady_clock::now()) {
-    go();
-  } else {
-    client_.schedule(at, std::move(go));
-  }
+  when(at, std::move(go), [this, &gateway] {  // not sent: the partition resumes from its checkpoint
+    page_closed();
+    gateway.release_wait();
+  });
+}
+
+void Run::when(std::chrono::steady_clock::time_point at, std::function<void()> go,
+               std::function<void()> abandon) {
+  constexpr auto kSlice = std::chrono::milliseconds(100);
+  if (stopping()) return abandon();
+  auto now = std::chrono::steady_clock::now();
+  if (at <= now) return go();
+  client_.schedule(std::min(at, now + kSlice),
+                   [this, at, go = std::move(go), abandon = std::move(abandon)]() mutable {
+                     when(at, std::move(go), std::move(abandon));
+                   });
 }
 
 void Run::maybe_sample(const Item& before, const Decision& d) {
@@ -478,17 +496,21 @@ void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
       gateway.release_wait();
     });
   };
-  if (at <= std::chrono::steady_clock::now()) {
-    go();
-  } else {
-    client_.schedule(at, go);
-  }
+  when(at, std::move(go), [&gateway, job] {  // stopping: this write is not sent
+    gateway.try_put(WriteDone{job.page, job.op, nullptr});
+    gateway.release_wait();
+  });
 }
 
 void Run::ack(const WriteDone& done, AckNode::output_ports_type& out) {
   std::get<ack_port::write_slot>(out).try_put(
       flow::continue_msg());  // one write request fewer in flight
   const PagePtr& page = done.page;
+  if (!done.answer) {
+    page->abandoned = true;
+    if (release(page)) std::get<ack_port::page_done>(out).try_put(page);
+    return;
+  }
   const WriteOp& op = *done.op;
   const stages::WriteAnswer& a = *done.answer;
   Counters& c = page->counters;
@@ -532,15 +554,19 @@ void Run::send_reread(const ReRead& job, ReReadGateway::gateway_type& gateway) {
           gateway.release_wait();
         });
   };
-  if (at <= std::chrono::steady_clock::now()) {
-    go();
-  } else {
-    client_.schedule(at, go);
-  }
+  when(at, std::move(go), [&gateway, job] {  // stopping: not re-read
+    gateway.try_put(ReReadDone{job, nullptr});
+    gateway.release_wait();
+  });
 }
 
 void Run::reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& out) {
   const PagePtr& page = done.job.page;
+  if (!done.result) {
+    page->abandoned = true;
+    if (release(page)) std::get<reprocess_port::page_done>(out).try_put(page);
+    return;
+  }
   auto& r = *done.result;
   std::optional<Item> now;
   if (r) {
@@ -589,7 +615,7 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
   } closer{this};
   PartitionTrack& track = partitions_[static_cast<std::size_t>(page->partition)];
   track.waiting.emplace(page->seq, page);
-  // Commit every page that is next in order; a failed page blocks its partition for good.
+  // Commit every page that is next in order; a failed or abandoned page blocks its partition.
   while (!track.blocked) {
     auto it = track.waiting.find(track.checkpoint.pages);
     if (it == track.waiting.end()) break;
@@ -597,7 +623,7 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     track.waiting.erase(it);
     std::get<commit_port::page_slot>(out).try_put(
         flow::continue_msg());  // one page fewer in flight
-    if (p->failed) {
+    if (p->failed || p->abandoned) {
       track.blocked = true;
       break;
     }

@@ -25,6 +25,9 @@
 
 namespace dynamorph::stages {
 
+// Write capacity units of writing one item: 1 per started KB.
+double write_units(const dynamo::Item& item);
+
 // The request kinds a write operation can be.
 struct BatchWrite {  // BatchWriteItem, ≤ 25 entries, no key twice
   std::vector<dynamo::BatchWriteEntry> entries;

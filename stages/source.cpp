@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "dynamo/errors.h"
+#include "stages/export_source.h"
 #include "stages/query_source.h"
 #include "stages/registry.h"
 #include "stages/scan_source.h"
@@ -16,6 +17,7 @@ Registry<std::string, SourceFactory>& registry() {
     // One line per source kind.
     r.add("scan", make_scan_source);
     r.add("query", make_query_source);
+    r.add("export", make_export_source);
   });
   return r;
 }

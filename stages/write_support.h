@@ -10,9 +10,6 @@
 
 namespace dynamorph::stages {
 
-// Write units of one item: 1 per started KB.
-double write_units(const dynamo::Item& item);
-
 // The condition of a write based on `scanned`: the item still exists, and with a guard, every
 // attribute the step read (or, `whole_item`, every attribute) still holds its scanned value;
 // with version_attribute, the item is not at this version yet.

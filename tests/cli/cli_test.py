@@ -575,6 +575,34 @@ class CliTest(unittest.TestCase):
         self.assertIn("resuming", r.stdout)
         self.assertEqual(self.visits(p), self.expected_visits(users))
 
+    def test_sigterm_under_a_rate_cap_stops_promptly_then_resumes(self):
+        # Pages as big as the table (1 MB) at 200 WCU/s: draining what was read would take most
+        # of a minute. A stop sends no more writes, waits only for those on the wire, checkpoints
+        # what is fully written, and exits 130.
+        users = 1500
+        p = self.slow_project(users)
+        with open(os.path.join(p.dir, "migrations", "8_visits.yaml")) as f:
+            p.write("8_visits.yaml", f.read().replace("page_size: 20", "page_size: 5000"))
+        proc = p.start("up", "--max-wcu", "200")
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(
+                i["sk"]["S"] == "lock" for i in (scan(p.state) if p.state in tables_with(p.ns) else [])):
+            time.sleep(0.05)
+        time.sleep(2)  # writing, well before the first page is through
+        sent = time.time()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        took = time.time() - sent
+        print(f"SIGTERM at max_wcu 200 with 1 MB pages: exit after {took:.2f} s", flush=True)
+        self.assertEqual(proc.returncode, 130, out + err)
+        self.assertLess(took, 6.0)  # within 2 s plus a request, with room for a loaded box
+        now, expected = self.visits(p), self.expected_visits(users)
+        self.assertLess(sum(1 for k, v in now.items() if v == expected[k]), users)  # stopped part-way
+        r = p.run("up")
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.visits(p), expected)
+
     def test_down_interrupted_then_resumed(self):
         users = 1500
         p = self.slow_project(users)
