@@ -73,6 +73,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         }
         if (r.status == pipeline::RunResult::Status::Failed)
           throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, r.error));
+        for (const auto& w : r.warnings) out.dry_run_warning(w);
         DryRunStep found;
         found.version = m->version;
         found.index = static_cast<int>(i) + 1;

@@ -151,6 +151,7 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
     throw;
   }
   rec.checkpoint_cost += store.cost();
+  for (const auto& w : r.warnings) ctx_.render.warning(w);
   rec.counters = earlier;
   rec.counters += r.counters;
   if (r.status == pipeline::RunResult::Status::Failed)
