@@ -1,23 +1,36 @@
 #include "pipeline/rate_limiter.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace dynamorph::pipeline {
 
 namespace {
-constexpr double kMinRate = 1.0;
+constexpr double kMinRate = 1.0;  // only when nothing was ever consumed
+constexpr double kShareSmoothing = 0.25;
+constexpr double kEstimateSmoothing = 0.2;
 double seconds(RateLimiter::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 RateLimiter::Clock::duration from_seconds(double s) {
   return std::chrono::duration_cast<RateLimiter::Clock::duration>(std::chrono::duration<double>(s));
 }
 }  // namespace
 
+RateLimiter::RateLimiter(double cap_per_second, Now now)
+    : cap_(cap_per_second > 0 ? cap_per_second : 0),
+      now_(std::move(now)),
+      rate_(cap_),
+      next_free_(now_()),
+      window_start_(next_free_) {}
+
 RateLimiter::Clock::time_point RateLimiter::reserve(double units) {
   std::lock_guard lock(mutex_);
-  auto now = Clock::now();
+  return reserve_locked(now_(), units);
+}
+
+RateLimiter::Clock::time_point RateLimiter::reserve_locked(Clock::time_point now, double units) {
   if (rate_ <= 0) return now;
-  // Unused capacity does not pile up beyond one second's worth (the bucket's depth).
-  next_free_ = std::max(next_free_, now - std::chrono::seconds(1));
+  next_free_ = std::max(next_free_, now - from_seconds(kBurst));
   auto at = std::max(now, next_free_);
   next_free_ += from_seconds(units / rate_);
   return at;
@@ -25,39 +38,128 @@ RateLimiter::Clock::time_point RateLimiter::reserve(double units) {
 
 void RateLimiter::record(double reserved, double consumed, bool throttled) {
   std::lock_guard lock(mutex_);
-  auto now = Clock::now();
-  if (seconds(now - window_start_) >= 1.0) {
-    last_window_rate_ = window_units_ / seconds(now - window_start_);
-    window_units_ = 0;
-    window_start_ = now;
-  }
-  window_units_ += consumed;
-  if (rate_ > 0) next_free_ += from_seconds((consumed - reserved) / rate_);
-  adapt(now, throttled);
+  record_locked(now_(), reserved, consumed, throttled);
 }
 
-void RateLimiter::adapt(Clock::time_point now, bool throttled) {
-  if (throttled) {
-    last_throttle_ = now;
-    if (seconds(now - last_decrease_) < 1.0) return;
-    last_decrease_ = now;
-    double observed = std::max(last_window_rate_, window_units_ / std::max(0.1, seconds(now - window_start_)));
-    rate_ = rate_ <= 0 ? std::max(kMinRate, observed * 0.7) : std::max(kMinRate, rate_ * 0.7);
+RateLimiter::Clock::time_point RateLimiter::reserve_estimated() {
+  std::lock_guard lock(mutex_);
+  double units = estimate_known_ ? estimate_ : 0;
+  outstanding_units_ += units;
+  ++outstanding_;
+  return reserve_locked(now_(), units);
+}
+
+void RateLimiter::record_estimated(double consumed, bool throttled) {
+  std::lock_guard lock(mutex_);
+  double reserved = 0;
+  if (outstanding_ > 0) {
+    reserved = outstanding_units_ / static_cast<double>(outstanding_);
+    outstanding_units_ -= reserved;
+    if (--outstanding_ == 0) outstanding_units_ = 0;  // no drift left behind
+  }
+  estimate_ = estimate_known_ ? estimate_ + kEstimateSmoothing * (consumed - estimate_) : consumed;
+  estimate_known_ = true;
+  record_locked(now_(), reserved, consumed, throttled);
+}
+
+void RateLimiter::record_locked(Clock::time_point now, double reserved, double consumed,
+                                bool throttled) {
+  if (rate_ > 0) next_free_ += from_seconds((consumed - reserved) / rate_);
+  ++window_responses_;
+  if (throttled) ++window_throttled_;
+  window_units_ += consumed;
+  if (window_responses_ >= kMinSamples && seconds(now - window_start_) >= 1.0) close_window(now);
+}
+
+double RateLimiter::floor_rate() const {
+  double best = *std::max_element(recent_.begin(), recent_.end());
+  return best > 0 ? kFloor * best : kMinRate;
+}
+
+void RateLimiter::close_window(Clock::time_point now) {
+  const double length = seconds(now - window_start_);
+  const double share = static_cast<double>(window_throttled_) / window_responses_;
+  const double consumption = window_units_ / length;
+  recent_[static_cast<std::size_t>(recent_next_)] = consumption;
+  recent_next_ = (recent_next_ + 1) % kFloorWindows;
+  share_average_ += kShareSmoothing * (share - share_average_);
+  window_start_ = now;
+  window_responses_ = window_throttled_ = 0;
+  window_units_ = 0;
+
+  if (settling_ > 0) {
+    // Mostly answers to requests sent before the cut and their retries (whose back-off spans
+    // seconds): not yet the cut's effect.
+    --settling_;
     return;
   }
-  if (rate_ <= 0 || seconds(now - last_throttle_) < 1.0 || seconds(now - last_increase_) < 1.0) return;
-  last_increase_ = now;
-  rate_ *= 1.2;
-  if (cap_ > 0) {
-    rate_ = std::min(rate_, cap_);
-  } else if (rate_ > 4 * std::max(kMinRate, last_window_rate_)) {
+  if (probing_) {
+    // The window after a cut tells overload from throttles our rate does not cause: only the
+    // former falls when we slow down.
+    probing_ = false;
+    baseline_ = std::min(kMaxBaseline, share);
+    share_average_ = share;
+    if (share >= cut_share_ / 2) {
+      rate_ = cut_from_;
+      growing_ = saved_growing_;
+      grow_w_ = saved_w_;
+      grow_w0_ = saved_w0_;
+      grow_at_ = saved_at_;
+    } else {
+      grow_at_ = now;  // overload confirmed: CUBIC from here
+    }
+    return;
+  }
+
+  if (share > baseline_ + kThreshold) {
+    saved_growing_ = growing_;
+    saved_w_ = grow_w_;
+    saved_w0_ = grow_w0_;
+    saved_at_ = grow_at_;
+    cut_from_ = rate_;
+    cut_share_ = share;
+    const double current = rate_ > 0 ? rate_ : std::numeric_limits<double>::infinity();
+    // Of what was consumed, only the share answered without throttling is surely below the
+    // server's limit (failed requests are booked at their estimate, retried ones may be stale).
+    double target = kBeta * std::min(current, consumption * (1 - share));
+    target = with_cap(std::min(current, std::max(target, floor_rate())));
+    rate_ = target;
+    // Regain what was in use: the rate before the cut, or from unlimited what was consumed
+    // without throttling.
+    grow_w_ = std::max(target, std::min(current, consumption * (1 - share)));
+    grow_w0_ = target;
+    grow_at_ = now;
+    growing_ = true;
+    settling_ = kSettleWindows;
+    probing_ = true;
+    return;
+  }
+
+  baseline_ = std::min(baseline_, share_average_);
+  if (!growing_ || rate_ <= 0) return;
+  // CUBIC: concave up to the rate before the cut, flat near it, then probing above it. The
+  // amplitude has a minimum so that a cut held up by the floor still probes upwards.
+  const double t = seconds(now - grow_at_);
+  const double amplitude = std::max(grow_w_ - grow_w0_, (1 - kBeta) * grow_w_);
+  const double x = (t - kCubicK) / kCubicK;
+  rate_ = std::max(grow_w0_, grow_w_ + amplitude * x * x * x);
+  if (cap_ > 0 && rate_ >= cap_) {
+    rate_ = cap_;
+    growing_ = false;
+  } else if (cap_ <= 0 && rate_ > 2 * *std::max_element(recent_.begin(), recent_.end())) {
     rate_ = 0;  // far above what is consumed: unlimited again
+    growing_ = false;
   }
 }
 
 double RateLimiter::rate() const {
   std::lock_guard lock(mutex_);
   return rate_;
+}
+
+double RateLimiter::baseline_share() const {
+  std::lock_guard lock(mutex_);
+  return baseline_;
 }
 
 }  // namespace dynamorph::pipeline

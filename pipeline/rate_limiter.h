@@ -1,15 +1,54 @@
-// Client-side capacity throttle for one direction (reads or writes): a token bucket with debt,
-// adapted AIMD-style to throttling. Thread-safe; never blocks: reserve() says *when* a request
-// may go, and the caller schedules it on the I/O thread's timer.
+// Client-side capacity throttle for one direction (reads or writes): a token bucket with debt
+// whose rate adapts to *overload*, not to the mere presence of throttles. Thread-safe; never
+// blocks: reserve() says *when* a request may go, and the caller schedules it on the I/O
+// thread's timer.
 //
-// Rate control (AIMD-like, multiplicative both ways): with a cap (max_rcu / max_wcu / capacity
-// percent) the rate starts at the cap; without one it starts unlimited. A throttled response
-// cuts the rate to 70% (at most once a second; from unlimited, to 70% of the consumption
-// observed over the last second). After a second without throttling it grows by 20% a second,
-// back up to the cap, or back to unlimited once it is well above what is consumed.
+// Spacing. reserve(u) books u units at the current rate and returns when the request may go;
+// record() settles the difference between what was booked and what the answer says was consumed
+// (debt delays later requests, credit advances them). The bucket starts empty and keeps at most
+// kBurst (0.25 s) of unused capacity, so from the start N units at rate C go out over N/C
+// seconds (the last request starts at (N - u)/C), and any interval T after an idle spell sees at
+// most C * (T + 0.25 s) plus one request.
+//
+// What it measures. Responses are counted in windows: a window closes at the first response at
+// least 1 s after it opened and after at least kMinSamples (20) responses, so a slow trickle is
+// judged over more time, never on a handful of answers. Per window: the throttled share s
+// (responses whose request saw at least one throttled attempt or unprocessed round, over all
+// responses) and the consumption c (units consumed / window length).
+//
+// When it cuts. At most once per window, and only when s > b + kThreshold (0.15), where b is the
+// baseline share: the share that cutting was found not to reduce (below). A cut sets the rate to
+// kBeta (0.7) times min(current rate, c * (1 - s)) — from unlimited, 0.7 of what was consumed
+// by the requests answered without throttling, which is surely below the server's limit — never
+// below the floor, never above the cap. The kSettleWindows (3) windows after a cut are left to
+// settle (their answers are mostly to requests sent before the cut, and to their retries, whose
+// back-off spans seconds); the next one is a probe: if its share is not
+// below half the share that caused the cut, the throttles do not depend on our rate (a hot
+// partition, a random fault: the client retries those) and the cut is undone — the rate goes
+// back to what it was (unlimited, if it was) and b becomes the probe's share (at most kMaxBaseline,
+// 0.5). If the share fell, it was overload: b becomes the probe's share (about 0) and the rate
+// grows from the cut. b follows the share down in quiet windows (b = min(b, moving average of s)),
+// so a trickle that stops stops being tolerated.
+//
+// How it grows. After a cut from W to W0, while s stays at or below b + kThreshold, the rate at t
+// seconds after the cut is CUBIC's W(t) = W + (W - W0) * ((t - K) / K)^3 with K = kCubicK (4 s):
+// concave back up to W within K seconds, flat near W, then convex probing above it (at 2K, 2W -
+// W0). It never exceeds the cap; without a cap it becomes unlimited again once it is more than
+// twice the highest consumption of the recent windows (we are not using it). Without a cap and
+// without a cut the rate stays unlimited.
+//
+// The floor. No cut goes below kFloor (0.5) times the highest consumption of the last
+// kFloorWindows (10) windows — the rate last sustained — so an unlucky run of windows cannot
+// take the rate down to nothing; after a real drop of capacity the floor follows within ten
+// windows. Only when nothing was ever consumed does the floor fall back to 1 unit/s.
+//
+// The clock is injectable (a function returning steady_clock time points) so that tests can
+// simulate minutes in microseconds.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <functional>
 #include <mutex>
 
 namespace dynamorph::pipeline {
@@ -17,29 +56,76 @@ namespace dynamorph::pipeline {
 class RateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
+  using Now = std::function<Clock::time_point()>;
 
-  explicit RateLimiter(double cap_per_second) : cap_(cap_per_second), rate_(cap_per_second) {}
+  static constexpr double kBurst = 0.25;       // seconds of unused capacity kept
+  static constexpr int kMinSamples = 20;       // responses per window, at least
+  static constexpr double kThreshold = 0.15;   // throttled share above the baseline that cuts
+  static constexpr double kBeta = 0.7;         // multiplicative decrease
+  static constexpr double kMaxBaseline = 0.5;  // the most throttling ever tolerated as "not ours"
+  static constexpr double kCubicK = 4.0;       // seconds to regain the rate before a cut
+  static constexpr double kFloor = 0.5;        // of the highest recent consumption
+  static constexpr int kFloorWindows = 10;
+  static constexpr int kSettleWindows = 3;  // after a cut, before the probe
+
+  // cap_per_second <= 0: no cap (unlimited until overload is seen).
+  explicit RateLimiter(double cap_per_second, Now now = Clock::now);
 
   // Reserves `units` of capacity; returns when the request may be sent (now or later).
   Clock::time_point reserve(double units);
   // After the response: what it really consumed (the difference settles the debt) and whether
-  // any attempt was throttled.
+  // any attempt was throttled (or a batch round left items unprocessed).
   void record(double reserved, double consumed, bool throttled);
+
+  // For requests whose cost is known only from the answer (Scan and Query pages): reserves the
+  // running average of what such requests consumed, so that concurrent readers are spaced before
+  // their debts land; record_estimated() settles against the average booked by the requests
+  // still outstanding (the bookings balance exactly once all have answered).
+  Clock::time_point reserve_estimated();
+  void record_estimated(double consumed, bool throttled);
 
   double rate() const;  // current units/s; 0 = unlimited
   double cap() const { return cap_; }
+  double baseline_share() const;  // b above, for tests and reports
 
  private:
-  void adapt(Clock::time_point now, bool throttled);
+  void record_locked(Clock::time_point now, double reserved, double consumed, bool throttled);
+  Clock::time_point reserve_locked(Clock::time_point now, double units);
+  void close_window(Clock::time_point now);
+  double floor_rate() const;
+  double with_cap(double r) const { return cap_ > 0 ? std::min(r, cap_) : r; }
 
   const double cap_;
+  const Now now_;
   mutable std::mutex mutex_;
   double rate_;  // 0: unlimited
-  Clock::time_point next_free_{};
-  // Consumption observed in the current one-second window and the previous one.
-  Clock::time_point window_start_ = Clock::now();
-  double window_units_ = 0, last_window_rate_ = 0;
-  Clock::time_point last_throttle_{}, last_decrease_{}, last_increase_{};
+  Clock::time_point next_free_;
+
+  // The open window.
+  Clock::time_point window_start_;
+  int window_responses_ = 0, window_throttled_ = 0;
+  double window_units_ = 0;
+  // Consumption of the last kFloorWindows windows (a ring).
+  std::array<double, kFloorWindows> recent_{};
+  int recent_next_ = 0;
+
+  double baseline_ = 0;       // b
+  double share_average_ = 0;  // moving average of s, for b's decay
+  // The last cut: rate before (0: unlimited), the share that caused it, and whether the window
+  // after it is still settling, the probe still to be judged; the growth curve (W, W0, since when)
+  // and the one before the cut, put back when the cut is undone.
+  double cut_from_ = 0, cut_share_ = 0;
+  int settling_ = 0;  // windows left before the probe
+  bool probing_ = false;
+  bool growing_ = false, saved_growing_ = false;
+  double grow_w_ = 0, grow_w0_ = 0, saved_w_ = 0, saved_w0_ = 0;
+  Clock::time_point grow_at_{}, saved_at_{};
+
+  // reserve_estimated(): running average cost, and what outstanding requests booked.
+  double estimate_ = 0;
+  bool estimate_known_ = false;
+  double outstanding_units_ = 0;
+  long outstanding_ = 0;
 };
 
 }  // namespace dynamorph::pipeline
