@@ -366,7 +366,7 @@ void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gatew
       answer(std::move(raw));
     });
   };
-  auto at = source_.consumes_read_capacity() ? read_limiter_.reserve(0)
+  auto at = source_.consumes_read_capacity() ? read_limiter_.reserve_estimated()
                                              : std::chrono::steady_clock::now();
   when(at, std::move(go), [this, &gateway] {  // not sent: the partition resumes from its checkpoint
     page_closed();
@@ -430,7 +430,8 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   } catch (const std::exception& ex) {
     return give_up(ex.what());
   }
-  if (source_.consumes_read_capacity()) read_limiter_.record(0, parsed.consumed_rcu, throttled > 0);
+  if (source_.consumes_read_capacity())
+    read_limiter_.record_estimated(parsed.consumed_rcu, throttled > 0);
   page->resume_token = std::move(parsed.next);
   page->counters.scanned = parsed.examined;
   page->counters.consumed_rcu = parsed.consumed_rcu;
