@@ -67,7 +67,8 @@ struct Session::Impl {
             fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
                         r.state, state->name(), s.config_.migrations_dir));
       const Migration& m = *it->second;
-      if (r.checksum != m.checksum)
+      // A failed version may be fixed (its script, say) and resumed; what ran is not applied.
+      if (r.checksum != m.checksum && r.state != "failed")
         throw HistoryError(
             fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
                         "accept it with `dynamorph mark {} "
@@ -128,6 +129,7 @@ struct Session::Impl {
         existing && existing->direction == direction && existing->state != "applied";
     if (resume) {
       rec = *existing;
+      rec.checksum = m.checksum;  // a failed version may resume with a fixed file
       s.info(fmt::format("{} {} {} ({}): resuming at step {} of {}",
                          direction == "up" ? "applying" : "reverting", m.version, m.name, m.file,
                          rec.step + 1, steps.size()));
@@ -393,6 +395,9 @@ ExitCode Session::status() {
       word = rec->state;
       note = "file missing";
       problem = true;
+    } else if (rec && rec->checksum != m->checksum && rec->state == "failed") {
+      note = fmt::format("{} changed since it failed (checksum {} → {}); `up` resumes with it",
+                         m->file, short_sum(rec->checksum), short_sum(m->checksum));
     } else if (rec && rec->checksum != m->checksum) {
       if (rec->state == "applied") word = "drift";
       note = fmt::format("{} changed since {} (checksum {} → {})", m->file,
