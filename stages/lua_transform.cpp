@@ -51,8 +51,15 @@ struct DecimalBox {
 };
 constexpr std::size_t kBinaryOffset = sizeof(Header);  // B: the bytes follow the header
 
-// Table markers: tables made from M and L keep their type through the metatable.
-enum class Mark { None, M, L, Many };
+// Table markers: tables made from M and L keep their type through the metatable. The item
+// itself is a proxy (Mark::Item, below).
+enum class Mark { None, M, L, Many, Item };
+
+// The item a call receives is an empty proxy table whose metamethods read and write a store
+// table: an attribute is converted into Lua when the script first reads it, and what the script
+// assigns lands in the store (nil as this tombstone). Attributes it never reads are never
+// converted, and keep their bytes. Only the current call's proxy is usable.
+char kTombstone;
 
 struct Vm;
 Vm* vm_of(lua_State* L) { return *static_cast<Vm**>(lua_getextraspace(L)); }
@@ -73,14 +80,16 @@ struct Vm final : TransformState {
   // Registry references.
   int ref_transform = LUA_NOREF, ref_ctx = LUA_NOREF;
   int mt_kind[kKinds] = {};
-  int mt_map = LUA_NOREF, mt_list = LUA_NOREF, mt_many = LUA_NOREF;
+  int mt_map = LUA_NOREF, mt_list = LUA_NOREF, mt_many = LUA_NOREF, mt_item = LUA_NOREF;
+  int ref_store = LUA_NOREF;    // the current item's store
+  const Item* item = nullptr;   // the current call's item, while it runs
+  const void* proxy = nullptr;  // and its proxy table
   int ref_null = LUA_NOREF, ref_delete = LUA_NOREF;
   const TransformContext* ctx_for = nullptr;
   std::string broken;  // set when this VM could not be built; every apply() reports it
   // Scratch, reused for every item.
   std::string scratch;
   std::vector<std::string_view> fields;
-  std::vector<std::pair<std::size_t, Item::Entry>> pending;
 
   ~Vm() override {
     if (L) lua_close(L);
@@ -229,8 +238,8 @@ const char* type_name(lua_State* L, int idx, const Vm& vm) {
 Mark mark_of(lua_State* L, int idx, const Vm& vm) {
   if (!lua_getmetatable(L, idx)) return Mark::None;
   Mark m = Mark::None;
-  for (auto [ref, mark] : {std::pair{vm.mt_map, Mark::M}, std::pair{vm.mt_list, Mark::L},
-                           std::pair{vm.mt_many, Mark::Many}}) {
+  for (auto [ref, mark] : {std::pair{vm.mt_item, Mark::Item}, std::pair{vm.mt_map, Mark::M},
+                           std::pair{vm.mt_list, Mark::L}, std::pair{vm.mt_many, Mark::Many}}) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     const bool same = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
@@ -407,14 +416,99 @@ void push_value(lua_State* L, const Vm& vm, const AttributeValue& v) {
   }
 }
 
-void push_item(lua_State* L, const Vm& vm, const Item& item) {
-  lua_createtable(L, 0, static_cast<int>(item.size()));
-  for (const auto& [name, value] : item) {
-    lua_pushlstring(L, name.data(), name.size());
-    push_value(L, vm, value);
-    lua_rawset(L, -3);
+bool is_tombstone(lua_State* L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == &kTombstone;
+}
+
+void check_current(lua_State* L, const Vm& vm) {
+  if (lua_topointer(L, 1) != vm.proxy || !vm.item)
+    luaL_error(L,
+               "this item table belongs to an earlier call of transform (copy what you need "
+               "from it)");
+}
+
+// __index(proxy, key): from the store, else converted from the item on first use.
+int item_index(lua_State* L) {
+  const Vm& vm = *vm_of(L);
+  check_current(L, vm);
+  lua_settop(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm.ref_store);  // 3
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, 3) != LUA_TNIL) {  // 4
+    if (is_tombstone(L, 4)) lua_pushnil(L);
+    return 1;
   }
-  set_mark(L, -1, vm.mt_map);
+  if (lua_type(L, 2) != LUA_TSTRING) return 1;
+  std::size_t len = 0;
+  const char* k = lua_tolstring(L, 2, &len);
+  const AttributeValue* v = vm.item->find(std::string_view(k, len));
+  if (!v) return 1;
+  push_value(L, vm, *v);  // 5
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 5);
+  lua_rawset(L, 3);
+  return 1;
+}
+
+// __newindex(proxy, key, value): into the store; nil as the tombstone.
+int item_newindex(lua_State* L) {
+  const Vm& vm = *vm_of(L);
+  check_current(L, vm);
+  lua_settop(L, 3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm.ref_store);  // 4
+  lua_pushvalue(L, 2);
+  if (lua_isnil(L, 3))
+    lua_pushlightuserdata(L, &kTombstone);
+  else
+    lua_pushvalue(L, 3);
+  lua_rawset(L, 4);
+  return 0;
+}
+
+int item_next(lua_State* L) {
+  const Vm& vm = *vm_of(L);
+  check_current(L, vm);
+  lua_settop(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm.ref_store);  // 3
+  lua_pushvalue(L, 2);
+  while (lua_next(L, 3)) {
+    if (!is_tombstone(L, -1)) return 2;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+// __pairs(proxy): converts what is not converted yet, then walks the store.
+int item_pairs(lua_State* L) {
+  const Vm& vm = *vm_of(L);
+  check_current(L, vm);
+  lua_settop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm.ref_store);  // 2
+  for (const auto& [name, value] : *vm.item) {
+    lua_pushlstring(L, name.data(), name.size());
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    push_value(L, vm, value);
+    lua_rawset(L, 2);
+  }
+  lua_pushcfunction(L, item_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+void push_proxy(lua_State* L, Vm& vm, const Item& item) {
+  lua_createtable(L, 0, 4);
+  lua_rawseti(L, LUA_REGISTRYINDEX, vm.ref_store);
+  lua_createtable(L, 0, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, vm.mt_item);
+  lua_setmetatable(L, -2);
+  vm.proxy = lua_topointer(L, -1);
+  vm.item = &item;
 }
 
 // ---- out of Lua (no allocation, no Lua error: runs outside lua_pcall) ------------------------
@@ -447,10 +541,13 @@ class Reader {
   const std::string& error() const { return error_; }
 
   bool value(int idx, const Path* path, int depth, AttributeValue& out);
-  // The item table at idx into `out`, attribute by attribute; an attribute equal to one of
-  // `base` is taken from base (moved when `consume`), so that it keeps its exact bytes.
-  bool item(int idx, Item& base, bool consume, Item& out,
-            std::vector<std::pair<std::size_t, Item::Entry>>& pending);
+  // `item` (the current call's) becomes the item table at idx: for the call's proxy, what the
+  // script assigned is applied in place; another table replaces it. Attributes equal to those of
+  // `item` keep their exact bytes. On false `item` may be half updated.
+  bool update(int idx, Item& item);
+  // A new item from the table at idx (the proxy, or another table); attributes equal to those
+  // of `base` (the current call's item) are copied from it.
+  bool fresh(int idx, const Item& base, Item& out);
 
  private:
   bool fail(const Path* path, std::string what) {
@@ -460,9 +557,17 @@ class Reader {
   bool table(int idx, const Path* path, int depth, AttributeValue& out);
   bool set(int idx, Kind kind, const Path* path, AttributeValue& out);
   bool number(int idx, const Path* path, Number& out);
-  // True when the Lua value at idx is `v` without converting it (strings, integers, booleans,
-  // null, binaries, decimals); false when it differs or the check would need a conversion.
-  bool same(int idx, const AttributeValue& v);
+  // True when the Lua value at idx converts to exactly `v`, found without converting it (and
+  // so without allocating); false when it differs, or when telling would need a conversion.
+  bool same(int idx, const AttributeValue& v, int depth = 0);
+  bool same_set(int idx, Kind kind, const AttributeValue& v);
+  // The checks shared by update() and fresh(): the table is an item; the key at -2 is a name.
+  bool item_table(int idx);
+  bool attribute_name(std::string_view& name);
+  // The current proxy at idx? Sets the error for a stale one.
+  bool proxy(int idx, bool& is_proxy);
+  // What the script assigned through the proxy, applied to `target`.
+  bool apply_store(Item& target);
 
   lua_State* L_;
   const Vm& vm_;
@@ -551,6 +656,12 @@ bool Reader::table(int idx, const Path* path, int depth, AttributeValue& out) {
   const Mark mark = mark_of(L_, idx, vm_);
   if (mark == Mark::Many)
     return fail(path, "dynamorph.many{...} is a result of transform, not a value to store");
+  if (mark == Mark::Item) {  // the item itself, stored inside something else
+    Item m;
+    if (!fresh(idx, *vm_.item, m)) return false;
+    out = AttributeValue(std::move(m));
+    return true;
+  }
   // What keys does it have?
   std::size_t count = 0;
   bool strings = true, integers = true;  // every key a string / a positive integer
@@ -660,7 +771,41 @@ bool Reader::value(int idx, const Path* path, int depth, AttributeValue& out) {
   return fail(path, fmt::format("a {} cannot be stored in DynamoDB", type_name(L_, idx, vm_)));
 }
 
-bool Reader::same(int idx, const AttributeValue& v) {
+bool Reader::same_set(int idx, Kind kind, const AttributeValue& v) {
+  constexpr std::size_t kSmall = 16;  // larger sets are converted and compared
+  lua_getiuservalue(L_, idx, 1);
+  const int arr = lua_gettop(L_);
+  const std::size_t n = lua_rawlen(L_, arr);
+  auto each = [&](const auto& elements, auto equal) {
+    if (elements.size() != n || n > kSmall) return false;
+    for (std::size_t i = 1; i <= n; ++i) {
+      lua_rawgeti(L_, arr, static_cast<lua_Integer>(i));
+      bool found = false;
+      for (const auto& e : elements) found = found || equal(e);
+      lua_pop(L_, 1);
+      if (!found) return false;
+    }
+    return true;  // n distinct elements, each in a set of n: the same set
+  };
+  bool same = false;
+  if (kind == Kind::SS && v.is<dynamo::StringSet>()) {
+    same = each(v.as<dynamo::StringSet>(), [&](const std::string& e) {
+      std::size_t len = 0;
+      const char* p = lua_tolstring(L_, -1, &len);
+      return std::string_view(p, len) == e;
+    });
+  } else if (kind == Kind::NS && v.is<dynamo::NumberSet>()) {
+    same = each(v.as<dynamo::NumberSet>(), [&](const Number& e) { return this->same(-1, e); });
+  } else if (kind == Kind::BS && v.is<dynamo::BinarySet>()) {
+    same = each(v.as<dynamo::BinarySet>(),
+                [&](const Binary& e) { return binary_bytes(L_, -1) == e.bytes; });
+  }
+  lua_settop(L_, arr - 1);
+  return same;
+}
+
+bool Reader::same(int idx, const AttributeValue& v, int depth) {
+  idx = lua_absindex(L_, idx);
   switch (lua_type(L_, idx)) {
     case LUA_TSTRING: {
       const auto* s = v.get_if<std::string>();
@@ -684,71 +829,155 @@ bool Reader::same(int idx, const AttributeValue& v) {
     case LUA_TUSERDATA: {
       Header* h = header_of(L_, idx, vm_);
       if (!h) return false;
-      if (h->kind == Kind::Null) return v.is<dynamo::Null>();
-      if (h->kind == Kind::B)
-        return v.is<Binary>() && v.as<Binary>().bytes == binary_bytes(L_, idx);
-      if (h->kind == Kind::N)
-        return v.is<Number>() && v.as<Number>().value() == reinterpret_cast<DecimalBox*>(h)->value;
+      switch (h->kind) {
+        case Kind::Null: return v.is<dynamo::Null>();
+        case Kind::B: return v.is<Binary>() && v.as<Binary>().bytes == binary_bytes(L_, idx);
+        case Kind::N:
+          return v.is<Number>() &&
+                 v.as<Number>().value() == reinterpret_cast<DecimalBox*>(h)->value;
+        case Kind::SS:
+        case Kind::NS:
+        case Kind::BS: return lua_checkstack(L_, 4) && same_set(idx, h->kind, v);
+        case Kind::Delete: return false;
+      }
       return false;
+    }
+    case LUA_TTABLE: {
+      // Only a table marked as the type it came from: anything else goes through value().
+      if (depth >= kMaxDepth || !lua_checkstack(L_, 4)) return false;
+      const Mark mark = mark_of(L_, idx, vm_);
+      const auto* map = v.get_if<dynamo::Map>();
+      const auto* list = v.get_if<dynamo::List>();
+      if (!(mark == Mark::M && map) && !(mark == Mark::L && list)) return false;
+      std::size_t count = 0;
+      bool same = true;
+      lua_pushnil(L_);
+      while (same && lua_next(L_, idx)) {
+        ++count;
+        if (map) {
+          const AttributeValue* e = nullptr;
+          if (lua_type(L_, -2) == LUA_TSTRING) {
+            std::size_t len = 0;
+            const char* k = lua_tolstring(L_, -2, &len);
+            e = map->find(std::string_view(k, len));
+          }
+          same = e && this->same(-1, *e, depth + 1);
+        } else {
+          const lua_Integer i = lua_isinteger(L_, -2) ? lua_tointeger(L_, -2) : 0;
+          same = i >= 1 && static_cast<std::size_t>(i) <= list->size() &&
+                 this->same(-1, (*list)[static_cast<std::size_t>(i - 1)], depth + 1);
+        }
+        lua_pop(L_, same ? 1 : 2);  // on a difference, stop iterating: drop the key too
+      }
+      return same && count == (map ? map->size() : list->size());
     }
     default: return false;
   }
 }
 
-bool Reader::item(int idx, Item& base, bool consume, Item& out,
-                  std::vector<std::pair<std::size_t, Item::Entry>>& pending) {
-  idx = lua_absindex(L_, idx);
+bool Reader::item_table(int idx) {
   if (mark_of(L_, idx, vm_) == Mark::L) return fail(nullptr, "an item must be a map, not a list");
-  if (!lua_checkstack(L_, 6)) return fail(nullptr, "no stack space");
-  pending.clear();
-  auto entries = base.begin();
-  const std::size_t base_size = base.size();
-  std::size_t added = 0;
+  if (!lua_checkstack(L_, 8)) return fail(nullptr, "no stack space");
+  return true;
+}
+
+bool Reader::attribute_name(std::string_view& name) {
+  if (lua_type(L_, -2) != LUA_TSTRING)
+    return fail(nullptr, "an item's attribute names must be strings");
+  std::size_t len = 0;
+  const char* k = lua_tolstring(L_, -2, &len);
+  name = std::string_view(k, len);
+  if (name.empty()) return fail(nullptr, "an attribute name must not be empty");
+  return true;
+}
+
+bool Reader::proxy(int idx, bool& is_proxy) {
+  is_proxy = mark_of(L_, idx, vm_) == Mark::Item;
+  if (is_proxy && (lua_topointer(L_, idx) != vm_.proxy || !vm_.item))
+    return fail(nullptr, "an item table from an earlier call of transform");
+  return true;
+}
+
+bool Reader::apply_store(Item& target) {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, vm_.ref_store);
+  const int store = lua_gettop(L_);
   lua_pushnil(L_);
-  while (lua_next(L_, idx)) {
-    if (lua_type(L_, -2) != LUA_TSTRING) {
-      lua_pop(L_, 2);
-      return fail(nullptr, "an item's attribute names must be strings");
+  while (lua_next(L_, store)) {
+    if (is_tombstone(L_, -1)) {  // item.x = nil: x goes (a nil under another key is nothing)
+      if (lua_type(L_, -2) == LUA_TSTRING) {
+        std::size_t len = 0;
+        const char* k = lua_tolstring(L_, -2, &len);
+        target.erase(std::string_view(k, len));
+      }
+      lua_pop(L_, 1);
+      continue;
     }
-    std::size_t len = 0;
-    const char* k = lua_tolstring(L_, -2, &len);
-    const std::string_view name(k, len);
-    if (name.empty()) {  // (also: moved-from names of `base` are empty, so never match)
-      lua_pop(L_, 2);
-      return fail(nullptr, "an attribute name must not be empty");
+    std::string_view name;
+    if (!attribute_name(name)) {
+      lua_settop(L_, store - 1);
+      return false;
     }
-    std::size_t at = 0;
-    while (at < base_size && entries[static_cast<std::ptrdiff_t>(at)].first != name) ++at;
-    Item::Entry* old = at < base_size ? &entries[static_cast<std::ptrdiff_t>(at)] : nullptr;
-    auto take_old = [&] {
-      if (consume) return std::move(*old);
-      return Item::Entry(*old);
-    };
-    if (old && same(-1, old->second)) {
-      pending.emplace_back(at, take_old());
-    } else {
+    AttributeValue* old = target.find(name);
+    if (!old || !same(-1, *old)) {
       Path here{nullptr, name, 0};
       AttributeValue v;
       if (!value(-1, &here, 1, v)) {
-        lua_pop(L_, 2);
+        lua_settop(L_, store - 1);
         return false;
       }
-      if (old && v == old->second)
-        pending.emplace_back(at, take_old());  // equal by value (a number written differently)
-      else
-        pending.emplace_back(
-            old ? at : base_size + added++,
-            Item::Entry(old ? (consume ? std::move(old->first) : old->first) : std::string(name),
-                        std::move(v)));
+      if (!old)
+        target.append(std::string(name), std::move(v));
+      else if (!(v == *old))  // equal by value (a number written differently): keep it
+        *old = std::move(v);
     }
     lua_pop(L_, 1);
   }
-  std::sort(pending.begin(), pending.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  lua_settop(L_, store - 1);
+  return true;
+}
+
+bool Reader::update(int idx, Item& item) {
+  idx = lua_absindex(L_, idx);
+  bool is_proxy = false;
+  if (!item_table(idx) || !proxy(idx, is_proxy)) return false;
+  if (is_proxy) return apply_store(item);
+  Item out;
+  if (!fresh(idx, item, out)) return false;
+  item = std::move(out);
+  return true;
+}
+
+bool Reader::fresh(int idx, const Item& base, Item& out) {
+  idx = lua_absindex(L_, idx);
+  bool is_proxy = false;
+  if (!item_table(idx) || !proxy(idx, is_proxy)) return false;
+  if (is_proxy) {
+    out = *vm_.item;
+    return apply_store(out);
+  }
   out.clear();
-  out.reserve(pending.size());
-  for (auto& [pos, e] : pending) out.append(std::move(e.first), std::move(e.second));
-  pending.clear();
+  lua_pushnil(L_);
+  while (lua_next(L_, idx)) {
+    std::string_view name;
+    if (!attribute_name(name)) {
+      lua_pop(L_, 2);
+      return false;
+    }
+    const AttributeValue* old = base.find(name);
+    if (old && same(-1, *old)) {
+      out.append(std::string(name), *old);
+      lua_pop(L_, 1);
+      continue;
+    }
+    Path here{nullptr, name, 0};
+    AttributeValue v;
+    if (!value(-1, &here, 1, v)) {
+      lua_pop(L_, 2);
+      return false;
+    }
+    lua_pop(L_, 1);
+    out.append(std::string(name), old && v == *old ? *old : std::move(v));
+  }
   return true;
 }
 
@@ -1164,6 +1393,10 @@ int lib_type(lua_State* L) {
     case LUA_TNUMBER: lua_pushliteral(L, "N"); return 1;
     case LUA_TBOOLEAN: lua_pushliteral(L, "BOOL"); return 1;
     case LUA_TTABLE: {
+      if (mark_of(L, 1, vm) == Mark::Item) {
+        lua_pushliteral(L, "M");
+        return 1;
+      }
       const char* tag = nullptr;
       {
         AttributeValue v;
@@ -1452,6 +1685,13 @@ int open_sandbox(lua_State* L) {
   vm.mt_map = new_metatable(L, "dynamorph.map", nullptr);
   vm.mt_list = new_metatable(L, "dynamorph.list", nullptr);
   vm.mt_many = new_metatable(L, "dynamorph.many", nullptr);
+  const luaL_Reg item_fns[] = {{"__index", item_index},
+                               {"__newindex", item_newindex},
+                               {"__pairs", item_pairs},
+                               {nullptr, nullptr}};
+  vm.mt_item = new_metatable(L, "dynamorph.map", item_fns);
+  lua_newtable(L);
+  vm.ref_store = luaL_ref(L, LUA_REGISTRYINDEX);
   new_typed(L, vm, Kind::Null, sizeof(Header));
   vm.ref_null = luaL_ref(L, LUA_REGISTRYINDEX);
   new_typed(L, vm, Kind::Delete, sizeof(Header));
@@ -1592,7 +1832,7 @@ int call_transform(lua_State* L) {
     vm.ctx_for = a->ctx;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, vm.ref_transform);
-  push_item(L, vm, *a->item);
+  push_proxy(L, vm, *a->item);
   lua_rawgeti(L, LUA_REGISTRYINDEX, vm.ref_ctx);
   lua_call(L, 2, 1);
   return 1;
@@ -1616,12 +1856,10 @@ class LuaTransform final : public Transform {
     lua_pushcfunction(L, call_transform);
     lua_pushlightuserdata(L, &args);
     const int status = lua_pcall(L, 1, 1, 1);
-    if (status != LUA_OK) {
-      std::string why = failure(vm, status);
-      lua_settop(L, 0);
-      return TransformResult::fail(std::move(why));
-    }
-    TransformResult r = result(vm, item);
+    TransformResult r =
+        status == LUA_OK ? result(vm, item) : TransformResult::fail(failure(vm, status));
+    vm.item = nullptr;  // the proxy is dead from now on
+    vm.proxy = nullptr;
     lua_settop(L, 0);
     return r;
   }
@@ -1676,7 +1914,7 @@ class LuaTransform final : public Transform {
           return bad_value(what);
         }
         Item out;
-        const bool ok = reader.item(-1, item, false, out, vm.pending);
+        const bool ok = reader.fresh(-1, item, out);
         lua_pop(L, 1);
         if (!ok)
           return bad_value(fmt::format("dynamorph.many{{...}} item {}: {}", i, reader.error()));
@@ -1684,12 +1922,8 @@ class LuaTransform final : public Transform {
       }
       return TransformResult::many(std::move(items));
     }
-    Item out;
-    if (!reader.item(top, item, true, out, vm.pending)) {
-      // `item` may have lost moved-from attributes: the run stops on this error anyway.
-      return bad_value(reader.error());
-    }
-    item = std::move(out);
+    // On an error `item` may be half updated: the run stops on it anyway.
+    if (!reader.update(top, item)) return bad_value(reader.error());
     return TransformResult::changed();
   }
 

@@ -259,6 +259,57 @@ TEST(LuaValues, UntouchedAttributesKeepTheirBytes) {
   EXPECT_EQ(item.begin()->first, "PK");  // attributes keep their order
 }
 
+// The item is a lazy table: read through, written through, pairs() sees every attribute, and
+// only this call's item may be used.
+TEST(LuaValues, TheItemIsALazyTableOfItsCall) {
+  Lua lua(R"LUA(
+function transform(item, ctx)
+  if item.PK == "stash" then kept = item return nil end
+  if item.PK == "stale" then return kept end
+  if item.PK == "stale_read" then return {PK = kept.PK} end
+  assert(next(item) == nil and rawget(item, "a") == nil)   -- raw access sees nothing
+  assert(item.a == 1 and item.missing == nil)
+  item.a = nil
+  assert(item.a == nil)
+  item.b = "two"
+  item[7] = nil                                             -- a nil for a non-name is fine
+  local names = {}
+  for k, v in pairs(item) do names[#names + 1] = k .. "=" .. tostring(v) end
+  table.sort(names)
+  item.names = table.concat(names, ",")
+  assert(dynamorph.type(item) == "M")
+  if item.PK == "nest" then return {PK = item.PK, copy = item} end
+  if item.PK == "many" then return dynamorph.many{item, {PK = "second", a = item.c}} end
+  return item
+end)LUA");
+  Item item{{"PK", S("k")}, {"a", N("1")}, {"c", S("keep")}};
+  TransformResult first = lua.run(item);
+  ASSERT_EQ(first.kind, TransformResult::Kind::Changed) << first.error;
+  EXPECT_EQ(
+      item,
+      (Item{{"PK", S("k")}, {"c", S("keep")}, {"b", S("two")}, {"names", S("PK=k,b=two,c=keep")}}));
+  Item nest{{"PK", S("nest")}, {"a", N("1")}};
+  ASSERT_EQ(lua.run(nest).kind, TransformResult::Kind::Changed);
+  EXPECT_EQ(*nest.find("copy"),
+            AttributeValue(
+                dynamo::Map{{"PK", S("nest")}, {"b", S("two")}, {"names", S("PK=nest,b=two")}}));
+  Item many{{"PK", S("many")}, {"a", N("1")}, {"c", S("x")}};
+  TransformResult r = lua.run(many);
+  ASSERT_EQ(r.kind, TransformResult::Kind::Many) << r.error;
+  ASSERT_EQ(r.items.size(), 2u);
+  EXPECT_EQ(
+      r.items[0],
+      (Item{{"PK", S("many")}, {"c", S("x")}, {"b", S("two")}, {"names", S("PK=many,b=two,c=x")}}));
+  EXPECT_EQ(r.items[1], (Item{{"PK", S("second")}, {"a", S("x")}}));
+  Item stash{{"PK", S("stash")}};
+  ASSERT_EQ(lua.run(stash).kind, TransformResult::Kind::Skip);
+  EXPECT_EQ(lua.error(Item{{"PK", S("stale")}}),
+            "lua/test.lua:2: transform's result: an item table from an earlier call of transform");
+  EXPECT_EQ(lua.error(Item{{"PK", S("stale_read")}}),
+            "lua/test.lua:5: this item table belongs to an earlier call of transform (copy what "
+            "you need from it)");
+}
+
 TEST(LuaDecimals, ExactArithmeticAndComparisons) {
   Lua lua(R"(
 local N = dynamorph.N
