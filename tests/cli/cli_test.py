@@ -869,6 +869,28 @@ class CliTest(unittest.TestCase):
         self.assertExit(r, 1)
         self.assertIn("migrations/9_loop.yaml:10: instruction budget exceeded (100000 instructions per item; "
                       "raise it with lua.max_instructions)", r.stderr)
+        # A memory bomb: the cap stops it, naming the line; what version 8 did stays as it was.
+        os.remove(os.path.join(p.dir, "migrations", "9_loop.yaml"))
+        self.assertExit(p.run("mark", "9", "pending"), 0)
+        p.write("9_bomb.yaml", """\
+            version: 9
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - lua:
+                        max_memory_mb: 8
+                        code: |
+                          function transform(item, ctx)
+                            local t = {}
+                            while true do t[#t + 1] = string.rep("x", 4096) .. #t end
+                          end
+            """)
+        r = p.run("up")
+        self.assertExit(r, 1)
+        self.assertIn("migrations/9_bomb.yaml:11: memory cap exceeded (8 MiB per worker; raise it with "
+                      "lua.max_memory_mb)", r.stderr)
+        self.assertEqual(self.visits(p), self.expected_visits(users))
 
     def test_lua_kill9_then_resume_applies_each_item_once(self):
         users = 1500
