@@ -5,9 +5,13 @@
 //                 [--mode batch|update] [--filter server|split|client] [--page-size N]
 //                 [--checkpoint FILE] [--progress] [--json]
 //   migrate_bench --inmemory N [--json]
+//   both: [--transform expression|lua|lua-identity]
 //
 // Job: every item with PK beginning "USER#" and SK = "PROFILE" gets
 //   SET username = lower(username), migratedAt = :m     (:m = "2025-01-01T00:00:00.000Z")
+// --transform lua: the same job as a Lua function (ctx.lower, ctx.now); lua-identity: a Lua
+//          function that returns the item unchanged (the conversion in and out alone; nothing is
+//          written). Default: the update expression.
 // --filter server: FilterExpression "begins_with(PK, :user) AND SK = :profile" (as the peers)
 //          split:  FilterExpression "begins_with(PK, :user)", client where "SK = :profile"
 //          client: no FilterExpression, client where "SK = :profile AND begins_with(PK, :user)"
@@ -74,6 +78,7 @@ struct Args {
   bool progress = false;
   bool json = false;
   long long inmemory = 0;
+  std::string transform = "expression";
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -82,7 +87,8 @@ struct Args {
                "[--max-writes 16]\n"
                "       [--mode batch|update] [--filter server|split|client] [--page-size N]\n"
                "       [--checkpoint FILE] [--progress] [--json]\n"
-               "       migrate_bench --inmemory N [--json]\n",
+               "       migrate_bench --inmemory N [--json]\n"
+               "       both: [--transform expression|lua|lua-identity]\n",
                msg);
   std::exit(2);
 }
@@ -117,6 +123,8 @@ Args parse_args(int argc, char** argv) {
       a.json = true;
     else if (k == "--inmemory")
       a.inmemory = std::atoll(val().c_str());
+    else if (k == "--transform")
+      a.transform = val();
     else if (k == "-h" || k == "--help")
       usage("help");
     else
@@ -125,6 +133,8 @@ Args parse_args(int argc, char** argv) {
   if (a.inmemory <= 0 && a.endpoint.empty()) usage("--endpoint or --inmemory is required");
   if (a.segments < 1 || a.max_writes < 1) usage("--segments and --max-writes must be >= 1");
   if (a.filter != "server" && a.filter != "split" && a.filter != "client") usage("bad --filter");
+  if (a.transform != "expression" && a.transform != "lua" && a.transform != "lua-identity")
+    usage("bad --transform");
   return a;
 }
 
@@ -148,7 +158,8 @@ double thread_cpu_seconds() {
 }
 
 stages::StepSpec job_spec(const std::string& table, const std::string& filter,
-                          const std::string& mode, int page_size) {
+                          const std::string& mode, int page_size,
+                          const std::string& transform = "expression") {
   stages::StepSpec s;
   s.label = "migrate_bench";
   s.source.table = table;
@@ -164,7 +175,21 @@ stages::StepSpec job_spec(const std::string& table, const std::string& filter,
   } else {
     s.where = {"SK = :profile AND begins_with(PK, :user)", "where"};
   }
-  s.transform.push_back({{"SET username = lower(username), migratedAt = :m", "transform"}, {}, {}});
+  if (transform == "expression") {
+    s.transform.push_back(
+        {{"SET username = lower(username), migratedAt = :m", "transform"}, {}, {}});
+  } else {
+    stages::TransformSpec t;
+    t.lua.chunk_name = "migrate_bench.lua";
+    t.lua.code = transform == "lua" ? R"(
+function transform(item, ctx)
+  item.username = ctx.lower(item.username)
+  item.migratedAt = ctx.values[":m"]
+  return item
+end)"
+                                    : "function transform(item, ctx) return item end";
+    s.transform.push_back(std::move(t));
+  }
   auto m = stages::parse_write_mode(mode);
   if (!m) usage(("unknown --mode " + mode).c_str());
   s.write.mode = *m;
@@ -188,7 +213,7 @@ int run_live(const Args& a) {
   o.credentials = dynamo::default_credentials_chain(sources);
   dynamo::Client client(std::move(o));
 
-  stages::StepSpec spec = job_spec(a.table, a.filter, a.mode, a.page_size);
+  stages::StepSpec spec = job_spec(a.table, a.filter, a.mode, a.page_size, a.transform);
   pipeline::RunOptions ro;
   ro.segments = a.segments;
   ro.max_writes_in_flight = a.max_writes;
@@ -225,12 +250,12 @@ int run_live(const Args& a) {
       "\"items_per_s\":%.1f,\"client_cpu_s\":%.3f,\"client_cpu_s_timed\":%.3f,\"peak_rss_mib\":%."
       "1f,"
       "\"status\":\"%s\",\"matched\":%lld,\"retries\":%lld,\"requests\":%llu,\"segments\":%d,"
-      "\"max_writes\":%d,\"mode\":\"%s\",\"filter\":\"%s\"%s%s}\n",
+      "\"max_writes\":%d,\"mode\":\"%s\",\"filter\":\"%s\",\"transform\":\"%s\"%s%s}\n",
       static_cast<long long>(c.scanned), static_cast<long long>(c.written), r.wall_s, ips, cpu1,
       cpu1 - cpu0, peak_rss_mib(), status, static_cast<long long>(c.matched),
       static_cast<long long>(c.retries),
       static_cast<unsigned long long>(client.stats().requests.load()), a.segments, a.max_writes,
-      a.mode.c_str(), a.filter.c_str(),
+      a.mode.c_str(), a.filter.c_str(), a.transform.c_str(),
       r.error.empty() ? "" : ",\"error\":", r.error.empty() ? "" : json_escape(r.error).c_str());
   std::fflush(stdout);
   if (r.status == pipeline::RunResult::Status::Failed) {
@@ -330,7 +355,7 @@ int run_inmemory(const Args& a) {
   const std::size_t page_bytes = body.size();
   dynamo::pad_for_parsing(body);
 
-  stages::StepSpec spec = job_spec("bench", "client", "batch", 0);
+  stages::StepSpec spec = job_spec("bench", "client", "batch", 0, a.transform);
   dynamo::TableDescription desc;
   desc.name = "bench";
   desc.status = "ACTIVE";
@@ -395,16 +420,18 @@ int run_inmemory(const Args& a) {
     if (sink == 42) std::fprintf(stderr, " ");
   }
   std::printf(
-      "{\"peer\":\"dynamorph\",\"bench\":\"inmemory\",\"items\":%lld,\"pages\":%lld,\"page_items\":"
+      "{\"peer\":\"dynamorph\",\"bench\":\"inmemory\",\"transform\":\"%s\",\"items\":%lld,"
+      "\"pages\":%lld,\"page_items\":"
       "%d,"
       "\"page_bytes\":%zu,\"matched\":%lld,\"batches\":%lld,\"out_bytes\":%lld,\"cpu_s\":%.4f,"
       "\"wall_s\":%.4f,"
       "\"items_per_s_per_core\":%.0f,\"items_per_s_wall\":%.0f,\"mb_per_s_per_core\":%.1f,\"peak_"
       "rss_mib\":%.1f,"
       "\"cpu_share\":{\"parse\":%.2f,\"where_transform\":%.2f,\"group_serialize\":%.2f}}\n",
-      items, pages, page_items, page_bytes, matched, batches, out_bytes, cpu, wall, items / cpu,
-      items / wall, pages * static_cast<double>(page_bytes) / 1e6 / cpu, peak_rss_mib(),
-      parse_cpu / cpu, process_cpu / cpu, std::max(0.0, 1 - (parse_cpu + process_cpu) / cpu));
+      a.transform.c_str(), items, pages, page_items, page_bytes, matched, batches, out_bytes, cpu,
+      wall, items / cpu, items / wall, pages * static_cast<double>(page_bytes) / 1e6 / cpu,
+      peak_rss_mib(), parse_cpu / cpu, process_cpu / cpu,
+      std::max(0.0, 1 - (parse_cpu + process_cpu) / cpu));
   return 0;
 }
 

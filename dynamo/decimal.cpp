@@ -103,14 +103,17 @@ Decimal Decimal::from_int(std::int64_t v) {
 
 std::optional<std::int64_t> Decimal::to_int64() const {
   if (exponent_ < 0) return std::nullopt;
+  // The magnitude may reach 2^63 for a negative number (INT64_MIN).
+  const Uint128 limit =
+      static_cast<Uint128>(std::numeric_limits<std::int64_t>::max()) + (negative_ ? 1 : 0);
   Uint128 v = coefficient_;
   for (int i = 0; i < exponent_; ++i) {
     v *= 10;
-    if (v > static_cast<Uint128>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    if (v > limit) return std::nullopt;
   }
-  if (v > static_cast<Uint128>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
-  auto s = static_cast<std::int64_t>(v);
-  return negative_ ? -s : s;
+  if (v > limit) return std::nullopt;
+  if (negative_) return static_cast<std::int64_t>(-static_cast<std::int64_t>(v - 1) - 1);
+  return static_cast<std::int64_t>(v);
 }
 
 std::string Decimal::coefficient_digits() const {
@@ -225,6 +228,85 @@ std::optional<Decimal> Decimal::add(const Decimal& a, const Decimal& b, std::str
   std::string digits;
   for (auto it = r.rbegin(); it != r.rend(); ++it) digits.push_back(static_cast<char>('0' + *it));
   return from_digits(negative, digits, base, why);
+}
+
+std::optional<Decimal> Decimal::from_rounded_digits(bool negative, std::string digits,
+                                                    long exponent, bool sticky, std::string* why) {
+  std::size_t first = digits.find_first_not_of('0');
+  if (first == std::string::npos) return Decimal{};
+  digits.erase(0, first);
+  if (digits.size() > static_cast<std::size_t>(kMaxDigits)) {
+    const std::size_t keep = static_cast<std::size_t>(kMaxDigits);
+    const char next = digits[keep];
+    sticky = sticky || digits.find_first_not_of('0', keep + 1) != std::string::npos;
+    exponent += static_cast<long>(digits.size() - keep);
+    digits.resize(keep);
+    const bool odd = (digits.back() - '0') % 2 == 1;
+    if (next > '5' || (next == '5' && (sticky || odd))) {
+      std::size_t i = digits.size();
+      while (i > 0 && digits[i - 1] == '9') digits[--i] = '0';
+      if (i == 0)
+        digits.insert(digits.begin(), '1');  // 99…9 + 1: one more digit, the rest zeros
+      else
+        ++digits[i - 1];
+    }
+  }
+  auto d = from_digits(negative, digits, exponent, why);
+  if (d && d->is_zero()) d->negative_ = false;
+  return d;
+}
+
+std::optional<Decimal> Decimal::multiply(const Decimal& a, const Decimal& b, std::string* why) {
+  if (a.is_zero() || b.is_zero()) return Decimal{};
+  const std::string x = a.coefficient_digits(), y = b.coefficient_digits();
+  std::vector<int> r(x.size() + y.size(), 0);  // little-endian
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    for (std::size_t j = 0; j < y.size(); ++j)
+      r[i + j] += (x[x.size() - 1 - i] - '0') * (y[y.size() - 1 - j] - '0');
+  }
+  for (std::size_t i = 0; i + 1 < r.size(); ++i) {
+    r[i + 1] += r[i] / 10;
+    r[i] %= 10;
+  }
+  std::string digits;
+  for (auto it = r.rbegin(); it != r.rend(); ++it) digits.push_back(static_cast<char>('0' + *it));
+  return from_rounded_digits(a.negative_ != b.negative_, std::move(digits),
+                             static_cast<long>(a.exponent_) + b.exponent_, false, why);
+}
+
+std::optional<Decimal> Decimal::divide(const Decimal& a, const Decimal& b, std::string* why) {
+  if (b.is_zero()) {
+    set_why(why, "Division by zero");
+    return std::nullopt;
+  }
+  if (a.is_zero()) return Decimal{};
+  // Long division of a's digits followed by enough zeros for 40 quotient digits (38 kept, one
+  // to round on, and the remainder says whether anything follows).
+  const std::string x = a.coefficient_digits(), y = b.coefficient_digits();
+  const long extra = std::max(0L, 40L + static_cast<long>(y.size()) - static_cast<long>(x.size()));
+  std::vector<int> divisor, rem;  // little-endian
+  for (auto it = y.rbegin(); it != y.rend(); ++it) divisor.push_back(*it - '0');
+  std::string quotient;
+  const std::size_t steps = x.size() + static_cast<std::size_t>(extra);
+  for (std::size_t i = 0; i < steps; ++i) {
+    rem.insert(rem.begin(), i < x.size() ? x[i] - '0' : 0);
+    while (!rem.empty() && rem.back() == 0) rem.pop_back();
+    int q = 0;
+    while (compare_digits(rem, divisor) >= 0) {
+      int borrow = 0;
+      for (std::size_t k = 0; k < rem.size(); ++k) {
+        int s = rem[k] - borrow - (k < divisor.size() ? divisor[k] : 0);
+        borrow = s < 0;
+        rem[k] = s < 0 ? s + 10 : s;
+      }
+      while (!rem.empty() && rem.back() == 0) rem.pop_back();
+      ++q;
+    }
+    quotient.push_back(static_cast<char>('0' + q));
+  }
+  return from_rounded_digits(a.negative_ != b.negative_, std::move(quotient),
+                             static_cast<long>(a.exponent_) - b.exponent_ - extra, !rem.empty(),
+                             why);
 }
 
 std::optional<Decimal> Decimal::subtract(const Decimal& a, const Decimal& b, std::string* why) {

@@ -38,6 +38,13 @@ class Decimal {
   static std::optional<Decimal> subtract(const Decimal& a, const Decimal& b,
                                          std::string* why = nullptr);
 
+  // Product / quotient rounded half-even to 38 significant digits (a quotient rarely ends);
+  // nullopt (with *why) when the result leaves DynamoDB's range or the divisor is zero.
+  static std::optional<Decimal> multiply(const Decimal& a, const Decimal& b,
+                                         std::string* why = nullptr);
+  static std::optional<Decimal> divide(const Decimal& a, const Decimal& b,
+                                       std::string* why = nullptr);
+
   static Decimal from_int(std::int64_t v);
   // The value when it is an integer that fits, else nullopt.
   std::optional<std::int64_t> to_int64() const;
@@ -51,6 +58,10 @@ class Decimal {
   int digit_count() const;
   static std::optional<Decimal> from_digits(bool negative, std::string_view digits, long exponent,
                                             std::string* why);
+  // from_digits after rounding `digits` half-even to 38 significant digits; `sticky`: nonzero
+  // digits were cut off after the last of `digits`.
+  static std::optional<Decimal> from_rounded_digits(bool negative, std::string digits,
+                                                    long exponent, bool sticky, std::string* why);
   std::string coefficient_digits() const;
 };
 

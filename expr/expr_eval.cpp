@@ -239,19 +239,7 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
       const std::string* to = string_arg(env, arg(2, t2), n.fn, 3);
       if (!to) return nullptr;
       std::string out;
-      if (from->empty()) {
-        out = *s;
-      } else {
-        std::size_t at = 0;
-        for (;;) {
-          std::size_t hit = s->find(*from, at);
-          if (hit == std::string::npos) break;
-          out.append(*s, at, hit - at);
-          out += *to;
-          at = hit + from->size();
-        }
-        out.append(*s, at);
-      }
+      append_replaced(out, *s, *from, *to);
       slot = AttributeValue(std::move(out));
       return &slot;
     }
@@ -284,16 +272,7 @@ const AttributeValue* call(Env& env, const OperandNode& n, AttributeValue& slot)
         return nullptr;
       }
       std::vector<std::string_view> parts;
-      std::string_view rest(*s);
-      for (;;) {
-        std::size_t hit = rest.find(*sep);
-        if (hit == std::string_view::npos) {
-          parts.push_back(rest);
-          break;
-        }
-        parts.push_back(rest.substr(0, hit));
-        rest.remove_prefix(hit + sep->size());
-      }
+      split_fields(parts, *s, *sep);
       auto count = static_cast<std::int64_t>(parts.size());
       std::int64_t at = *field > 0 ? *field - 1 : count + *field;
       slot = AttributeValue(at >= 0 && at < count ? std::string(parts[static_cast<std::size_t>(at)])

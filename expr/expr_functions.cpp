@@ -182,6 +182,36 @@ std::string_view trim_ascii(std::string_view s) {
   return s.substr(b, e - b + 1);
 }
 
+void append_replaced(std::string& out, std::string_view s, std::string_view from,
+                     std::string_view to) {
+  if (from.empty()) {
+    out.append(s);
+    return;
+  }
+  std::size_t at = 0;
+  for (;;) {
+    std::size_t hit = s.find(from, at);
+    if (hit == std::string_view::npos) break;
+    out.append(s.substr(at, hit - at));
+    out.append(to);
+    at = hit + from.size();
+  }
+  out.append(s.substr(at));
+}
+
+void split_fields(std::vector<std::string_view>& out, std::string_view s, std::string_view sep) {
+  out.clear();
+  for (;;) {
+    std::size_t hit = s.find(sep);
+    if (hit == std::string_view::npos) {
+      out.push_back(s);
+      return;
+    }
+    out.push_back(s.substr(0, hit));
+    s.remove_prefix(hit + sep.size());
+  }
+}
+
 std::string_view utf8_slice(std::string_view s, std::uint64_t start,
                             std::optional<std::uint64_t> count) {
   auto advance = [&](std::size_t i, std::uint64_t n) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dynamorph::expr::detail {
 
@@ -21,6 +22,14 @@ std::string_view trim_ascii(std::string_view s);
 // to the end.
 std::string_view utf8_slice(std::string_view s, std::uint64_t start,
                             std::optional<std::uint64_t> count);
+
+// s with every occurrence of `from` replaced by `to` (none when `from` is empty); appends to out.
+void append_replaced(std::string& out, std::string_view s, std::string_view from,
+                     std::string_view to);
+
+// The fields of s between occurrences of a non-empty `sep` (one field when sep never occurs);
+// the views point into s. Replaces the contents of out.
+void split_fields(std::vector<std::string_view>& out, std::string_view s, std::string_view sep);
 
 // Milliseconds since 1970-01-01T00:00:00Z of YYYY-MM-DD or YYYY-MM-DD(T| )hh:mm[:ss[.f…]]
 // followed by Z, ±hh:mm, ±hhmm, ±hh or nothing (UTC). nullopt when the text is none of these.

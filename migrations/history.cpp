@@ -29,7 +29,8 @@ void History::check(bool allow_down_in_progress, std::string_view state_table,
       throw HistoryError(
           fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
                       to_string(r.state), state_table, migrations_dir));
-    if (r.checksum != m->checksum)
+    // A failed version may be fixed (its script, say) and resumed; what ran is not applied.
+    if (r.checksum != m->checksum && r.state != VersionState::Failed)
       throw HistoryError(
           fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
                       "accept it with `dynamorph mark {} "

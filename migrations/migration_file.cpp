@@ -13,6 +13,7 @@
 #include "dynamo/json.h"
 #include "migrations/checksum.h"
 #include "migrations/yaml_util.h"
+#include "stages/lua_transform.h"
 #include "stages/step_expressions.h"
 #include "stages/transform.h"
 
@@ -44,6 +45,7 @@ class Parser {
   dynamo::Throughput throughput(const YAML::Node& n, std::string_view what);
   dynamo::IndexDefinition index(const YAML::Node& n, bool global, std::string_view what);
   stages::Expression expression(const YAML::Node& n, std::string_view what);
+  stages::LuaSpec lua(const YAML::Node& n);
   dynamo::AttributeValue value(const YAML::Node& n);
   dynamo::AttributeValue typed_value(const std::string& tag, const YAML::Node& n);
   YAML::Node required(const YAML::Node& map, std::string_view key, std::string_view what);
@@ -51,6 +53,7 @@ class Parser {
   const YamlDoc& doc_;
   const LoadOptions& options_;
   bool in_down_ = false;
+  std::vector<std::pair<std::string, std::string>> lua_files_;  // as written, bytes: checksummed
 };
 
 YAML::Node Parser::required(const YAML::Node& map, std::string_view key, std::string_view what) {
@@ -233,6 +236,47 @@ stages::Expression Parser::expression(const YAML::Node& n, std::string_view what
   if (text.find_first_not_of(" \t\r\n") == std::string::npos)
     doc_.fail(n, fmt::format("{}: empty expression", what));
   return stages::Expression{std::move(text), fmt::format("{}: {}", doc_.where(n), what)};
+}
+
+stages::LuaSpec Parser::lua(const YAML::Node& n) {
+  doc_.check_map(n, "lua", Keys{"file", "code", "max_instructions", "max_memory_mb"});
+  if (!n["file"] == !n["code"])
+    doc_.fail(n, "lua: give file: PATH (relative to this file) or code: TEXT");
+  stages::LuaSpec spec;
+  if (const YAML::Node f = n["file"]) {
+    const std::string file = doc_.string(f, "lua.file");
+    if (file.empty()) doc_.fail(f, "lua.file: must not be empty");
+    const fs::path path = (fs::path(doc_.display()).parent_path() / file).lexically_normal();
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    if (in) ss << in.rdbuf();
+    if (!in || in.bad()) doc_.fail(f, fmt::format("lua.file: cannot read '{}'", path.string()));
+    spec.code = ss.str();
+    spec.chunk_name = path.string();
+    lua_files_.emplace_back(file, spec.code);
+  } else {
+    const YAML::Node c = n["code"];
+    spec.code = doc_.string(c, "lua.code");
+    spec.chunk_name = doc_.display();
+    // Lua's line numbers are the file's: a block scalar (| or >) starts on the next line.
+    const YAML::Mark m = c.Mark();
+    const char indicator = m.pos >= 0 && static_cast<std::size_t>(m.pos) < doc_.text().size()
+                               ? doc_.text()[static_cast<std::size_t>(m.pos)]
+                               : ' ';
+    spec.first_line = m.line + 1 + (indicator == '|' || indicator == '>' ? 1 : 0);
+  }
+  if (const YAML::Node x = n["max_instructions"]) {
+    spec.max_instructions = doc_.integer(x, "max_instructions");
+    if (spec.max_instructions < 1) doc_.fail(x, "max_instructions: must be at least 1");
+  }
+  if (const YAML::Node x = n["max_memory_mb"]) {
+    const std::int64_t mb = doc_.integer(x, "max_memory_mb");
+    if (mb < 1 || mb > (1 << 20)) doc_.fail(x, "max_memory_mb: expected 1 to 1048576");
+    spec.max_memory_bytes = mb << 20;
+  }
+  // Compiled and its top level run now: a syntax error or a missing transform() is exit 2.
+  stages::make_lua_transform(spec, doc_.where(n));
+  return spec;
 }
 
 dynamo::AttributeValue Parser::typed_value(const std::string& tag, const YAML::Node& n) {
@@ -418,10 +462,13 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
       if (x.IsScalar()) {
         ts.update = expression(x, "transform");
       } else {
-        doc_.check_map(x, "transform step", Keys{"update", "stage", "args"});
-        if (x["update"] && x["stage"])
-          doc_.fail(x, "transform step: give update or stage, not both");
-        if (x["update"]) {
+        doc_.check_map(x, "transform step", Keys{"update", "stage", "args", "lua"});
+        if ((x["update"] ? 1 : 0) + (x["stage"] ? 1 : 0) + (x["lua"] ? 1 : 0) > 1)
+          doc_.fail(x, "transform step: give one of update, stage or lua");
+        if (x["args"] && !x["stage"]) doc_.fail(x["args"], "args: only a stage takes args");
+        if (x["lua"]) {
+          ts.lua = lua(x["lua"]);
+        } else if (x["update"]) {
           ts.update = expression(x["update"], "transform.update");
         } else if (x["stage"]) {
           ts.stage = doc_.string(x["stage"], "stage");
@@ -439,7 +486,8 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
               ts.args[it->first.Scalar()] = value(it->second);
           }
         } else {
-          doc_.fail(x, "transform step: expected update: \"SET …\" or stage: NAME");
+          doc_.fail(x,
+                    "transform step: expected update: \"SET …\", stage: NAME or lua: { file: F }");
         }
       }
       spec.transform.push_back(std::move(ts));
@@ -536,7 +584,6 @@ Migration Parser::parse(const std::string& file_name) {
                       "max_wcu", "max_rcu"});
   Migration m;
   m.file = doc_.display();
-  m.checksum = checksum(doc_.text());
   m.version = doc_.integer(required(root, "version", "migration"), "version");
   if (m.version < 0) doc_.fail(root["version"], "version: must not be negative");
   // <version>_<name>.yaml
@@ -570,6 +617,11 @@ Migration Parser::parse(const std::string& file_name) {
   if (!m.schema || root["up"]) m.up = steps(required(root, "up", "migration"), "up");
   if (m.up.empty() && !m.schema) doc_.fail(root["up"], "up: a migration needs at least one step");
   if (root["down"]) m.down = steps(root["down"], "down");
+  // The Lua files a step names are part of the version: editing an applied script is drift.
+  std::string text = doc_.text();
+  for (const auto& [file, bytes] : lua_files_)
+    text += fmt::format("\n--- lua file {} ---\n{}", file, bytes);
+  m.checksum = checksum(text);
   return m;
 }
 

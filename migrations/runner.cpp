@@ -24,7 +24,8 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
       existing && existing->direction == direction && existing->state != VersionState::Applied;
   if (resume) {
     rec = *existing;
-    rec.schema = m.schema;  // the file's, whose checksum the record matches
+    rec.checksum = m.checksum;  // a failed version may resume with a fixed file
+    rec.schema = m.schema;      // the file's, whose checksum the record matches
   } else {
     rec.version = m.version;
     rec.name = m.name;

@@ -35,6 +35,9 @@ StatusRow status_row(std::int64_t v, const Migration* m, const VersionRecord* re
   if (!m) {
     note = "file missing";
     problem = true;
+  } else if (rec && rec->checksum != m->checksum && rec->state == VersionState::Failed) {
+    note = fmt::format("{} changed since it failed (checksum {} → {}); `up` resumes with it",
+                       m->file, short_sum(rec->checksum), short_sum(m->checksum));
   } else if (rec && rec->checksum != m->checksum) {
     if (rec->state == VersionState::Applied) row.word = "drift";
     note = fmt::format("{} changed since {} (checksum {} → {})", m->file,

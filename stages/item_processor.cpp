@@ -5,6 +5,7 @@
 
 #include "dynamo/errors.h"
 #include "dynamo/json.h"
+#include "stages/lua_transform.h"
 #include "stages/update_transform.h"
 
 namespace dynamorph::stages {
@@ -52,6 +53,8 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expres
     std::unique_ptr<Transform> stage;
     if (i < expressions_.updates.size() && expressions_.updates[i]) {
       stage = std::make_unique<UpdateTransform>(*expressions_.updates[i]);
+    } else if (!t.lua.empty()) {
+      stage = make_lua_transform(t.lua, fmt::format("{}: transform[{}]", spec.label, i));
     } else {
       StageContext c{fmt::format("{}: transform[{}]", spec.label, i), &expressions_.placeholders,
                      now_iso, t.args};
@@ -59,13 +62,15 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expres
     }
     for (const auto& r : stage->reads()) add_unique(reads_, r);
     reads_everything_ = reads_everything_ || stage->reads_everything();
+    // Unknown writes (Lua) may change the key: process() finds out per item, and refuses it in
+    // update mode then; only a known key write is refused at plan time.
     auto w = stage->writes();
     if (!w) {
       may_change_key_ = true;
     } else {
       for (const auto& name : *w) {
         if (std::find(target_keys.begin(), target_keys.end(), name) != target_keys.end())
-          may_change_key_ = true;
+          may_change_key_ = writes_key_ = true;
       }
     }
     transforms_.push_back(std::move(stage));
@@ -83,7 +88,7 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expres
                     "(BatchWriteItem has no conditions); use mode 'update' or 'transact'",
                     spec.label));
   }
-  if (mode_ == WriteMode::Update && may_change_key_ && same_table_) {
+  if (mode_ == WriteMode::Update && writes_key_ && same_table_) {
     throw UsageError(
         fmt::format("{}: the transform changes a key attribute of table '{}' ({}), which mode "
                     "'update' cannot do; use mode 'transact' (atomic delete + put) or 'batch'",
@@ -95,7 +100,7 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expres
                     "empty or '{}'",
                     spec.label, source_.name));
   }
-  if (same_table_ && may_change_key_ && version_attribute_.empty() && !where_) {
+  if (same_table_ && writes_key_ && version_attribute_.empty() && !where_) {
     warnings_.push_back(
         fmt::format("{}: the transform changes the key but has neither version_attribute nor "
                     "where: items it writes may be scanned again and transformed twice",

@@ -88,7 +88,8 @@ class ItemProcessor {
   TransformContext ctx_;
   std::vector<std::string> reads_;
   bool reads_everything_ = false;
-  bool may_change_key_ = false;
+  bool may_change_key_ = false;  // a transform writes a key attribute, or may (unknown writes)
+  bool writes_key_ = false;      // a transform is known to write a key attribute
   std::vector<std::string> warnings_;
 };
 

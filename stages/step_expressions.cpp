@@ -1,5 +1,7 @@
 #include "stages/step_expressions.h"
 
+#include <algorithm>
+
 namespace dynamorph::stages {
 
 StepExpressions compile_step_expressions(const StepSpec& spec, std::string_view now_iso,
@@ -27,8 +29,11 @@ StepExpressions compile_step_expressions(const StepSpec& spec, std::string_view 
           t.update.text, out.placeholders, expr::Dialect::Client, label_of(t.update), &usage));
     }
   }
-  // Every placeholder the step declares must be used; the automatic :now need not be.
-  usage.check_all_used(expr::Placeholders{spec.names, spec.values},
+  // Every placeholder the step declares must be used; the automatic :now need not be. A Lua
+  // transform reads the values through ctx.values, which no one can check.
+  const bool lua = std::any_of(spec.transform.begin(), spec.transform.end(),
+                               [](const TransformSpec& t) { return !t.lua.empty(); });
+  usage.check_all_used(expr::Placeholders{spec.names, lua ? decltype(spec.values){} : spec.values},
                        unused_where.empty() ? std::string_view(spec.label) : unused_where);
   out.uses_automatic_now = now_automatic && usage.used_value(":now");
   return out;

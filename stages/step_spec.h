@@ -2,6 +2,7 @@
 // migrations/ fills it from YAML, the pipeline compiles and runs it. Immutable once built.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,10 +37,22 @@ struct SourceSpec {
   std::string export_location;  // export: a local folder or s3://bucket/prefix
 };
 
+// `lua: { file: F }` or `lua: { code: TEXT }` (lua_transform.h): the script's text and where it
+// came from. Limits of 0 take the defaults.
+struct LuaSpec {
+  std::string code;        // the script
+  std::string chunk_name;  // its name in messages: "migrations/lua/x.lua" ("" = no Lua step)
+  int first_line = 1;      // the line of chunk_name where `code` begins (inline code)
+  std::int64_t max_instructions = 0;  // per item
+  std::int64_t max_memory_bytes = 0;  // per VM (one VM per worker)
+  bool empty() const { return chunk_name.empty(); }
+};
+
 struct TransformSpec {
   Expression update;                                   // an update expression …
   std::string stage;                                   // … or the name of a registered C++ stage
   std::map<std::string, dynamo::AttributeValue> args;  // the C++ stage's arguments, typed
+  LuaSpec lua = {};                                    // … or a Lua function
 };
 
 struct WriteSpec {

@@ -262,6 +262,36 @@ def expected_after_patterns(items, now):
     return exp
 
 
+LUA_NORMALIZE = """\
+    -- lower-case usernames and stamp them (pattern 1, in Lua)
+    function transform(item, ctx)
+      if item.SK ~= "PROFILE" or item.username == ctx.lower(item.username) then return nil end
+      item.username = ctx.lower(item.username)
+      item.migratedAt = ctx.now
+      return item
+    end
+    """
+
+LUA_VISITS = """\
+    function transform(item, ctx)
+      if item.SK ~= "PROFILE" then return nil end
+      if item.PK == "USER#1042" and not ctx.values[":fixed"] then error("no visits for " .. item.PK) end
+      item.visits = item.visits + 1
+      return item
+    end
+    """
+
+TIER_BADGES = {"gold": "★★★", "silver": "★★", "bronze": "★", "new": "·", "banned": "✗"}
+
+
+def tier_of(item):
+    """profile_tiers.lua's rule, written again here."""
+    visits = int(item.get("visits", {"N": "0"})["N"])
+    if item.get("status", {}).get("S") == "banned":
+        return "banned"
+    return "gold" if visits >= 15 else "silver" if visits >= 10 else "bronze" if visits >= 5 else "new"
+
+
 class CliTest(unittest.TestCase):
     maxDiff = None
 
@@ -751,6 +781,233 @@ class CliTest(unittest.TestCase):
         self.assertIn("migrations/10_bad.yaml:4: entity A.keys.PK: <id> is not among the entity's attributes",
                       r.stderr)
         self.assertEqual(snapshot(p.ns), before)
+
+    def write_lua(self, p, name, text):
+        os.makedirs(os.path.join(p.dir, "migrations", "lua"), exist_ok=True)
+        path = os.path.join(p.dir, "migrations", "lua", name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def lua_visits_project(self, users):
+        p = Project(self)
+        self.seeded(p, users=users)
+        self.write_lua(p, "visits.lua", LUA_VISITS)
+        p.write("8_visits.yaml", """\
+            version: 8
+            name: visits
+            up:
+              - pipeline:
+                  values: { ":fixed": true }
+                  source: { table: app, page_size: 20 }
+                  transform:
+                    - lua: { file: lua/visits.lua }
+                  write: { mode: update, version_attribute: _v }
+            """)
+        return p
+
+    def test_lua_transform_up_drift_down(self):
+        p = Project(self)
+        items = self.seeded(p)
+        script = self.write_lua(p, "normalize.lua", LUA_NORMALIZE)
+        p.write("1_normalize.yaml", """\
+            version: 1
+            name: normalize
+            up:
+              - pipeline:
+                  source: { table: app, page_size: 40 }
+                  transform:
+                    - lua: { file: lua/normalize.lua }
+                  write: { mode: batch }
+            down:
+              - pipeline:
+                  source: { table: app }
+                  where: "attribute_exists(migratedAt)"
+                  transform:
+                    - lua:
+                        code: |
+                          function transform(item, ctx)
+                            item.migratedAt = nil
+                            return item
+                          end
+                  write: { mode: update }
+            """)
+        r = p.run("up")
+        self.assertExit(r, 0)
+        got = by_key(scan(p.table("app")))
+        now = next(i["migratedAt"]["S"] for i in got.values() if "migratedAt" in i)
+        expected = by_key(items)
+        for i in expected.values():
+            u = i.get("username", {}).get("S")
+            if i["SK"]["S"] == "PROFILE" and u != u.lower():
+                i["username"], i["migratedAt"] = S(u.lower()), S(now)
+        self.assertEqual(got, expected)
+        # Editing the applied script is drift, like editing the YAML.
+        with open(script, "a") as f:
+            f.write("-- edited after it was applied\n")
+        before = snapshot(p.ns)
+        r = p.run("up")
+        self.assertExit(r, 4)
+        self.assertIn("migrations/1_normalize.yaml: changed since it was applied", r.stderr)
+        self.assertEqual(snapshot(p.ns), before)
+        self.write_lua(p, "normalize.lua", LUA_NORMALIZE)
+        self.assertExit(p.run("status"), 0)
+        # down runs a Lua step too.
+        self.assertExit(p.run("down"), 0)
+        self.assertFalse(any("migratedAt" in i for i in scan(p.table("app"))))
+
+    def test_lua_errors_at_load_exit_2_and_write_nothing(self):
+        p = Project(self)
+        self.seeded(p, users=10)
+        self.write_lua(p, "bad.lua", "function transform(item, ctx)\n  if item.x then\n  return item\nend\n")
+        p.write("1_bad.yaml", """\
+            version: 1
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - lua: { file: lua/bad.lua }
+            """)
+        before = snapshot(p.ns)
+        for cmd in (["up"], ["up", "--dry-run"], ["status"]):
+            r = p.run(*cmd)
+            self.assertExit(r, 2)
+            self.assertIn("migrations/lua/bad.lua:5: 'end' expected (to close 'function' at line 1) near <eof> (",
+                          r.stderr)
+            self.assertIn("migrations/1_bad.yaml:6)", r.stderr)
+        p.write("1_bad.yaml", """\
+            version: 1
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - lua:
+                        code: |
+                          local x = {
+                          function transform(item, ctx) return item end
+            """)
+        r = p.run("up")
+        self.assertExit(r, 2)
+        self.assertIn("migrations/1_bad.yaml:9: '(' expected near 'transform' (", r.stderr)  # the file's line
+        self.write_lua(p, "bad.lua", "function other(item) return item end\n")
+        p.write("1_bad.yaml", "version: 1\nup:\n  - pipeline:\n      source: { table: app }\n"
+                "      transform:\n        - lua: { file: lua/bad.lua }\n")
+        r = p.run("up")
+        self.assertExit(r, 2)
+        self.assertIn("migrations/lua/bad.lua: defines no function transform(item, ctx)", r.stderr)
+        self.assertEqual(snapshot(p.ns), before)
+        self.assertNotIn(p.state, tables_with(p.ns))  # not even the state table
+
+    def test_lua_runtime_error_exit_1_then_the_fixed_script_resumes(self):
+        users = 300
+        p = self.lua_visits_project(users)
+        def edit(old, new):
+            path = os.path.join(p.dir, "migrations", "8_visits.yaml")
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text.replace(old, new))
+        edit('":fixed": true', '":fixed": false')
+        r = p.run("up")
+        self.assertExit(r, 1)
+        self.assertRegex(r.stderr, r'item \{"PK":\{"S":"USER#1042"\},"SK":\{"S":"PROFILE"\}\}: lua (\S*/)?migrations/lua/'
+                         r'visits.lua: (\S*/)?migrations/lua/visits.lua:3: no visits for USER#1042')
+        self.assertEqual(len([l for l in r.stderr.splitlines() if l.startswith("dynamorph:")]), 1, r.stderr)
+        st, _ = p.status()
+        self.assertEqual(st[8]["state"], "failed")
+        # Fix the failed version (here its YAML; the script may be fixed the same way): up resumes
+        # it from its checkpoint, and every item is changed exactly once.
+        edit('":fixed": false', '":fixed": true')
+        r = p.run("status")
+        self.assertExit(r, 0)
+        self.assertIn("changed since it failed", r.stdout)
+        r = p.run("up")
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.visits(p), self.expected_visits(users))
+        st, _ = p.status()
+        self.assertEqual(st[8]["state"], "applied")
+        # A runaway script: the budget stops it, naming the line.
+        p.write("9_loop.yaml", """\
+            version: 9
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - lua:
+                        max_instructions: 100000
+                        code: |
+                          function transform(item, ctx)
+                            while true do end
+                          end
+            """)
+        r = p.run("up")
+        self.assertExit(r, 1)
+        self.assertIn("migrations/9_loop.yaml:10: instruction budget exceeded (100000 instructions per item; "
+                      "raise it with lua.max_instructions)", r.stderr)
+        # A memory bomb: the cap stops it, naming the line; what version 8 did stays as it was.
+        os.remove(os.path.join(p.dir, "migrations", "9_loop.yaml"))
+        self.assertExit(p.run("mark", "9", "pending"), 0)
+        p.write("9_bomb.yaml", """\
+            version: 9
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - lua:
+                        max_memory_mb: 8
+                        code: |
+                          function transform(item, ctx)
+                            local t = {}
+                            while true do t[#t + 1] = string.rep("x", 4096) .. #t end
+                          end
+            """)
+        r = p.run("up")
+        self.assertExit(r, 1)
+        self.assertIn("migrations/9_bomb.yaml:11: memory cap exceeded (8 MiB per worker; raise it with "
+                      "lua.max_memory_mb)", r.stderr)
+        self.assertEqual(self.visits(p), self.expected_visits(users))
+
+    def test_lua_kill9_then_resume_applies_each_item_once(self):
+        users = 1500
+        p = self.lua_visits_project(users)
+        proc = p.start("up", "--max-wcu", "150")
+        self.wait_for_checkpoints(p, proc)
+        proc.kill()
+        proc.communicate()
+        expected, now = self.expected_visits(users), self.visits(p)
+        applied = sum(1 for k, v in now.items() if v == expected[k])
+        self.assertGreater(applied, 0)
+        self.assertLess(applied, users)
+        self.assertExit(p.run("unlock"), 0)
+        r = p.run("up")
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.visits(p), self.expected_visits(users))
+
+    def test_docs_lua_example_on_real_data(self):
+        """docs/examples' Lua migration (profile_tiers) on seeded data, up and down."""
+        p = Project(self)
+        items = self.seeded(p)
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        src = os.path.join(repo, "docs", "examples", "migrations")
+        shutil.copy(os.path.join(src, "20261122105500_profile_tiers.yaml"), os.path.join(p.dir, "migrations"))
+        os.makedirs(os.path.join(p.dir, "migrations", "lua"))
+        shutil.copy(os.path.join(src, "lua", "profile_tiers.lua"), os.path.join(p.dir, "migrations", "lua"))
+        r = p.run("up")
+        self.assertExit(r, 0)
+        expected = by_key(items)
+        for i in expected.values():
+            if i["SK"]["S"] == "PROFILE":
+                i["tier"] = S(tier_of(i))
+                i["badge"] = S(TIER_BADGES[tier_of(i)])
+                i["_v"] = N(20261122105500)
+        self.assertEqual(by_key(scan(p.table("app"))), expected)
+        self.assertExit(p.run("down"), 0)
+        for i in expected.values():
+            i.pop("tier", None)
+            i.pop("badge", None)
+        self.assertEqual(by_key(scan(p.table("app"))), expected)
 
     def test_docs_examples_apply_and_roll_back(self):
         """The guide's example folder, through configs/local.yaml, against DynamoDB Local."""

@@ -79,6 +79,18 @@ std::string difference(std::string_view a, std::string_view b) {
   return r ? r->to_string() : "error: " + why;
 }
 
+std::string product(std::string_view a, std::string_view b) {
+  std::string why;
+  auto r = Decimal::multiply(dec(a), dec(b), &why);
+  return r ? r->to_string() : "error: " + why;
+}
+
+std::string quotient(std::string_view a, std::string_view b) {
+  std::string why;
+  auto r = Decimal::divide(dec(a), dec(b), &why);
+  return r ? r->to_string() : "error: " + why;
+}
+
 const std::string k38Nines(38, '9');
 
 // ---- string escaping -----------------------------------------------------------------------
@@ -539,6 +551,34 @@ TEST(Decimal, ArithmeticPastTheLimitsIsAnError) {
   EXPECT_FALSE(Decimal::add(dec(k38Nines), dec("0.1")).has_value());
 }
 
+TEST(Decimal, MultipliesAndDividesRoundingHalfEvenTo38Digits) {
+  EXPECT_EQ(product("1.5", "2"), "3");
+  EXPECT_EQ(product("-0.1", "0.2"), "-0.02");
+  EXPECT_EQ(product("0", "-5"), "0");
+  EXPECT_EQ(product("12345678901234567890", "1E-20"), "0.1234567890123456789");
+  // (10^38 - 1)^2 has 76 digits: the first 38 are kept (the next one is 0).
+  EXPECT_EQ(product(k38Nines, k38Nines),
+            "99999999999999999999999999999999999998" + std::string(38, '0'));
+  EXPECT_EQ(product("1.0000000000000000000000000000000000005", "1"),
+            "1.0000000000000000000000000000000000005");
+  EXPECT_EQ(product("1.0000000000000000000000000000000000005", "10"),
+            "10.000000000000000000000000000000000005");
+  EXPECT_EQ(product("3333333333333333333333333333333333333.5", "1"),  // 38 digits: exact
+            "3333333333333333333333333333333333333.5");
+  EXPECT_EQ(product("33333333333333333333333333333333333335", "0.1"),
+            "3333333333333333333333333333333333333.5");
+  EXPECT_EQ(product("1.25", "1.25"), "1.5625");
+  EXPECT_EQ(quotient("1", "3"), "0." + std::string(38, '3'));
+  EXPECT_EQ(quotient("2", "3"), "0." + std::string(37, '6') + "7");
+  EXPECT_EQ(quotient("-1", "8"), "-0.125");
+  EXPECT_EQ(quotient("10", "4"), "2.5");
+  EXPECT_EQ(quotient("1E-100", "1E25"), "0." + std::string(124, '0') + "1");
+  EXPECT_EQ(quotient(k38Nines, "0.5"), "2" + std::string(38, '0'));  // rounds up a digit
+  EXPECT_NE(quotient("1", "0").find("Division by zero"), std::string::npos);
+  EXPECT_NE(quotient("1E-100", "1E40").find("underflow"), std::string::npos);
+  EXPECT_NE(product("1E100", "1E100").find("overflow"), std::string::npos);
+}
+
 TEST(Decimal, IntegersConvertBothWays) {
   EXPECT_EQ(Decimal::from_int(0).to_string(), "0");
   EXPECT_EQ(Decimal::from_int(-42).to_string(), "-42");
@@ -547,6 +587,8 @@ TEST(Decimal, IntegersConvertBothWays) {
   EXPECT_EQ(dec("1e3").to_int64(), 1000);
   EXPECT_EQ(dec("-17").to_int64(), -17);
   EXPECT_EQ(dec("9223372036854775807").to_int64(), INT64_MAX);
+  EXPECT_EQ(dec("-9223372036854775808").to_int64(), INT64_MIN);
+  EXPECT_FALSE(dec("-9223372036854775809").to_int64());
   EXPECT_FALSE(dec("9223372036854775808").to_int64());
   EXPECT_FALSE(dec("1.5").to_int64());
   EXPECT_FALSE(dec("1e30").to_int64());

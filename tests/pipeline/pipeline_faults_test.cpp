@@ -191,7 +191,9 @@ TEST_F(FaultsTest, OnlineUpdatesLoseNoConcurrentIncrement) {
   done = true;
   writer.join();
   ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
-  EXPECT_GT(during.load(), 40);
+  // The property needs writes that overlap the run; how many a loaded box manages varies (30 to
+  // 200 seen), so ask for enough to have collided, not for a rate.
+  EXPECT_GE(during.load(), 10);
 
   auto actual = read_table(*direct_, table_);
   auto expected = data_.items;
