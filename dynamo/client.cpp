@@ -37,12 +37,6 @@ std::string make_token() {
   return text;
 }
 
-std::optional<std::int64_t> parse_http_date_ms(const std::string& date) {
-  std::tm tm{};
-  if (!strptime(date.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return std::nullopt;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000;
-}
-
 template <class T, class F>
 Outcome<T> typed(Outcome<RawResponse> raw, F&& parse) {
   if (!raw) return std::move(raw.error());
@@ -72,6 +66,26 @@ Outcome<T> request_of(Client& client, std::string_view operation, const Request&
 }
 
 }  // namespace
+
+std::chrono::milliseconds full_jitter_backoff(const RetryPolicy& policy, int attempt,
+                                              bool throttled) {
+  auto base = throttled ? policy.throttle_base : policy.base;
+  double ceiling =
+      static_cast<double>(base.count()) * static_cast<double>(1LL << std::min(attempt, 20));
+  ceiling = std::min(ceiling, static_cast<double>(policy.cap.count()));
+  std::uniform_real_distribution<double> dist(0, ceiling);
+  return std::chrono::milliseconds(static_cast<long long>(dist(rng())));
+}
+
+std::optional<std::int64_t> clock_skew_ms(const std::string& http_date) {
+  std::tm tm{};
+  if (!strptime(http_date.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return std::nullopt;
+  const std::int64_t server_ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
+  const auto local_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  return server_ms - local_ms;
+}
 
 std::string endpoint_host(std::string_view endpoint) {
   std::string_view rest = endpoint;
@@ -236,12 +250,7 @@ void Client::send(std::shared_ptr<Call> call) {
 }
 
 std::chrono::milliseconds Client::backoff(int attempt, bool throttled) const {
-  auto base = throttled ? options_.retry.throttle_base : options_.retry.base;
-  double ceiling =
-      static_cast<double>(base.count()) * static_cast<double>(1LL << std::min(attempt, 20));
-  ceiling = std::min(ceiling, static_cast<double>(options_.retry.cap.count()));
-  std::uniform_real_distribution<double> dist(0, ceiling);  // full jitter
-  return std::chrono::milliseconds(static_cast<long long>(dist(rng())));
+  return full_jitter_backoff(options_.retry, attempt, throttled);
 }
 
 void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
@@ -258,12 +267,7 @@ void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
   e.attempts = call->attempt;
   bool skew = e.clock_skew();
   if (skew) {
-    if (auto server_ms = parse_http_date_ms(response.date)) {
-      auto local_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-      skew_ms_.store(*server_ms - local_ms);
-    }
+    if (auto skew_ms = clock_skew_ms(response.date)) skew_ms_.store(*skew_ms);
   }
   bool throttled = e.throttling();
   if (throttled) {

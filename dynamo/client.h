@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,12 +22,19 @@ namespace dynamorph::dynamo {
 class CredentialsProvider;
 
 struct RetryPolicy {
-  int max_attempts = 10;                        // per request, first try included
-  std::chrono::milliseconds base{25};           // back-off base for 5xx and transport errors
+  int max_attempts = 10;                         // per request, first try included
+  std::chrono::milliseconds base{25};            // back-off base for 5xx and transport errors
   std::chrono::milliseconds throttle_base{100};  // back-off base for throttling
   std::chrono::milliseconds cap{20000};
   int max_unprocessed_rounds = 12;  // BatchWriteItem / BatchGetItem re-sends of leftovers
 };
+
+// The back-off before attempt `attempt` + 1 (full jitter: uniform in [0, min(cap, base·2^attempt)],
+// with the throttling base for throttled attempts). Shared by the DynamoDB and S3 clients.
+std::chrono::milliseconds full_jitter_backoff(const RetryPolicy& policy, int attempt,
+                                              bool throttled);
+// Server clock minus ours in milliseconds, from an HTTP Date header; nullopt when unreadable.
+std::optional<std::int64_t> clock_skew_ms(const std::string& http_date);
 
 struct ClientOptions {
   std::string endpoint;  // http(s)://host[:port]
@@ -103,9 +111,9 @@ class Client {
   Outcome<std::vector<Item>> batch_get(const BatchGetRequest& request);
 
   // Polls DescribeTable until the table (and every GSI) is ACTIVE or `timeout` passes.
-  Outcome<TableDescription> wait_until_active(std::string_view table,
-                                              std::chrono::seconds timeout,
-                                              const std::function<void(const TableDescription&)>& tick = {});
+  Outcome<TableDescription> wait_until_active(
+      std::string_view table, std::chrono::seconds timeout,
+      const std::function<void(const TableDescription&)>& tick = {});
   // Polls until DescribeTable says ResourceNotFound.
   Outcome<bool> wait_until_deleted(std::string_view table, std::chrono::seconds timeout);
 
@@ -120,7 +128,9 @@ class Client {
   const std::string& region() const { return options_.region; }
   const std::shared_ptr<CredentialsProvider>& credentials() const { return options_.credentials; }
   // Server time minus local time, learnt from a clock-skew error's Date header.
-  std::chrono::milliseconds clock_skew() const { return std::chrono::milliseconds(skew_ms_.load()); }
+  std::chrono::milliseconds clock_skew() const {
+    return std::chrono::milliseconds(skew_ms_.load());
+  }
 
  private:
   struct Call;

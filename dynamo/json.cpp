@@ -1,8 +1,8 @@
 #include "dynamo/json.h"
 
+#include <fmt/format.h>
 #include <array>
 #include <optional>
-#include <fmt/format.h>
 
 #include "dynamo/errors.h"
 #include "dynamo/json_read.h"
@@ -62,6 +62,25 @@ void write_json_string(std::string& out, std::string_view s) {
   }
   out.append(s.data() + run, s.size() - run);
   out.push_back('"');
+}
+
+void append_utf8(std::string& out, char32_t code_point) {
+  const std::uint32_t cp = code_point;
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
 }
 
 void base64_encode(std::string& out, std::string_view bytes) {
@@ -124,12 +143,8 @@ void write_value(std::string& out, const AttributeValue& v) {
       base64_encode(out, v.as<Binary>().bytes);
       out += '"';
       break;
-    case AttrType::BOOL:
-      out += v.as<bool>() ? "{\"BOOL\":true" : "{\"BOOL\":false";
-      break;
-    case AttrType::NUL:
-      out += "{\"NULL\":true";
-      break;
+    case AttrType::BOOL: out += v.as<bool>() ? "{\"BOOL\":true" : "{\"BOOL\":false"; break;
+    case AttrType::NUL: out += "{\"NULL\":true"; break;
     case AttrType::M:
       out += "{\"M\":";
       write_item(out, v.as<Map>());
@@ -255,7 +270,8 @@ AttributeValue read_value(simdjson::ondemand::value v) {
     switch (tag.size()) {
       case 1:
         if (tag[0] == 'S') return AttributeValue(std::string(get_string(x)));
-        if (tag[0] == 'N') return AttributeValue(Number::from_canonical(std::string(get_string(x))));
+        if (tag[0] == 'N')
+          return AttributeValue(Number::from_canonical(std::string(get_string(x))));
         if (tag[0] == 'B') return AttributeValue(get_binary(x));
         if (tag[0] == 'M') return AttributeValue(read_item(x));
         if (tag[0] == 'L') {
@@ -334,7 +350,8 @@ bool at_end(simdjson::ondemand::document& doc) {
 Item parse_item(std::string_view json) {
   simdjson::padded_string padded(json);
   simdjson::ondemand::document doc;
-  if (detail::thread_parser().iterate(padded).get(doc)) throw Error("malformed DynamoDB JSON: not a JSON document");
+  if (detail::thread_parser().iterate(padded).get(doc))
+    throw Error("malformed DynamoDB JSON: not a JSON document");
   simdjson::ondemand::value v;
   if (doc.get_value().get(v)) throw Error("malformed DynamoDB JSON: not a JSON document");
   Item item = detail::read_item(v);
@@ -376,7 +393,8 @@ AttributeValue parse_value(std::string_view json) {
         obj.count_fields().get(fields)) {
       throw Error("malformed DynamoDB JSON: not a JSON object");
     }
-    if (fields != 1) throw Error("malformed DynamoDB JSON: an attribute value has exactly one type tag");
+    if (fields != 1)
+      throw Error("malformed DynamoDB JSON: an attribute value has exactly one type tag");
   }
   // Read it as the only attribute of an item, so that the document is consumed to its end.
   Item wrapper = parse_item(std::string("{\"v\":").append(json).append("}"));

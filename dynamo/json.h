@@ -14,6 +14,8 @@ void write_json_string(std::string& out, std::string_view s);  // quoted and esc
 void write_value(std::string& out, const AttributeValue& v);   // {"S":"x"}
 void write_item(std::string& out, const Item& item);           // {"a":{"S":"x"},…}
 
+// Appends the UTF-8 bytes of one code point (≤ U+10FFFF).
+void append_utf8(std::string& out, char32_t code_point);
 void base64_encode(std::string& out, std::string_view bytes);
 // Appends the decoded bytes; false on malformed input.
 bool base64_decode(std::string& out, std::string_view text);

@@ -56,35 +56,6 @@ bool dns_label_bucket(std::string_view b) {
   return valid_bucket(b) && b.find('.') == std::string_view::npos;
 }
 
-std::mt19937_64& rng() {
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  return gen;
-}
-
-std::optional<std::int64_t> parse_http_date_ms(const std::string& date) {
-  std::tm tm{};
-  if (!strptime(date.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return std::nullopt;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // XML character data with the predefined and numeric entities decoded; anything else (an HTML
 // entity some servers emit) is kept as written.
 std::string xml_decode(std::string_view text) {
@@ -329,12 +300,7 @@ S3Client::S3Client(S3ClientOptions options)
 S3Client::~S3Client() = default;
 
 std::chrono::milliseconds S3Client::backoff(int attempt, bool throttled) const {
-  auto base = throttled ? options_.retry.throttle_base : options_.retry.base;
-  double ceiling =
-      static_cast<double>(base.count()) * static_cast<double>(1LL << std::min(attempt, 20));
-  ceiling = std::min(ceiling, static_cast<double>(options_.retry.cap.count()));
-  std::uniform_real_distribution<double> dist(0, ceiling);  // full jitter
-  return std::chrono::milliseconds(static_cast<long long>(dist(rng())));
+  return full_jitter_backoff(options_.retry, attempt, throttled);
 }
 
 void S3Client::send(std::shared_ptr<Call> call) {
@@ -389,12 +355,7 @@ void S3Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) 
   e.attempts = call->attempt;
   const bool skew = e.clock_skew();
   if (skew) {
-    if (auto server_ms = parse_http_date_ms(response.date)) {
-      const auto local_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
-      skew_ms_.store(*server_ms - local_ms);
-    }
+    if (auto skew_ms = clock_skew_ms(response.date)) skew_ms_.store(*skew_ms);
   }
   const bool throttled = e.throttling();
   if (throttled) stats_.throttles.fetch_add(1, std::memory_order_relaxed);

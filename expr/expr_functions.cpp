@@ -1,5 +1,7 @@
 #include "expr/expr_functions.h"
 
+#include "dynamo/json.h"
+
 // date.h's parser trips false -Wmaybe-uninitialized / -Wstringop-overflow in g++ 12 once
 // inlined here.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -35,24 +37,6 @@ std::size_t decode(std::string_view s, std::size_t i, char32_t& cp) {
   }
   cp = v;
   return len;
-}
-
-void encode(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
 }
 
 char32_t lower_of(char32_t c) {
@@ -117,7 +101,7 @@ void append_mapped(std::string& out, std::string_view s, Map map) {
     if (m == cp)
       out.append(s.substr(i, len));
     else
-      encode(out, m);
+      dynamo::append_utf8(out, m);
     i += len;
   }
 }
