@@ -236,13 +236,7 @@ void Client::send(std::shared_ptr<Call> call) {
     req = build_request(*call);
   } catch (const std::exception& ex) {
     // Credentials could not be had: not retryable, reported like a service error.
-    ServiceError e;
-    e.operation = call->operation;
-    e.type = "MissingCredentials";
-    e.message = ex.what();
-    e.http_status = -1;
-    e.attempts = call->attempt;
-    call->done(std::move(e));
+    call->done(missing_credentials("DynamoDB", call->operation, ex.what(), call->attempt));
     return;
   }
   transport_->submit(std::move(req),

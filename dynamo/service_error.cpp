@@ -42,6 +42,18 @@ ErrorClass classify(std::string_view type, long http_status) {
   return {false, false};
 }
 
+ServiceError missing_credentials(std::string service, std::string operation, std::string why,
+                                 int attempts) {
+  ServiceError e;
+  e.service = std::move(service);
+  e.operation = std::move(operation);
+  e.type = "MissingCredentials";
+  e.message = std::move(why);
+  e.http_status = -1;
+  e.attempts = attempts;
+  return e;
+}
+
 bool ServiceError::throttling() const { return classify(type, http_status).throttling; }
 
 bool ServiceError::retryable() const {

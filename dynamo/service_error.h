@@ -36,6 +36,10 @@ struct ServiceError {
   std::string to_string() const;
 };
 
+// A request that could not be signed (no credentials): never sent, never retried.
+ServiceError missing_credentials(std::string service, std::string operation, std::string why,
+                                 int attempts);
+
 // Classification of one error by name and status (the single retryability table).
 struct ErrorClass {
   bool retryable;

@@ -25,29 +25,6 @@ stages::StepSpec lua_job(const std::string& table) {
   return s;
 }
 
-template <class F>
-pid_t spawn(F body) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int code = 0;
-    try {
-      code = body();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child: %s\n", e.what());
-      code = 99;
-    }
-    std::fflush(nullptr);
-    _exit(code);
-  }
-  return pid;
-}
-
-int wait_for(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
-
 TEST(LuaCrashSafety, KillNineDuringALuaRunThenResumeAppliesEachItemOnce) {
   std::string table = unique_name("lua_crash");
   std::string ckpt = (std::filesystem::temp_directory_path() / (table + ".ckpt")).string();

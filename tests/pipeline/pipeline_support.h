@@ -2,6 +2,11 @@
 // and a StepSpec builder. Header-only so each test executable stays self-contained.
 #pragma once
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -35,18 +40,21 @@ inline DataSet make_dataset(int users, unsigned seed = 7) {
   const char* names[] = {"Alice", "BOB", "carol", "DaVe", "eve", "FrAnK"};
   for (int u = 0; u < users; ++u) {
     std::string pk = "USER#" + std::to_string(1000 + u);
-    Item p{{"PK", S(pk)}, {"SK", S("PROFILE")},
+    Item p{{"PK", S(pk)},
+           {"SK", S("PROFILE")},
            {"username", S(std::string(names[rng() % 6]) + std::to_string(u))},
            {"visits", N(std::to_string(u % 17))}};
     if (u % 5 == 0) p.set("status", S("banned"));
-    if (u % 4 != 0) p.set("createdAt", S("2024-03-0" + std::to_string(1 + u % 9) + "T10:00:00.000Z"));
+    if (u % 4 != 0)
+      p.set("createdAt", S("2024-03-0" + std::to_string(1 + u % 9) + "T10:00:00.000Z"));
     d.items[DataSet::key_of(p)] = p;
     if (u % 3 == 0) {
       for (int k = 0; k < 2; ++k) {
         std::string id = "p" + std::to_string(u) + "x" + std::to_string(k);
-        Item ph{{"PK", S(pk)}, {"SK", S("PHOTO#" + id)},
-                {"createdAt", S("2025-0" + std::to_string(1 + k) + "-1" + std::to_string(u % 10) + "T0" +
-                                std::to_string(u % 10) + ":30:15.250Z")},
+        Item ph{{"PK", S(pk)},
+                {"SK", S("PHOTO#" + id)},
+                {"createdAt", S("2025-0" + std::to_string(1 + k) + "-1" + std::to_string(u % 10) +
+                                "T0" + std::to_string(u % 10) + ":30:15.250Z")},
                 {"url", S("https://img.example/" + id + ".jpg")}};
         d.items[DataSet::key_of(ph)] = ph;
       }
@@ -80,7 +88,8 @@ inline std::map<std::string, Item> read_table(dynamo::Client& client, const std:
 }
 
 // Compares every item, naming the first differences.
-inline void expect_same(const std::map<std::string, Item>& expected, const std::map<std::string, Item>& actual) {
+inline void expect_same(const std::map<std::string, Item>& expected,
+                        const std::map<std::string, Item>& actual) {
   EXPECT_EQ(expected.size(), actual.size());
   int shown = 0;
   for (const auto& [k, item] : expected) {
@@ -116,6 +125,31 @@ inline pipeline::RunOptions options(int segments = 4) {
   o.now_iso = "2026-11-22T10:15:00.000Z";
   o.version = 20261122101500;
   return o;
+}
+
+// Runs `body` (returning an exit code) in a forked child; crash tests fork before any thread.
+template <class F>
+pid_t spawn(F body) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int code = 0;
+    try {
+      code = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child: %s\n", e.what());
+      code = 99;
+    }
+    std::fflush(nullptr);
+    _exit(code);
+  }
+  return pid;
+}
+
+// The child's exit status, or -signal when it was killed.
+inline int wait_for(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 }  // namespace dynamorph::test
