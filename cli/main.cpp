@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "benchmark/bench.h"
+#include "benchmark/synthetic.h"
 #include "migrations/config.h"
 #include "migrations/errors.h"
 #include "migrations/scaffold.h"
@@ -74,7 +76,14 @@ int main(int argc, char** argv) {
   double up_wcu = -1, up_rcu = -1;
   std::string lock_ttl;
   auto* up_to_opt = up->add_option("--to", up_to, "apply up to and including this version");
-  up->add_flag("--dry-run", uo.dry_run, "plan and count; write nothing");
+  auto* dry_flag = up->add_flag("--dry-run", uo.dry_run, "plan and count; write nothing");
+  double up_sample = 0;
+  auto* sample_opt =
+      up->add_option("--sample", up_sample,
+                     "with --dry-run: plan from a random P percent of the scan segments and "
+                     "extrapolate to the whole table")
+          ->check(CLI::Range(0.001, 100.0))
+          ->needs(dry_flag);
   auto* seg_opt = up->add_option("--segments", up_segments, "parallel scan segments")
                       ->check(CLI::Range(1, 1000000));
   auto* wcu_opt =
@@ -112,6 +121,55 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"applied", "pending"}));
 
+  auto* bench = app.add_subcommand("bench", "throughput benchmarking: seed, scan, write, migrate");
+  bench->require_subcommand(1);
+  benchmark::BenchOptions bo;
+  std::string bench_segments, bench_in_flight, bench_mode = "batch", bench_report;
+  std::int64_t bench_version = 0;
+  double bench_sample = 0;
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("--max-rcu", bo.max_rcu, "read capacity units per second (0 = no cap)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--max-wcu", bo.max_wcu, "write capacity units per second (0 = no cap)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--report", bench_report, "write a self-contained HTML report here");
+    sub->add_flag("--keep", bo.keep, "keep the tables the benchmark created");
+    sub->add_flag("--yes", bo.yes, "accept the cost against a non-loopback endpoint");
+  };
+  auto* b_seed = bench->add_subcommand("seed", "create a bench table and load synthetic items");
+  b_seed->add_option("--items", bo.items, "how many items")->required()->check(CLI::PositiveNumber);
+  b_seed->add_option("--item-bytes", bo.item_bytes, "mean item size in bytes")
+      ->check(CLI::Range(benchmark::kMinItemBytes, 390000));
+  b_seed->add_option("--table", bo.table, "table name (default: dynamorph_bench_<random>)");
+  b_seed->add_option("--in-flight", bench_in_flight, "BatchWriteItem requests in flight (16)");
+  common(b_seed);
+  auto* b_scan = bench->add_subcommand("scan", "parallel-scan throughput; reads only");
+  b_scan->add_option("--table", bo.table, "the table to scan")->required();
+  b_scan->add_option("--segments", bench_segments, "the sweep, e.g. 1,2,4,8,16,32");
+  b_scan->add_option("--duration", bo.duration_s, "seconds per setting at most (default: a full scan)")
+      ->check(CLI::PositiveNumber);
+  b_scan->add_option("--page-size", bo.page_size, "Limit per Scan (0: 1 MB pages)")
+      ->check(CLI::NonNegativeNumber);
+  common(b_scan);
+  auto* b_write = bench->add_subcommand("write", "write throughput into a scratch table");
+  b_write->add_option("--items", bo.items, "items per setting (20000)")->check(CLI::PositiveNumber);
+  b_write->add_option("--mode", bench_mode, "batch, update or transact")
+      ->check(CLI::IsMember({"batch", "update", "transact"}));
+  b_write->add_option("--in-flight", bench_in_flight, "the sweep, e.g. 4,16,64");
+  b_write->add_option("--item-bytes", bo.item_bytes, "mean item size in bytes")
+      ->check(CLI::Range(benchmark::kMinItemBytes, 390000));
+  b_write->add_option("--table", bo.table, "an empty table to write into (default: a scratch one)");
+  common(b_write);
+  auto* b_migrate = bench->add_subcommand(
+      "migrate", "a version's pipeline steps with reads real and writes counted, never sent");
+  auto* b_version = b_migrate->add_option("VERSION", bench_version,
+                                          "the version (default: the first pending one)");
+  b_migrate->add_option("--segments", bench_segments, "the sweep, e.g. 4,8,16");
+  auto* b_sample = b_migrate->add_option("--sample", bench_sample,
+                                         "read a random P percent of the scan segments")
+                       ->check(CLI::Range(0.001, 100.0));
+  common(b_migrate);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -132,7 +190,8 @@ int main(int argc, char** argv) {
       }
       return fail(
           ExitCode::Usage,
-          "unknown command '" + a + "' (commands: init, generate, status, up, down, unlock, mark)");
+          "unknown command '" + a +
+              "' (commands: init, generate, status, up, down, unlock, mark, bench)");
     }
     return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
   }
@@ -175,6 +234,7 @@ int main(int argc, char** argv) {
       if (*wcu_opt) uo.max_wcu = up_wcu;
       if (*rcu_opt) uo.max_rcu = up_rcu;
       if (*pct_opt) uo.capacity_percent = up_percent;
+      if (*sample_opt) uo.sample_percent = up_sample;
       if (*ttl_opt) {
         auto d = migrations::parse_duration(lock_ttl);
         if (!d)
@@ -191,6 +251,20 @@ int main(int argc, char** argv) {
       code = session.unlock(force);
     } else if (mark->parsed()) {
       code = session.mark(mark_version, mark_state);
+    } else if (bench->parsed()) {
+      for (auto* sub : {b_seed, b_scan, b_write, b_migrate})
+        if (sub->parsed()) bo.command = sub->get_name();
+      if (!bench_segments.empty())
+        bo.segments = benchmark::parse_positive_list(bench_segments, "--segments");
+      if (!bench_in_flight.empty())
+        bo.in_flight = benchmark::parse_positive_list(bench_in_flight, "--in-flight");
+      bo.mode = *benchmark::parse_write_kind(bench_mode);
+      if (!bench_report.empty()) bo.report = bench_report;
+      if (*b_version) bo.version = bench_version;
+      if (*b_sample) bo.sample_percent = bench_sample;
+      benchmark::Bench runner(g, std::cout, std::cerr);
+      g_stop = &runner.stop();
+      code = runner.run(bo);
     }
     return static_cast<int>(code);
   } catch (const migrations::LockHeld& e) {

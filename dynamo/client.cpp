@@ -186,6 +186,7 @@ struct Client::Call {
   RawDone done;
   int attempt = 0;
   int throttled = 0;
+  std::chrono::steady_clock::time_point sent;  // this attempt's (timed calls only)
 };
 
 Client::Client(ClientOptions options)
@@ -239,6 +240,7 @@ void Client::send(std::shared_ptr<Call> call) {
     call->done(missing_credentials("DynamoDB", call->operation, ex.what(), call->attempt));
     return;
   }
+  if (options_.on_attempt) call->sent = std::chrono::steady_clock::now();
   transport_->submit(std::move(req),
                      [this, call](HttpResponse&& r) { on_response(call, std::move(r)); });
 }
@@ -248,6 +250,10 @@ std::chrono::milliseconds Client::backoff(int attempt, bool throttled) const {
 }
 
 void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
+  if (options_.on_attempt && response.status == 200) {
+    options_.on_attempt(
+        {call->operation, std::chrono::steady_clock::now() - call->sent, 200, false});
+  }
   if (response.status == 200) {
     RawResponse raw;
     raw.body = std::move(response.body);
@@ -264,6 +270,10 @@ void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
     if (auto skew_ms = clock_skew_ms(response.date)) skew_ms_.store(*skew_ms);
   }
   bool throttled = e.throttling();
+  if (options_.on_attempt) {
+    options_.on_attempt({call->operation, std::chrono::steady_clock::now() - call->sent,
+                         response.status, throttled});
+  }
   if (throttled) {
     ++call->throttled;
     stats_.throttles.fetch_add(1, std::memory_order_relaxed);

@@ -36,12 +36,23 @@ std::chrono::milliseconds full_jitter_backoff(const RetryPolicy& policy, int att
 // Server clock minus ours in milliseconds, from an HTTP Date header; nullopt when unreadable.
 std::optional<std::int64_t> clock_skew_ms(const std::string& http_date);
 
+// One finished HTTP attempt, as the client saw it: for latency profiles (dynamorph bench).
+struct AttemptRecord {
+  std::string_view operation;  // "Scan", "BatchWriteItem", …
+  std::chrono::nanoseconds latency;  // request handed to the transport → answer (or error)
+  int status = 0;                    // HTTP status; 0: transport error (reset, timeout)
+  bool throttled = false;
+};
+
 struct ClientOptions {
   std::string endpoint;  // http(s)://host[:port]
   std::string region;
   std::shared_ptr<CredentialsProvider> credentials;
   RetryPolicy retry;
   TransportOptions transport;
+  // Called on the I/O thread after every attempt (first tries and retries alike): keep it to a
+  // few increments. Empty: nothing is timed.
+  std::function<void(const AttemptRecord&)> on_attempt;
 };
 
 struct RawResponse {

@@ -24,6 +24,8 @@ struct GlobalOptions {
 struct UpOptions {
   std::optional<std::int64_t> to;
   bool dry_run = false;
+  // --dry-run --sample P: plan from a random P% of the scan segments, extrapolated.
+  std::optional<double> sample_percent;
   std::optional<int> segments;
   std::optional<double> max_wcu, max_rcu;
   double capacity_percent = 0;  // of provisioned capacity; 0 = off

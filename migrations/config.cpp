@@ -13,9 +13,13 @@ namespace {
 
 const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint",       "namespace",
                                                      "state_table", "migrations_dir", "lock_ttl",
-                                                     "defaults",    "environments"};
+                                                     "defaults",    "environments",
+                                                     "pricing"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
-    "region", "endpoint", "namespace", "state_table", "migrations_dir", "lock_ttl", "defaults"};
+    "region",   "endpoint", "namespace", "state_table", "migrations_dir",
+    "lock_ttl", "defaults", "pricing"};
+const std::set<std::string, std::less<>> kPricingKeys = {"region", "as_of", "read_per_million",
+                                                         "write_per_million"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
 
 void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
@@ -44,6 +48,20 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
         doc.fail(v, fmt::format("lock_ttl: expected a duration like 30s, 5m or 1h, got '{}'",
                                 v.Scalar()));
       c.lock_ttl = *d;
+    } else if (k == "pricing") {
+      doc.check_map(v, "pricing", kPricingKeys);
+      for (auto d = v.begin(); d != v.end(); ++d) {
+        const std::string& pk = d->first.Scalar();
+        if (pk == "region") {
+          c.prices.region = doc.string(d->second, pk);
+        } else if (pk == "as_of") {
+          c.prices.as_of = doc.string(d->second, pk);
+        } else {
+          double x = doc.number(d->second, pk);
+          if (x < 0) doc.fail(d->second, fmt::format("pricing.{}: must not be negative", pk));
+          (pk == "read_per_million" ? c.prices.read_per_million : c.prices.write_per_million) = x;
+        }
+      }
     } else if (k == "defaults") {
       doc.check_map(v, "defaults", kDefaultsKeys);
       for (auto d = v.begin(); d != v.end(); ++d) {

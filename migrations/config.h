@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "migrations/estimate.h"
+
 namespace dynamorph::migrations {
 
 struct Config {
@@ -21,6 +23,7 @@ struct Config {
   int segments = 8;
   double max_wcu = 0;  // capacity units per second; 0 = no client-side cap
   double max_rcu = 0;
+  Prices prices;  // `pricing:`: on-demand prices for the estimates
 
   std::string physical(std::string_view logical) const {
     return table_namespace + std::string(logical);

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <random>
 #include <set>
 
 #include "dynamo/client.h"
 #include "migrations/errors.h"
+#include "migrations/estimate.h"
 
 namespace dynamorph::migrations {
 
@@ -23,6 +26,51 @@ CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_
   return e;
 }
 
+namespace {
+
+// A sampled dry run reads a share of this many segments (or of --segments, when more): enough
+// segments that the spread between them says how far off the extrapolation may be.
+constexpr int kSampleSegments = 100;
+
+}  // namespace
+
+bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent) {
+  const bool scans_table = !spec.source.table.empty() && spec.source.query_key.empty() &&
+                           (spec.source.kind.empty() || spec.source.kind == "scan");
+  if (!scans_table) return false;
+  spec.source.segments = std::max(ro.segments, kSampleSegments);
+  ro.only_partitions =
+      sample_segments(spec.source.segments, percent, std::random_device{}());
+  ro.max_pages_in_flight =
+      2 * std::min<int>(static_cast<int>(ro.only_partitions.size()), ro.segments);
+  return true;
+}
+
+DryRunSample sampled_counts(const pipeline::RunResult& r, const std::vector<int>& read, int total,
+                            double percent, DryRunStep& step) {
+  DryRunSample s;
+  s.segments_read = static_cast<int>(read.size());
+  s.segments_total = total;
+  s.percent = percent;
+  std::vector<double> scanned, matched;
+  for (int p : read) {
+    const auto& c = r.partition_counters.at(static_cast<std::size_t>(p));
+    scanned.push_back(static_cast<double>(c.scanned));
+    matched.push_back(static_cast<double>(c.matched));
+  }
+  s.scanned = extrapolate(scanned, total);
+  s.matched = extrapolate(matched, total);
+  const double scale = static_cast<double>(total) / static_cast<double>(read.size());
+  for (const auto& f : pipeline::kCounterFields) {
+    if (f.count)
+      step.counters.*f.count = std::llround(static_cast<double>(step.counters.*f.count) * scale);
+    else
+      step.counters.*f.amount *= scale;
+  }
+  step.estimated_wcu *= scale;
+  return s;
+}
+
 DryRunPlanner::DryRunPlanner(StepContext context, int transaction_limit)
     : ctx_(context), transaction_limit_(transaction_limit) {}
 
@@ -37,6 +85,8 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
     throw Error(fmt::format("DescribeTable {}: {}", t, d.error().to_string()));
   };
   if (plan.empty()) out.dry_run_empty();
+  Estimate total;
+  int pipeline_steps = 0;
   for (const auto& [m, direction] : plan) {
     const auto& steps = steps_of(*m, direction);
     out.dry_run_version(*m, direction);
@@ -61,10 +111,17 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         dry.dry_run = true;
         pipeline::RunResult r;
         stages::StepSpec spec;
+        pipeline::RunOptions ro;
         try {
-          auto ro = step_run_options(ctx_, *m, dry, p->spec);
+          ro = step_run_options(ctx_, *m, dry, p->spec);
           spec = with_segments(p->spec, ro);
-          if (auto advice = segment_advice(ctx_.client, spec)) out.dry_run_warning(*advice);
+          if (o.sample_percent) {
+            if (!sample_run(spec, ro, *o.sample_percent))
+              out.dry_run_note("--sample: this step does not scan a table (a query or an "
+                               "export), so it is planned whole");
+          } else if (auto advice = segment_advice(ctx_.client, spec)) {
+            out.dry_run_warning(*advice);
+          }
           r = pipeline::run_pipeline(ctx_.client, spec, *store, ro);
         } catch (const UsageError&) {
           throw;
@@ -79,7 +136,27 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         found.index = static_cast<int>(i) + 1;
         found.counters = r.counters;
         found.estimated_wcu = r.estimated_wcu;
-        found.checkpoints = checkpoint_estimate(spec, r.counters.scanned, transaction_limit_);
+        found.read_s = r.wall_s;
+        Measured measured{r.counters.scanned, r.wall_s, r.counters.consumed_rcu,
+                          r.estimated_wcu};
+        std::int64_t table_items = r.counters.scanned;
+        if (!ro.only_partitions.empty()) {
+          found.sampled = sampled_counts(r, ro.only_partitions, spec.source.segments,
+                                         *o.sample_percent, found);
+          table_items = std::llround(found.sampled->scanned.value);
+        }
+        found.checkpoints = checkpoint_estimate(spec, found.counters.scanned, transaction_limit_);
+        measured.wcu += found.checkpoints.wcu * static_cast<double>(measured.items) /
+                        static_cast<double>(std::max<std::int64_t>(1, table_items));
+        found.estimate =
+            estimate_full_run(table_items, measured, ro.max_rcu, ro.max_wcu, ctx_.config.prices);
+        total.table_items += found.estimate.table_items;
+        total.full_run_s += found.estimate.full_run_s;
+        total.rcu += found.estimate.rcu;
+        total.wcu += found.estimate.wcu;
+        total.cost_usd_on_demand += found.estimate.cost_usd_on_demand;
+        if (found.estimate.limited_by != "measured rate") total.limited_by = found.estimate.limited_by;
+        ++pipeline_steps;
         found.samples = std::move(r.samples);
         out.dry_run_step(found);
       } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
@@ -97,6 +174,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
       }
     }
   }
+  if (pipeline_steps > 1) out.dry_run_total(total, ctx_.config.prices);
   out.dry_run_end();
 }
 

@@ -19,6 +19,15 @@ namespace dynamorph::migrations {
 CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_t scanned,
                                        int transaction_limit);
 
+// Makes a run sampled: the step's scan is split into max(its segments, 100) segments and only
+// a random `percent` of them (at least one) are read. False, and nothing changed, when the step
+// does not scan a table (a query, an export).
+bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent);
+// The sampled run's counters (in `step`, as the run left them) scaled to the whole table, and
+// the uncertainty of scanned and matched.
+DryRunSample sampled_counts(const pipeline::RunResult& r, const std::vector<int>& read, int total,
+                            double percent, DryRunStep& step);
+
 class DryRunPlanner {
  public:
   // `transaction_limit`: actions per transaction the checkpoint estimate assumes.

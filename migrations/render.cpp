@@ -13,6 +13,35 @@
 namespace dynamorph::migrations {
 namespace {
 
+// "~12 s (at the dry run's read rate), 1250 RCU + 8000 WCU, $0.0052 on demand"
+std::string estimate_text(const Estimate& e, double read_s) {
+  std::string basis;
+  if (e.limited_by == "max_wcu")
+    basis = "limited by max_wcu";
+  else if (e.limited_by == "max_rcu")
+    basis = "limited by max_rcu";
+  else
+    basis = "at the measured read rate; writes are not timed in a dry run (`dynamorph bench "
+            "write` measures them)";
+  std::string out = fmt::format("full run ~{} ({}), {:.0f} RCU + {:.0f} WCU, ${:.4f} on demand",
+                                format_seconds(e.full_run_s), basis, e.rcu, e.wcu,
+                                e.cost_usd_on_demand);
+  if (read_s >= 0) out += fmt::format("; the dry run read for {}", format_seconds(read_s));
+  return out;
+}
+
+JsonObject estimate_json(const Estimate& e) {
+  JsonObject o;
+  o.integer("table_items", e.table_items)
+      .number("full_run_s", e.full_run_s, 1)
+      .number("rcu", e.rcu, 1)
+      .number("wcu", e.wcu, 1)
+      .number("cost_usd_on_demand", e.cost_usd_on_demand, 6)
+      .string("limited_by", e.limited_by);
+  return o;
+}
+
+
 using pipeline::format_counters_json;
 using pipeline::format_counters_text;
 
@@ -206,6 +235,15 @@ void Renderer::dry_run_step(const DryRunStep& d) {
       "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
       "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
       cp.writes, cp.deletes, cp.wcu);
+  if (d.sampled) {
+    const auto& sm = *d.sampled;
+    text << fmt::format(
+        "    sampled {} of {} segments ({:g}%): the counts above are extrapolated to the whole "
+        "table; scanned {:.0f} ± {:.0f}, matched {:.0f} ± {:.0f} (95% interval)\n",
+        sm.segments_read, sm.segments_total, sm.percent, sm.scanned.value, sm.scanned.plus_minus,
+        sm.matched.value, sm.matched.plus_minus);
+  }
+  text << "    estimate: " << estimate_text(d.estimate, d.read_s) << "\n";
   for (const auto& sample : d.samples) {
     text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
     text << "      after:  "
@@ -222,7 +260,35 @@ void Renderer::dry_run_step(const DryRunStep& d) {
         .integer("step", d.index)
         .raw("counters", format_counters_json(c))
         .number("estimated_wcu", d.estimated_wcu, 0)
-        .object("checkpoints", checkpoints);
+        .object("checkpoints", checkpoints)
+        .object("estimate", estimate_json(d.estimate));
+    if (d.sampled) {
+      const auto& sm = *d.sampled;
+      JsonObject sample;
+      sample.integer("segments_read", sm.segments_read)
+          .integer("segments_total", sm.segments_total)
+          .number("percent", sm.percent, 2)
+          .number("scanned", sm.scanned.value, 0)
+          .number("scanned_plus_minus", sm.scanned.plus_minus, 0)
+          .number("matched", sm.matched.value, 0)
+          .number("matched_plus_minus", sm.matched.plus_minus, 0);
+      o.object("sample", sample);
+    }
+    out_ << o.str() << "\n";
+  }
+}
+
+void Renderer::dry_run_total(const Estimate& total, const Prices& prices) {
+  plan_text() << fmt::format(
+      "dry run estimate for everything above: {}; prices: {} on demand as of {} (dynamorph.yaml "
+      "pricing: to change)\n",
+      estimate_text(total, -1), prices.region, prices.as_of);
+  if (options_.json) {
+    JsonObject o;
+    o.string("event", "dry_run_estimate")
+        .object("estimate", estimate_json(total))
+        .string("prices_region", prices.region)
+        .string("prices_as_of", prices.as_of);
     out_ << o.str() << "\n";
   }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "migrations/command_options.h"
+#include "migrations/estimate.h"
 #include "migrations/migration_file.h"
 #include "migrations/state_table.h"
 #include "pipeline/pipeline.h"
@@ -38,6 +39,13 @@ struct CheckpointEstimate {
   double wcu = 0;
 };
 
+// A sampled dry run: which share it read, and the uncertainty of what it extrapolated.
+struct DryRunSample {
+  int segments_read = 0, segments_total = 0;
+  double percent = 0;
+  Extrapolated scanned, matched;  // the counters themselves are scaled by total / read
+};
+
 // What a dry run found for one pipeline step.
 struct DryRunStep {
   std::int64_t version = 0;
@@ -46,6 +54,9 @@ struct DryRunStep {
   double estimated_wcu = 0;
   CheckpointEstimate checkpoints;
   std::vector<pipeline::ChangeSample> samples;
+  std::optional<DryRunSample> sampled;
+  Estimate estimate;
+  double read_s = 0;  // how long the dry run's reads took
 };
 
 class Renderer {
@@ -77,6 +88,7 @@ class Renderer {
   void dry_run_note(const std::string& line);     // "    …"
   void dry_run_warning(const std::string& line);  // "    warning: …"
   void dry_run_step(const DryRunStep& step);
+  void dry_run_total(const Estimate& total, const Prices& prices);
   void dry_run_end();
 
  private:

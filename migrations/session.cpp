@@ -72,17 +72,34 @@ StatusRow status_row(std::int64_t v, const Migration* m, const VersionRecord* re
 
 }  // namespace
 
-Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
-    : options_(std::move(options)), out_(out), err_(err) {
-  std::optional<std::string> env = options_.env;
+Config resolve_config(const GlobalOptions& options) {
+  std::optional<std::string> env = options.env;
   if (!env) {
     if (auto e = dynamo::system_getenv("DYNAMORPH_ENV")) env = *e;
   }
-  config_ = load_config(options_.config, env);
-  if (options_.table_namespace) config_.table_namespace = *options_.table_namespace;
-  if (options_.migrations_dir) config_.migrations_dir = *options_.migrations_dir;
-  if (options_.region) config_.region = options_.region;
-  if (options_.endpoint) config_.endpoint = options_.endpoint;
+  Config config = load_config(options.config, env);
+  if (options.table_namespace) config.table_namespace = *options.table_namespace;
+  if (options.migrations_dir) config.migrations_dir = *options.migrations_dir;
+  if (options.region) config.region = options.region;
+  if (options.endpoint) config.endpoint = options.endpoint;
+  return config;
+}
+
+std::unique_ptr<dynamo::Client> connect(
+    const Config& config, const GlobalOptions& options,
+    std::function<void(const dynamo::AttemptRecord&)> on_attempt) {
+  dynamo::ClientOptions o;
+  o.region = dynamo::resolve_region(config.region, dynamo::system_getenv, options.profile);
+  o.endpoint = dynamo::resolve_endpoint(config.endpoint, o.region);
+  dynamo::CredentialSources src;
+  src.profile = options.profile;
+  o.credentials = dynamo::default_credentials_chain(src);
+  o.on_attempt = std::move(on_attempt);
+  return std::make_unique<dynamo::Client>(std::move(o));
+}
+
+Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
+    : options_(std::move(options)), config_(resolve_config(options_)), out_(out), err_(err) {
   now_iso_ = dynamo::now_iso();
   render_ = std::make_unique<Renderer>(options_, out_, err_);
 }
@@ -94,14 +111,7 @@ std::vector<Migration> Session::load() {
 }
 
 dynamo::Client& Session::client() {
-  if (client_) return *client_;
-  dynamo::ClientOptions o;
-  o.region = dynamo::resolve_region(config_.region, dynamo::system_getenv, options_.profile);
-  o.endpoint = dynamo::resolve_endpoint(config_.endpoint, o.region);
-  dynamo::CredentialSources src;
-  src.profile = options_.profile;
-  o.credentials = dynamo::default_credentials_chain(src);
-  client_ = std::make_unique<dynamo::Client>(std::move(o));
+  if (!client_) client_ = connect(config_, options_);
   return *client_;
 }
 

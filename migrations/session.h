@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -22,12 +23,23 @@
 
 namespace dynamorph::dynamo {
 class Client;
+struct AttemptRecord;
 }
 
 namespace dynamorph::migrations {
 
 class Renderer;
 struct StepContext;
+
+// Settings resolved in the contract's order: dynamorph.yaml with its overlay, then the flags.
+// Throws UsageError like Session's constructor. (Session and `dynamorph bench` both use it.)
+Config resolve_config(const GlobalOptions& options);
+
+// A client for the configured endpoint, region and credentials chain. `on_attempt` times
+// every request (benchmarks); empty: nothing is timed.
+std::unique_ptr<dynamo::Client> connect(
+    const Config& config, const GlobalOptions& options,
+    std::function<void(const dynamo::AttemptRecord&)> on_attempt = {});
 
 class Session {
  public:

@@ -296,6 +296,7 @@ class Run {
   mutable std::mutex progress_mutex_;
   Counters committed_;
   std::atomic<std::int64_t> scanned_live_{0};
+  std::atomic<std::int64_t> bytes_live_{0};
   std::atomic<int> partitions_done_{0};
   // Pages requested and not yet through commit (or dropped unsent). The calling thread sleeps
   // until it reaches zero instead of waiting inside wait_for_all(), where it would spin
@@ -437,6 +438,11 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   page->counters.consumed_rcu = parsed.consumed_rcu;
   page->counters.retries = attempts - 1;
   scanned_live_.fetch_add(parsed.examined, std::memory_order_relaxed);
+  if (options_.measure_bytes) {
+    std::int64_t bytes = 0;
+    for (const Item& item : parsed.items) bytes += static_cast<std::int64_t>(dynamo::item_size(item));
+    bytes_live_.fetch_add(bytes, std::memory_order_relaxed);
+  }
 
   // The next page of this partition is requested before this one is transformed, so reading
   // overlaps with CPU work and writing.
@@ -660,6 +666,7 @@ ProgressEvent Run::snapshot(bool final) {
   e.wcu_per_s =
       e.elapsed_s > 0 ? (e.counters.consumed_wcu - resumed_.consumed_wcu) / e.elapsed_s : 0;
   e.table_items = source_.estimated_items();
+  e.item_bytes = bytes_live_.load(std::memory_order_relaxed);
   e.segments_total = total_partitions_;
   e.segments_done = partitions_done_.load(std::memory_order_relaxed);
   e.final = final;
@@ -678,6 +685,13 @@ RunResult Run::run(int requested_partitions) {
   partitions_.resize(static_cast<std::size_t>(total_partitions_));
   for (int s = 0; s < total_partitions_; ++s)
     partitions_[static_cast<std::size_t>(s)].checkpoint.segment = s;
+  if (!options_.only_partitions.empty()) {
+    for (auto& t : partitions_) t.checkpoint.done = true;
+    for (int p : options_.only_partitions) {
+      if (p >= 0 && p < total_partitions_)
+        partitions_[static_cast<std::size_t>(p)].checkpoint.done = false;
+    }
+  }
   if (loaded) {
     for (const auto& cp : loaded->segments) {
       if (cp.segment < 0 || cp.segment >= total_partitions_) continue;
@@ -792,6 +806,8 @@ RunResult Run::run(int requested_partitions) {
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   ProgressEvent last = snapshot(true);
   result.counters = last.counters;
+  result.item_bytes = last.item_bytes;
+  for (const auto& t : partitions_) result.partition_counters.push_back(t.checkpoint.counters);
   result.samples = std::move(samples_);
   result.estimated_wcu = estimated_wcu_;
   result.warnings = plan_.warnings;

@@ -95,6 +95,7 @@ struct ProgressEvent {
   double rcu_per_s = 0, wcu_per_s = 0;
   std::int64_t table_items =
       0;  // the source's item estimate (DescribeTable's ItemCount), 0 if unknown
+  std::int64_t item_bytes = 0;  // DynamoDB size of the items read (RunOptions::measure_bytes)
   int segments_done = 0, segments_total = 0;
   bool final = false;
 };
@@ -118,6 +119,12 @@ struct RunOptions {
   int max_conflict_retries = 5;
   // Keep the first few changed items (before, after) for dry-run diffs.
   int sample_changes = 0;
+  // Non-empty: run only these partitions (a sampled dry run); the others are left unread and
+  // count as done. Never with a checkpoint store that keeps anything.
+  std::vector<int> only_partitions;
+  // Add up the DynamoDB size of every item read (ProgressEvent/RunResult::item_bytes): the
+  // benchmarks' MB/s. Off by default: it walks every item once more.
+  bool measure_bytes = false;
 };
 
 struct ChangeSample {
@@ -132,6 +139,10 @@ struct RunResult {
   std::string error;  // one line when Failed
   std::vector<ChangeSample> samples;
   double wall_s = 0;
+  std::int64_t item_bytes = 0;  // with RunOptions::measure_bytes
+  // Each partition's share of `counters`, by partition number (sampled dry runs estimate
+  // their spread from these).
+  std::vector<Counters> partition_counters;
   // Write capacity the planned writes need, from item sizes (1 WCU per KB per write, doubled
   // in transactions): what a dry run would consume.
   double estimated_wcu = 0;
