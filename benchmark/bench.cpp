@@ -501,10 +501,11 @@ struct Bench::Impl {
       spec.label = "bench scan";
       spec.source.table = table;
       spec.source.segments = segments;
-      if (o.page_size >= 0) spec.source.page_size = o.page_size;
       spec.write.mode = stages::WriteMode::None;
+      pipeline::RunOptions ro;
+      if (o.page_size >= 0) ro.default_page_size = o.page_size;  // 0: 1 MB pages
       pipeline::RunResult result;
-      RunFigures f = pipeline_run("segments", segments, d->item_count, spec, {}, result);
+      RunFigures f = pipeline_run("segments", segments, d->item_count, spec, ro, result);
       r.runs.push_back(std::move(f));
       if (bench.stop_.load()) return interrupted();
     }

@@ -109,7 +109,7 @@ std::string result_json(const BenchResult& r) {
       .number("full_run_s", r.estimate.full_run_s, 1)
       .number("rcu", r.estimate.rcu, 1)
       .number("wcu", r.estimate.wcu, 1)
-      .number("cost_usd_on_demand", r.estimate.cost_usd_on_demand, 6)
+      .number("cost_usd_on_demand", r.estimate.cost_usd_on_demand, 9)
       .string("limited_by", r.estimate.limited_by)
       .string("prices_region", r.prices.region)
       .string("prices_as_of", r.prices.as_of);

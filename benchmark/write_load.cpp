@@ -126,7 +126,9 @@ void WriteLoad::send_next(std::int64_t first, int count, double booked) {
 }
 
 WriteLoadResult WriteLoad::run() {
-  const int per_request = o_.kind == WriteKind::Update ? 1 : 25;
+  const int per_request = o_.kind == WriteKind::Update     ? 1
+                          : o_.kind == WriteKind::Transact ? kItemsPerTransaction
+                                                           : 25;
   const int window = std::max(1, o_.in_flight);
   const auto start = std::chrono::steady_clock::now();
   WriteLoadResult result;

@@ -1,7 +1,8 @@
 // The write side of `bench seed` and `bench write`: synthetic items written as fast as the
 // server takes them with a fixed number of requests in flight — BatchWriteItem of 25 puts,
 // one UpdateItem per item (SET of every attribute: the whole item), or TransactWriteItems of
-// 25 puts — under an optional WCU cap (the pipeline's adaptive limiter). The calling thread
+// 10 puts (DynamoDB allows 100 actions, DynamoDB Local 10; a migration's transactions are small
+// too: a delete and a put per item) — under an optional WCU cap (the pipeline's adaptive limiter). The calling thread
 // builds and sends requests; answers land on the client's I/O thread. One run per object.
 #pragma once
 
@@ -19,6 +20,8 @@
 namespace dynamorph::benchmark {
 
 // Delete: BatchWriteItem deletes of the same keys (how a bench empties a table it was lent).
+inline constexpr int kItemsPerTransaction = 10;
+
 enum class WriteKind { Batch, Update, Transact, Delete };
 std::optional<WriteKind> parse_write_kind(std::string_view s);
 std::string_view to_string(WriteKind k);

@@ -52,6 +52,7 @@ DryRunSample sampled_counts(const pipeline::RunResult& r, const std::vector<int>
   s.segments_read = static_cast<int>(read.size());
   s.segments_total = total;
   s.percent = percent;
+  s.items_read = r.counters.scanned;
   std::vector<double> scanned, matched;
   for (int p : read) {
     const auto& c = r.partition_counters.at(static_cast<std::size_t>(p));

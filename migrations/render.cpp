@@ -36,7 +36,7 @@ JsonObject estimate_json(const Estimate& e) {
       .number("full_run_s", e.full_run_s, 1)
       .number("rcu", e.rcu, 1)
       .number("wcu", e.wcu, 1)
-      .number("cost_usd_on_demand", e.cost_usd_on_demand, 6)
+      .number("cost_usd_on_demand", e.cost_usd_on_demand, 9)
       .string("limited_by", e.limited_by);
   return o;
 }
@@ -238,9 +238,10 @@ void Renderer::dry_run_step(const DryRunStep& d) {
   if (d.sampled) {
     const auto& sm = *d.sampled;
     text << fmt::format(
-        "    sampled {} of {} segments ({:g}%): the counts above are extrapolated to the whole "
-        "table; scanned {:.0f} ± {:.0f}, matched {:.0f} ± {:.0f} (95% interval)\n",
-        sm.segments_read, sm.segments_total, sm.percent, sm.scanned.value, sm.scanned.plus_minus,
+        "    sampled {} of {} segments ({:g}%, {} items read): the counts above are extrapolated "
+        "to the whole table; scanned {:.0f} ± {:.0f}, matched {:.0f} ± {:.0f} (95% interval)\n",
+        sm.segments_read, sm.segments_total, sm.percent, sm.items_read, sm.scanned.value,
+        sm.scanned.plus_minus,
         sm.matched.value, sm.matched.plus_minus);
   }
   text << "    estimate: " << estimate_text(d.estimate, d.read_s) << "\n";
@@ -268,6 +269,7 @@ void Renderer::dry_run_step(const DryRunStep& d) {
       sample.integer("segments_read", sm.segments_read)
           .integer("segments_total", sm.segments_total)
           .number("percent", sm.percent, 2)
+          .integer("items_read", sm.items_read)
           .number("scanned", sm.scanned.value, 0)
           .number("scanned_plus_minus", sm.scanned.plus_minus, 0)
           .number("matched", sm.matched.value, 0)

@@ -43,6 +43,7 @@ struct CheckpointEstimate {
 struct DryRunSample {
   int segments_read = 0, segments_total = 0;
   double percent = 0;
+  std::int64_t items_read = 0;  // what the sample itself read
   Extrapolated scanned, matched;  // the counters themselves are scaled by total / read
 };
 
