@@ -111,11 +111,12 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         UpOptions dry = o;
         dry.dry_run = true;
         pipeline::RunResult r;
-        stages::StepSpec spec;
+        stages::StepSpec spec, real;
         pipeline::RunOptions ro;
         try {
           ro = step_run_options(ctx_, *m, dry, p->spec);
           spec = with_segments(p->spec, ro);
+          real = spec;  // what the real run would be: a sample splits the scan finer
           if (o.sample_percent) {
             if (!sample_run(spec, ro, *o.sample_percent))
               out.dry_run_note("--sample: this step does not scan a table (a query or an "
@@ -146,7 +147,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
                                          *o.sample_percent, found);
           table_items = std::llround(found.sampled->scanned.value);
         }
-        found.checkpoints = checkpoint_estimate(spec, found.counters.scanned, transaction_limit_);
+        found.checkpoints = checkpoint_estimate(real, found.counters.scanned, transaction_limit_);
         measured.wcu += found.checkpoints.wcu * static_cast<double>(measured.items) /
                         static_cast<double>(std::max<std::int64_t>(1, table_items));
         found.estimate =
