@@ -358,6 +358,8 @@ struct Bench::Impl {
     if (o.items <= 0) throw UsageError("bench seed: --items N is required (N > 0)");
     const std::string table =
         o.table ? config.physical(*o.table) : config.physical("dynamorph_bench_" + random_suffix());
+    confirm(0, static_cast<double>(o.items) * std::ceil(o.item_bytes / 1024.0),
+            fmt::format("write {} items into {}", o.items, table));
     std::optional<dynamo::TableDescription> existing = describe(table);
     if (existing) {
       check_bench_keys(*existing, "bench seed --table");
@@ -368,8 +370,6 @@ struct Bench::Impl {
             table));
     }
     const int in_flight = o.in_flight.empty() ? 16 : o.in_flight.front();
-    confirm(0, static_cast<double>(o.items) * std::ceil(o.item_bytes / 1024.0),
-            fmt::format("write {} items into {}", o.items, table));
     if (!existing) create_bench_table(table);
     BenchResult r;
     r.bench = "seed";
@@ -428,6 +428,13 @@ struct Bench::Impl {
   ExitCode write() {
     const std::int64_t items = o.items > 0 ? o.items : 20000;
     const std::vector<int> sweep = o.in_flight.empty() ? std::vector<int>{4, 16, 64} : o.in_flight;
+    const std::string scratch = config.physical("dynamorph_bench_" + random_suffix());
+    const double per_item =
+        std::ceil(o.item_bytes / 1024.0) * (o.mode == WriteKind::Transact ? 2 : 1);
+    // Asked before any request: with --table, emptying it again costs one more pass.
+    confirm(0, static_cast<double>(items) * per_item * static_cast<double>(sweep.size() + (o.table ? 1 : 0)),
+            fmt::format("write {} items {} times into {}", items, sweep.size(),
+                        o.table ? config.physical(*o.table) : scratch));
     std::string table;
     bool lent = false;  // an existing empty table the user named: emptied again afterwards
     if (o.table) {
@@ -443,11 +450,8 @@ struct Bench::Impl {
         lent = true;
       }
     } else {
-      table = config.physical("dynamorph_bench_" + random_suffix());
+      table = scratch;
     }
-    const double per_item = std::ceil(o.item_bytes / 1024.0) * (o.mode == WriteKind::Transact ? 2 : 1);
-    confirm(0, static_cast<double>(items) * per_item * static_cast<double>(sweep.size() + lent),
-            fmt::format("write {} items {} times into {}", items, sweep.size(), table));
     if (!lent) create_bench_table(table);
     BenchResult r;
     r.bench = "write";
