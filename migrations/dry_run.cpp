@@ -69,6 +69,7 @@ DryRunSample sampled_counts(const pipeline::RunResult& r, const std::vector<int>
       step.counters.*f.amount *= scale;
   }
   step.estimated_wcu *= scale;
+  for (auto& [name, wcu] : step.index_wcu) wcu *= scale;
   return s;
 }
 
@@ -138,6 +139,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         found.index = static_cast<int>(i) + 1;
         found.counters = r.counters;
         found.estimated_wcu = r.estimated_wcu;
+        found.index_wcu = r.estimated_index_wcu;
         found.read_s = r.wall_s;
         Measured measured{r.counters.scanned, r.wall_s, r.counters.consumed_rcu,
                           r.estimated_wcu};

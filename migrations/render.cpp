@@ -227,10 +227,15 @@ void Renderer::dry_run_step(const DryRunStep& d) {
   const auto& cp = d.checkpoints;
   std::ostream& text = plan_text();
   text << fmt::format("    scanned {}, matched {}\n", c.scanned, c.matched);
+  std::string indexes;
+  for (const auto& [name, wcu] : d.index_wcu)
+    indexes += fmt::format("{}{} {:.0f}", indexes.empty() ? " (of which global indexes: " : ", ",
+                           name, wcu);
+  if (!indexes.empty()) indexes += ")";
   text << fmt::format(
       "    would write: {} puts, {} updates, {} deletes, {} transactions; estimated {:.0f} "
-      "WCU\n",
-      c.puts, c.updates, c.deletes, c.transactions, d.estimated_wcu);
+      "WCU{} by DynamoDB's metering rules\n",
+      c.puts, c.updates, c.deletes, c.transactions, d.estimated_wcu, indexes);
   text << fmt::format(
       "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
       "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
@@ -260,7 +265,10 @@ void Renderer::dry_run_step(const DryRunStep& d) {
         .integer("version", d.version)
         .integer("step", d.index)
         .raw("counters", format_counters_json(c))
-        .number("estimated_wcu", d.estimated_wcu, 0)
+        .number("estimated_wcu", d.estimated_wcu, 0);
+    JsonObject by_index;
+    for (const auto& [name, wcu] : d.index_wcu) by_index.number(name, wcu, 0);
+    o.object("estimated_index_wcu", by_index)
         .object("checkpoints", checkpoints)
         .object("estimate", estimate_json(d.estimate));
     if (d.sampled) {

@@ -53,6 +53,7 @@ struct DryRunStep {
   int index = 0;  // 1-based
   pipeline::Counters counters;
   double estimated_wcu = 0;
+  std::vector<std::pair<std::string, double>> index_wcu;  // the global indexes' share
   CheckpointEstimate checkpoints;
   std::vector<pipeline::ChangeSample> samples;
   std::optional<DryRunSample> sampled;

@@ -66,6 +66,11 @@ Counters& Counters::operator-=(const Counters& o) {
 namespace {
 
 namespace flow = tbb::flow;
+
+void add_units(std::vector<double>& into, const std::vector<double>& units) {
+  if (into.size() < units.size()) into.resize(units.size(), 0.0);
+  for (std::size_t i = 0; i < units.size(); ++i) into[i] += units[i];
+}
 using dynamo::Item;
 using stages::Decision;
 using stages::WriteOp;
@@ -90,6 +95,7 @@ struct PageState {
   std::atomic<bool> abandoned{false};
   Counters counters;
   double estimated_wcu = 0;
+  std::vector<double> estimated_index_wcu;  // by the target's global index
 };
 using PagePtr = std::shared_ptr<PageState>;
 
@@ -316,6 +322,7 @@ class Run {
   std::chrono::steady_clock::time_point start_;
 
   double estimated_wcu_ = 0;  // commit node only
+  std::vector<double> estimated_index_wcu_;  // commit node only
 
   std::mutex sample_mutex_;
   std::vector<ChangeSample> samples_;
@@ -407,6 +414,7 @@ void Run::add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<Wr
     page->counters.deletes += op.deletes;
     if (op.transaction()) ++page->counters.transactions;
     page->estimated_wcu += op.wcu_estimate;
+    add_units(page->estimated_index_wcu, op.index_wcu);
     if (dry_) continue;
     page->pending.fetch_add(1, std::memory_order_relaxed);
     jobs.push_back({page, std::make_shared<WriteOp>(std::move(op))});
@@ -644,6 +652,7 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
       committed_ += p->counters;
     }
     estimated_wcu_ += p->estimated_wcu;
+    add_units(estimated_index_wcu_, p->estimated_index_wcu);
     if (!dry_) store_.save(track.checkpoint, total_partitions_);
   }
 }
@@ -810,6 +819,9 @@ RunResult Run::run(int requested_partitions) {
   for (const auto& t : partitions_) result.partition_counters.push_back(t.checkpoint.counters);
   result.samples = std::move(samples_);
   result.estimated_wcu = estimated_wcu_;
+  const auto& indexes = processor_.target().global_indexes;
+  for (std::size_t i = 0; i < estimated_index_wcu_.size() && i < indexes.size(); ++i)
+    result.estimated_index_wcu.emplace_back(indexes[i].name, estimated_index_wcu_[i]);
   result.warnings = plan_.warnings;
   if (auto n = capacity_unreadable_.load()) {
     result.warnings.push_back(

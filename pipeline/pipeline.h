@@ -147,8 +147,11 @@ struct RunResult {
   // their spread from these).
   std::vector<Counters> partition_counters;
   // Write capacity the planned writes need, from item sizes (1 WCU per KB per write, doubled
-  // in transactions): what a dry run would consume.
+  // in transactions, and the global indexes' writes): what a dry run would consume.
   double estimated_wcu = 0;
+  // The global secondary indexes' share of estimated_wcu, by index name (stages/write_support.h
+  // index_units: DynamoDB's rules for index writes).
+  std::vector<std::pair<std::string, double>> estimated_index_wcu;
   // Things the user should know that did not stop the run: the plan's (a key change without
   // version_attribute …) and the run's (answers whose ConsumedCapacity could not be read).
   std::vector<std::string> warnings;

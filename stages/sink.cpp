@@ -51,4 +51,25 @@ std::optional<dynamo::Item> Sink::parse_reread(const std::string& body) const {
   return dynamo::parse_get_item(body);
 }
 
+void WriteCost::add_index(const std::vector<double>& units) {
+  if (index.size() < units.size()) index.resize(units.size(), 0.0);
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    index[i] += units[i];
+    wcu += units[i];
+  }
+}
+
+WriteCost& WriteCost::operator+=(const WriteCost& o) {
+  const double table = wcu;
+  add_index(o.index);
+  wcu = table + o.wcu;  // o.wcu holds its indexes' share already
+  return *this;
+}
+
+void WriteOp::add_cost(const WriteCost& c) {
+  wcu_estimate += c.wcu;
+  if (index_wcu.size() < c.index.size()) index_wcu.resize(c.index.size(), 0.0);
+  for (std::size_t i = 0; i < c.index.size(); ++i) index_wcu[i] += c.index[i];
+}
+
 }  // namespace dynamorph::stages

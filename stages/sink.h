@@ -28,6 +28,15 @@ namespace dynamorph::stages {
 // Write capacity units of writing one item: 1 per started KB.
 double write_units(const dynamo::Item& item);
 
+// What writes cost, as DynamoDB meters them: the table's units (1 per started KB per write,
+// doubled in transactions) and each global secondary index's, which are part of the total.
+struct WriteCost {
+  double wcu = 0;             // the total: table and indexes
+  std::vector<double> index;  // by position in the target's global indexes; empty: none
+  void add_index(const std::vector<double>& units);
+  WriteCost& operator+=(const WriteCost& o);
+};
+
 // The request kinds a write operation can be.
 struct BatchWrite {  // BatchWriteItem, ≤ 25 entries, no key twice
   std::vector<dynamo::BatchWriteEntry> entries;
@@ -57,7 +66,9 @@ struct WriteOp {
   // one item and two writes).
   int puts = 0, updates = 0, deletes = 0;
   int item_count = 0;
-  double wcu_estimate = 0;  // 1 WCU per started KB per write, doubled in transactions
+  double wcu_estimate = 0;  // WriteCost::wcu of its writes (indexes included)
+  std::vector<double> index_wcu;  // WriteCost::index: the indexes' share, by index
+  void add_cost(const WriteCost& c);
   bool transaction() const { return std::holds_alternative<TransactWrite>(request); }
 };
 

@@ -20,12 +20,12 @@ class TransactState final : public SinkState {
     // Each item's actions stay in one transaction.
     std::vector<TransactAction> actions;
     int puts = 0, updates = 0, deletes = 0;
-    double wcu = 0;
+    WriteCost cost;
     auto put = [&](dynamo::Item&& item) {
       TransactAction a;
       a.kind = TransactAction::Kind::Put;
       a.table = p_.target_table();
-      wcu += 2 * write_units(item);
+      cost += write_cost(p_, replaced(p_, scanned, item), &item, 2);
       a.item = std::move(item);
       actions.push_back(std::move(a));
       ++puts;
@@ -38,7 +38,7 @@ class TransactState final : public SinkState {
       a.condition = guard_condition(p_, scanned, true);
       actions.push_back(std::move(a));
       ++deletes;
-      wcu += 2 * write_units(scanned);
+      cost += write_cost(p_, &scanned, nullptr, 2);
     };
     if (d.kind == Decision::Kind::Update) {
       TransactAction a;
@@ -49,7 +49,7 @@ class TransactState final : public SinkState {
       a.condition = guard_condition(p_, scanned, false);
       actions.push_back(std::move(a));
       updates = 1;
-      wcu = 2 * write_units(d.new_item);
+      cost = write_cost(p_, &scanned, &d.new_item, 2);
     } else if (d.kind == Decision::Kind::Delete) {
       remove_scanned(p_.source().name);
     } else {
@@ -77,7 +77,7 @@ class TransactState final : public SinkState {
     open_.puts += puts;
     open_.updates += updates;
     open_.deletes += deletes;
-    open_.wcu_estimate += wcu;
+    open_.add_cost(cost);
   }
 
   void flush(std::vector<WriteOp>& out) override {

@@ -27,9 +27,9 @@ class UpdateState final : public SinkState {
       u.condition = guard_condition(p_, scanned, false);
       op.request = UpdateWrite{std::move(u)};
       op.updates = 1;
-      op.wcu_estimate = write_units(d.new_item);
+      op.add_cost(write_cost(p_, &scanned, &d.new_item));
     } else {  // a copy into another table: the whole item
-      op.wcu_estimate = write_units(d.new_item);
+      op.add_cost(write_cost(p_, nullptr, &d.new_item));
       op.request = PutWrite{{p_.target_table(), std::move(d.new_item), {}}};
       op.puts = 1;
     }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "dynamo/json.h"
@@ -38,6 +39,87 @@ WriteAnswer failure(dynamo::ServiceError&& e) {
 
 double write_units(const Item& item) {
   return std::ceil(static_cast<double>(dynamo::item_size(item)) / 1024.0);
+}
+
+namespace {
+
+bool in_index(const dynamo::IndexDescription& g, const Item& item) {
+  return item.find(g.partition_key.name) && (!g.sort_key || item.find(g.sort_key->name));
+}
+
+bool same_value(const Item& a, const Item& b, const std::string& name) {
+  const auto* x = a.find(name);
+  const auto* y = b.find(name);
+  return (!x && !y) || (x && y && *x == *y);
+}
+
+// Whether `name` is in the index entry: keys always, the rest as the projection says.
+bool projected(const dynamo::TableDescription& t, const dynamo::IndexDescription& g,
+               const std::string& name) {
+  if (t.is_key(name) || name == g.partition_key.name || (g.sort_key && name == g.sort_key->name))
+    return true;
+  switch (g.projection.kind) {
+    case dynamo::Projection::Kind::All: return true;
+    case dynamo::Projection::Kind::KeysOnly: return false;
+    case dynamo::Projection::Kind::Include:
+      return std::find(g.projection.non_key_attributes.begin(),
+                       g.projection.non_key_attributes.end(),
+                       name) != g.projection.non_key_attributes.end();
+  }
+  return false;
+}
+
+double entry_units(const dynamo::TableDescription& t, const dynamo::IndexDescription& g,
+                   const Item& item) {
+  std::size_t bytes = 0;
+  for (const auto& [name, value] : item)
+    if (projected(t, g, name)) bytes += name.size() + dynamo::value_size(value);
+  return std::ceil(static_cast<double>(bytes) / 1024.0);
+}
+
+}  // namespace
+
+std::vector<double> index_units(const ItemProcessor& p, const Item* before, const Item* after) {
+  const auto& t = p.target();
+  std::vector<double> units(t.global_indexes.size(), 0.0);
+  for (std::size_t i = 0; i < t.global_indexes.size(); ++i) {
+    const auto& g = t.global_indexes[i];
+    const bool was = before && in_index(g, *before);
+    const bool is = after && in_index(g, *after);
+    if (was && is) {
+      const bool key_same = same_value(*before, *after, g.partition_key.name) &&
+                            (!g.sort_key || same_value(*before, *after, g.sort_key->name));
+      if (!key_same) {
+        units[i] = entry_units(t, g, *before) + entry_units(t, g, *after);
+        continue;
+      }
+      bool changed = false;  // any projected attribute added, changed or removed
+      for (const auto& [name, value] : *after)
+        changed = changed || (projected(t, g, name) && !same_value(*before, *after, name));
+      for (const auto& [name, value] : *before)
+        changed = changed || (projected(t, g, name) && !after->find(name));
+      if (changed) units[i] = entry_units(t, g, *after);
+    } else if (is) {
+      units[i] = entry_units(t, g, *after);
+    } else if (was) {
+      units[i] = entry_units(t, g, *before);
+    }
+  }
+  return units;
+}
+
+WriteCost write_cost(const ItemProcessor& p, const Item* before, const Item* after,
+                     double factor) {
+  WriteCost c;
+  c.wcu = factor * write_units(after ? *after : *before);
+  if (!p.target().global_indexes.empty()) c.add_index(index_units(p, before, after));
+  return c;
+}
+
+const Item* replaced(const ItemProcessor& p, const Item& scanned, const Item& item) {
+  if (!p.same_table()) return nullptr;
+  auto a = p.target_key(scanned), b = p.target_key(item);
+  return a && b && *a == *b ? &scanned : nullptr;
 }
 
 WireExpression guard_condition(const ItemProcessor& p, const Item& scanned, bool whole_item) {
@@ -107,12 +189,12 @@ WriteOp guarded_delete(const ItemProcessor& p, const Item& scanned, int conflict
   op.request =
       DeleteWrite{{p.source().name, p.source_key(scanned), guard_condition(p, scanned, true)}};
   op.deletes = 1;
-  op.wcu_estimate = write_units(scanned);
+  op.add_cost(write_cost(p, &scanned, nullptr));
   return op;
 }
 
-void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, double wcu, int puts,
-                       int deletes, std::vector<WriteOp>& out) {
+void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, const WriteCost& cost,
+                       int puts, int deletes, std::vector<WriteOp>& out) {
   std::vector<std::string> keys;
   bool clash = false;
   if (may_clash || !open_keys_.empty()) {
@@ -129,7 +211,7 @@ void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, dou
   auto& open_batch = std::get<BatchWrite>(open_.request).entries;
   for (auto& e : entries) open_batch.push_back(std::move(e));
   for (auto& k : keys) open_keys_.push_back(std::move(k));
-  open_.wcu_estimate += wcu;
+  open_.add_cost(cost);
   open_.puts += puts;
   open_.deletes += deletes;
   ++open_.item_count;
@@ -148,14 +230,14 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
   const std::string& table = p.target_table();
   if (d.kind == Decision::Kind::Delete) {
     g.add({{p.source().name, BatchWriteEntry::Kind::Delete, p.source_key(scanned)}}, false,
-          write_units(scanned), 0, 1, out);
+          write_cost(p, &scanned, nullptr), 0, 1, out);
     return;
   }
   std::vector<BatchWriteEntry> entries;
-  double wcu = 0;
+  WriteCost cost;
   int puts = 0;
   auto put = [&](Item&& item) {
-    wcu += write_units(item);
+    cost += write_cost(p, replaced(p, scanned, item), &item);
     ++puts;
     entries.push_back({table, BatchWriteEntry::Kind::Put, std::move(item)});
   };
@@ -166,12 +248,12 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
   }
   int deletes = 0;
   if (d.key_changed) {  // the put(s) first, then the old key's delete, in one request
-    wcu += write_units(scanned);
+    cost += write_cost(p, &scanned, nullptr);
     entries.push_back({table, BatchWriteEntry::Kind::Delete, p.source_key(scanned)});
     deletes = 1;
   }
   bool may_clash = d.key_changed || !p.same_table() || d.kind == Decision::Kind::Many;
-  g.add(std::move(entries), may_clash, wcu, puts, deletes, out);
+  g.add(std::move(entries), may_clash, cost, puts, deletes, out);
 }
 
 namespace {

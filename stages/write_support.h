@@ -23,13 +23,30 @@ WriteOp guarded_delete(const ItemProcessor& p, const dynamo::Item& scanned, int 
 
 // Groups BatchWriteItem entries: ≤ 25 per request, no key twice in one (a key change's put and
 // delete stay together). One per page.
+// The units a write costs in each global secondary index of the target, by DynamoDB's metering
+// rules: an item that has an index's key attributes is in that index; entering it costs one put
+// of the index entry (1 WCU per started KB of the table's keys, the index's keys and the
+// projected attributes), leaving it one delete (of the old entry's size), changing its index key
+// both, changing only projected attributes one put, and anything else nothing. `before`: the
+// item the write replaces (null: none, or not known, as for a copy's target); `after`: the item
+// it writes (null: a delete). By position in the target's global indexes; empty when it has none.
+std::vector<double> index_units(const ItemProcessor& p, const dynamo::Item* before,
+                                const dynamo::Item* after);
+// The table's units of the write (`factor` 2 in transactions) plus index_units().
+WriteCost write_cost(const ItemProcessor& p, const dynamo::Item* before, const dynamo::Item* after,
+                     double factor = 1);
+// The item a put of `item` replaces in the target: the scanned one when the put rewrites it in
+// place (same table, same key), else nothing known.
+const dynamo::Item* replaced(const ItemProcessor& p, const dynamo::Item& scanned,
+                             const dynamo::Item& item);
+
 class BatchGrouper {
  public:
   explicit BatchGrouper(const ItemProcessor& p) : p_(p) {}
   // `may_clash`: the entries' keys could repeat one already in the open batch (key changes,
   // copies, fan-out); a scan never returns a key twice, so plain rewrites cannot.
-  void add(std::vector<dynamo::BatchWriteEntry> entries, bool may_clash, double wcu, int puts,
-           int deletes, std::vector<WriteOp>& out);
+  void add(std::vector<dynamo::BatchWriteEntry> entries, bool may_clash, const WriteCost& cost,
+           int puts, int deletes, std::vector<WriteOp>& out);
   void flush(std::vector<WriteOp>& out);
 
  private:

@@ -1,0 +1,190 @@
+"""The dry run's write estimate against DynamoDB's documented metering rules, on a table with
+two global secondary indexes (one projecting everything, one keys only): index entries put when
+an item enters an index or changes its projected attributes, deleted and put when its index key
+changes, nothing when the index does not see the change; transactions double the table's units.
+The formula is computed here, independently, from the items; batch-mode estimates are also
+compared with what DynamoDB Local meters when the migration really runs."""
+import json
+import math
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_test import DDB, Project, put_all, scan  # noqa: E402
+
+from bench_test import item_size  # noqa: E402  (DynamoDB's size rules)
+
+INDEXES = {  # name: (partition key, projection)
+    "by_email": ("email", "ALL"),
+    "by_status": ("status", "KEYS_ONLY"),
+}
+TABLE_KEYS = ("PK", "SK")
+
+
+def units(n_bytes):
+    return math.ceil(n_bytes / 1024)
+
+
+def entry_units(item, index):
+    key, projection = INDEXES[index]
+    if projection == "ALL":
+        return units(item_size(item))
+    return units(item_size({k: v for k, v in item.items() if k in TABLE_KEYS or k == key}))
+
+
+def index_cost(before, after):
+    """DynamoDB's rules for one write (before/after: None for an insert/delete)."""
+    total = {}
+    for index, (key, projection) in INDEXES.items():
+        was, now = before is not None and key in before, after is not None and key in after
+        cost = 0
+        if was and now:
+            if before[key] != after[key]:
+                cost = entry_units(before, index) + entry_units(after, index)
+            else:
+                names = set(before) | set(after)
+                if projection == "KEYS_ONLY":
+                    names = {n for n in names if n in TABLE_KEYS or n == key}
+                if any(before.get(n) != after.get(n) for n in names):
+                    cost = entry_units(after, index)
+        elif now:
+            cost = entry_units(after, index)
+        elif was:
+            cost = entry_units(before, index)
+        total[index] = cost
+    return total
+
+
+def make_table(name):
+    attrs = [("PK", "S"), ("SK", "S"), ("email", "S"), ("status", "S")]
+    DDB.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in attrs],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {"IndexName": index, "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+             "Projection": {"ProjectionType": projection}}
+            for index, (key, projection) in INDEXES.items()])
+    DDB.get_waiter("table_exists").wait(TableName=name)
+
+
+def dataset():
+    items = []
+    for u in range(120):
+        item = {"PK": {"S": f"USER#{u:04}"}, "SK": {"S": "PROFILE"},
+                "username": {"S": f"User{u}"}, "email": {"S": f"u{u}@example.com"},
+                "bio": {"S": "b" * (200 + 9 * u)}}  # 0.3 to 1.3 KB: some index entries take 2 KB
+        if u % 3 == 0:
+            item["status"] = {"S": "active"}
+        if u % 10 == 0:
+            del item["email"]
+        items.append(item)
+    return items
+
+
+class DryRunEstimateTest(unittest.TestCase):
+    def setUp(self):
+        self.p = Project(self)
+        self.table = self.p.table("users")
+        make_table(self.table)
+        self.items = dataset()
+        put_all(self.table, self.items)
+
+    def plan(self, mode, update):
+        self.p.write("1_change.yaml", f"""\
+            version: 1
+            name: change
+            up:
+              - pipeline:
+                  source: {{ table: users }}
+                  transform:
+                    - update: "{update}"
+                  write: {{ mode: {mode}, guard: none }}
+            """)
+        r = self.p.run("--json", "up", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()
+                if json.loads(line).get("event") == "dry_run_step"][0]
+
+    def expected(self, change, table_factor):
+        table, indexes = 0, {i: 0 for i in INDEXES}
+        for before in self.items:
+            after = change(dict(before))
+            table += table_factor * units(item_size(after))
+            for index, cost in index_cost(before, after).items():
+                indexes[index] += cost
+        return table, indexes
+
+    def check(self, mode, update, change, table_factor, metered):
+        step = self.plan(mode, update)
+        table, indexes = self.expected(change, table_factor)
+        self.assertEqual(step["estimated_index_wcu"], indexes)
+        self.assertEqual(step["estimated_wcu"], table + sum(indexes.values()))
+        if metered:
+            r = self.p.run("--json", "up")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            done = [json.loads(line) for line in r.stdout.splitlines()
+                    if json.loads(line).get("event") == "version_done"][0]
+            self.assertEqual(done["counters"]["consumed_wcu"], step["estimated_wcu"])
+        return step
+
+    def test_projected_attribute_changes(self):
+        # username is in by_email's entries (ALL), not in by_status's (KEYS_ONLY).
+        def lower(i):
+            i["username"] = {"S": i["username"]["S"].lower()}
+            return i
+        step = self.check("batch", "SET username = lower(username)", lower, 1, metered=True)
+        self.assertEqual(step["estimated_index_wcu"]["by_status"], 0)
+        self.assertGreater(step["estimated_index_wcu"]["by_email"], 0)
+        self.assertEqual(sorted(i["username"]["S"] for i in scan(self.table)),
+                         sorted(i["username"]["S"].lower() for i in self.items))
+
+    def test_index_key_changes_and_entries(self):
+        # status set on every item: a key change in by_status for a third of them (delete + put),
+        # an entry for the rest, and a projected change in by_email.
+        def archive(i):
+            i["status"] = {"S": "archived"}
+            return i
+        self.p.write("1_change.yaml", """\
+            version: 1
+            name: change
+            up:
+              - pipeline:
+                  names: { "#s": status }
+                  values: { ":archived": archived }
+                  source: { table: users }
+                  transform:
+                    - update: "SET #s = :archived"
+                  write: { mode: batch, guard: none }
+            """)
+        r = self.p.run("--json", "up", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        step = [json.loads(line) for line in r.stdout.splitlines()
+                if json.loads(line).get("event") == "dry_run_step"][0]
+        table, indexes = self.expected(archive, 1)
+        self.assertEqual(step["estimated_index_wcu"], indexes)
+        self.assertEqual(step["estimated_wcu"], table + sum(indexes.values()))
+        self.assertEqual(indexes["by_status"], 40 * 2 + 80 * 1)  # keys-only entries: 1 WCU each
+        text = self.p.run("up", "--dry-run")
+        line = [ln for ln in text.stdout.splitlines() if "would write:" in ln][0]
+        self.assertIn(f"estimated {step['estimated_wcu']} WCU (of which global indexes: ", line)
+        self.assertIn(f"by_email {indexes['by_email']}", line)  # in DescribeTable's order
+        self.assertIn(f"by_status {indexes['by_status']}", line)
+        self.assertTrue(line.endswith(") by DynamoDB's metering rules"), line)
+        r = self.p.run("--json", "up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        done = [json.loads(line) for line in r.stdout.splitlines()
+                if json.loads(line).get("event") == "version_done"][0]
+        self.assertEqual(done["counters"]["consumed_wcu"], step["estimated_wcu"])
+
+    def test_transactions_double_the_table_units(self):
+        def lower(i):
+            i["username"] = {"S": i["username"]["S"].lower()}
+            return i
+        # DynamoDB Local meters 4 WCU per transaction whatever it holds: compare with the rules.
+        self.check("transact", "SET username = lower(username)", lower, 2, metered=False)
+
+
+if __name__ == "__main__":
+    unittest.main()
