@@ -218,8 +218,9 @@ int main(int argc, char** argv) {
       go.create_table = opt(create_table);
       go.partition_key = opt(pk);
       go.sort_key = opt(sk);
-      std::cout << "wrote " << migrations::generate_migration(session.config().migrations_dir, go)
-                << "\n";
+      // Written only once the file is: an error leaves stdout empty.
+      const std::string path = migrations::generate_migration(session.config().migrations_dir, go);
+      std::cout << "wrote " << path << "\n";
       return 0;
     }
     g_stop = &session.stop();

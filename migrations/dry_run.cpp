@@ -76,7 +76,7 @@ DryRunSample sampled_counts(const pipeline::RunResult& r, const std::vector<int>
 DryRunPlanner::DryRunPlanner(StepContext context, int transaction_limit)
     : ctx_(context), transaction_limit_(transaction_limit) {}
 
-void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
+bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   Renderer& out = ctx_.render;
   std::set<std::string> created, deleted;
   auto table_exists = [&](const std::string& t) {
@@ -89,6 +89,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   if (plan.empty()) out.dry_run_empty();
   Estimate total;
   int pipeline_steps = 0;
+  bool would_fail = false;
   for (const auto& [m, direction] : plan) {
     const auto& steps = steps_of(*m, direction);
     out.dry_run_version(*m, direction);
@@ -104,6 +105,7 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
           continue;
         }
         if (!src.empty() && !table_exists(src)) {
+          would_fail = true;
           out.dry_run_warning(fmt::format("source table {} does not exist: `{}` would fail here",
                                           src, to_string(direction)));
           continue;
@@ -179,7 +181,8 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
     }
   }
   if (pipeline_steps > 1) out.dry_run_total(total, ctx_.config.prices);
-  out.dry_run_end();
+  out.dry_run_end(would_fail);
+  return !would_fail;
 }
 
 }  // namespace dynamorph::migrations

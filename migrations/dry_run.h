@@ -33,8 +33,9 @@ class DryRunPlanner {
   // `transaction_limit`: actions per transaction the checkpoint estimate assumes.
   DryRunPlanner(StepContext context, int transaction_limit);
 
-  // Throws StepFailed when a pipeline cannot run, UsageError for a plan-time refusal.
-  void plan(const Plan& plan, const UpOptions& o);
+  // Throws StepFailed when a pipeline cannot run, UsageError for a plan-time refusal. False
+  // when the plan shows that the real run would fail (a source table that will not exist).
+  bool plan(const Plan& plan, const UpOptions& o);
 
  private:
   StepContext ctx_;

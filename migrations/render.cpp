@@ -303,6 +303,11 @@ void Renderer::dry_run_total(const Estimate& total, const Prices& prices) {
   }
 }
 
-void Renderer::dry_run_end() { plan_text() << "dry run: nothing was written\n"; }
+void Renderer::dry_run_end(bool would_fail) {
+  plan_text() << "dry run: nothing was written\n";
+  // Also with --json: the exit code says it, and the reason belongs on stderr.
+  if (would_fail)
+    err_ << "dynamorph: dry run: the real run would be refused where the warnings above say (exit 2)\n";
+}
 
 }  // namespace dynamorph::migrations

@@ -91,7 +91,7 @@ class Renderer {
   void dry_run_warning(const std::string& line);  // "    warning: …"
   void dry_run_step(const DryRunStep& step);
   void dry_run_total(const Estimate& total, const Prices& prices);
-  void dry_run_end();
+  void dry_run_end(bool would_fail);
 
  private:
   std::ostream& plan_text();

@@ -148,8 +148,10 @@ ExitCode Session::up(const UpOptions& o) {
   if (o.dry_run) {  // reads only: never creates the state table, never takes the lock
     if (state.exists()) history.records = state.read_versions();
     history.check(false, state.name(), config_.migrations_dir);
-    DryRunPlanner(step_context(), state.transaction_limit()).plan(history.up_plan(o.to), o);
-    return stop_.load() ? ExitCode::Interrupted : ExitCode::Ok;
+    const bool ok =
+        DryRunPlanner(step_context(), state.transaction_limit()).plan(history.up_plan(o.to), o);
+    if (stop_.load()) return ExitCode::Interrupted;
+    return ok ? ExitCode::Ok : ExitCode::Usage;  // what the real run answers: a plan-time refusal
   }
   state.ensure();
   auto lease = Lease::acquire(state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
@@ -190,9 +192,10 @@ ExitCode Session::down(const DownOptions& o) {
     history.check(true, state.name(), config_.migrations_dir);
     UpOptions uo;
     uo.dry_run = true;
-    DryRunPlanner(step_context(), state.transaction_limit())
-        .plan(history.down_plan(o.to, o.steps), uo);
-    return stop_.load() ? ExitCode::Interrupted : ExitCode::Ok;
+    const bool ok = DryRunPlanner(step_context(), state.transaction_limit())
+                        .plan(history.down_plan(o.to, o.steps), uo);
+    if (stop_.load()) return ExitCode::Interrupted;
+    return ok ? ExitCode::Ok : ExitCode::Usage;
   }
   if (!exists) {
     render_->info("nothing to roll back: no state table yet");

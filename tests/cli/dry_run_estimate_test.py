@@ -186,5 +186,37 @@ class DryRunEstimateTest(unittest.TestCase):
         self.check("transact", "SET username = lower(username)", lower, 2, metered=False)
 
 
+
+class DryRunVerdictTest(unittest.TestCase):
+    def test_a_dry_run_that_foresees_a_refusal_exits_2(self):
+        p = Project(self)
+        p.write("1_copy.yaml", """\
+            version: 1
+            name: copy
+            up:
+              - pipeline:
+                  source: { table: missing }
+                  write: { table: elsewhere, mode: batch }
+            """)
+        for args in (["up", "--dry-run"], ["--json", "up", "--dry-run"]):
+            r = p.run(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("dynamorph: dry run: the real run would be refused where the warnings "
+                          "above say (exit 2)", r.stderr)
+        self.assertIn(f"warning: source table {p.table('missing')} does not exist: `up` would fail here",
+                      p.run("up", "--dry-run").stdout)
+        self.assertEqual(DDB.list_tables()["TableNames"].count(p.state), 0)  # nothing written
+        r = p.run("up")  # and the real run is refused, with the same code
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"source table '{p.table('missing')}' does not exist", r.stderr)
+
+    def test_generate_prints_nothing_before_an_error(self):
+        p = Project(self)
+        r = p.run("generate", "add status")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
