@@ -1,11 +1,14 @@
 // dynamorph command line: parses flags and hands over to migrations/. Nothing else lives here.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 
 #include "benchmark/bench.h"
+#include "dynamo/http_transport.h"
 #include "benchmark/synthetic.h"
 #include "migrations/config.h"
 #include "migrations/errors.h"
@@ -19,9 +22,32 @@ using migrations::ExitCode;
 
 std::atomic<bool>* g_stop = nullptr;
 
+// "dynamorph: stopping: waiting for N requests in flight (…)" with write(2) only: what a signal
+// handler may do.
+void say_stopping() {
+  char buf[160];
+  std::size_t n = 0;
+  auto put = [&](const char* s) {
+    while (*s && n < sizeof buf) buf[n++] = *s++;
+  };
+  put("\ndynamorph: stopping: waiting for ");
+  std::int64_t k = dynamo::requests_in_flight().load(std::memory_order_relaxed);
+  if (k < 0) k = 0;
+  char digits[24];
+  int d = 0;
+  do {
+    digits[d++] = static_cast<char>('0' + k % 10);
+    k /= 10;
+  } while (k > 0 && d < 23);
+  while (d > 0 && n < sizeof buf) buf[n++] = digits[--d];
+  put(" requests in flight, then saving the checkpoint (Ctrl-C again to stop at once)\n");
+  [[maybe_unused]] auto w = ::write(STDERR_FILENO, buf, n);
+}
+
 extern "C" void on_signal(int sig) {
   if (g_stop && !g_stop->load()) {
     g_stop->store(true);  // first signal: stop reading, drain, checkpoint, release
+    say_stopping();
     return;
   }
   std::signal(sig, SIG_DFL);  // second signal: leave now

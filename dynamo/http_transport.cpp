@@ -15,6 +15,12 @@
 
 namespace dynamorph::dynamo {
 namespace {
+std::atomic<std::int64_t> on_the_wire{0};
+}  // namespace
+
+const std::atomic<std::int64_t>& requests_in_flight() { return on_the_wire; }
+
+namespace {
 
 struct CurlGlobal {
   CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -175,6 +181,7 @@ struct HttpTransport::Impl {
     idle_handles.push_back(e);
     pad_for_parsing(t->response.body);
     Callback done = std::move(t->done);
+    on_the_wire.fetch_sub(1, std::memory_order_relaxed);
     done(std::move(t->response));
   }
 
@@ -249,6 +256,7 @@ HttpTransport::~HttpTransport() {
 }
 
 void HttpTransport::submit(HttpRequest request, Callback done) {
+  on_the_wire.fetch_add(1, std::memory_order_relaxed);
   auto t = std::make_unique<Impl::Transfer>();
   t->request = std::move(request);
   t->done = std::move(done);

@@ -8,6 +8,8 @@
 // apply twice (whole-item puts, conditional updates, transactions with a ClientRequestToken).
 #pragma once
 
+#include <atomic>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -46,6 +48,10 @@ struct TransportOptions {
   std::chrono::milliseconds request_timeout{30000};
   long max_connections = 64;  // per host
 };
+
+// HTTP requests submitted and not yet answered, over every transport of the process. Lock-free:
+// a signal handler may read it (the CLI's "stopping: waiting for N requests").
+const std::atomic<std::int64_t>& requests_in_flight();
 
 class HttpTransport {
  public:

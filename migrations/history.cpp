@@ -30,13 +30,19 @@ void History::check(bool allow_down_in_progress, std::string_view state_table,
           fmt::format("version {} ({}) is recorded as {} in {} but has no file in {}", v, r.name,
                       to_string(r.state), state_table, migrations_dir));
     // A failed version may be fixed (its script, say) and resumed; what ran is not applied.
+    // The hint says the safe thing for each state: an applied version's edit may be accepted
+    // (nothing runs again), a started one's never as applied (it has not finished).
+    if (r.checksum != m->checksum && r.state == VersionState::Applied)
+      throw HistoryError(fmt::format(
+          "{}: changed since it was applied (checksum {} → {}); restore the file, or, if the "
+          "edit changes nothing that ran, record it with `dynamorph mark {} applied`",
+          m->file, short_sum(r.checksum), short_sum(m->checksum), v));
     if (r.checksum != m->checksum && r.state != VersionState::Failed)
-      throw HistoryError(
-          fmt::format("{}: changed since it was {} (checksum {} → {}); restore the file, or "
-                      "accept it with `dynamorph mark {} "
-                      "applied`",
-                      m->file, r.state == VersionState::Applied ? "applied" : "started",
-                      short_sum(r.checksum), short_sum(m->checksum), v));
+      throw HistoryError(fmt::format(
+          "{}: changed since it was started (checksum {} → {}); restore the file to resume it, "
+          "or run `dynamorph mark {} pending` to drop its progress and start it afresh with the "
+          "new file (what it already wrote stays written)",
+          m->file, short_sum(r.checksum), short_sum(m->checksum), v));
     if (!allow_down_in_progress && r.state != VersionState::Applied &&
         r.direction == Direction::Down)
       throw HistoryError(

@@ -452,6 +452,8 @@ class CliTest(unittest.TestCase):
         r = p.run("up")
         self.assertExit(r, 4)
         self.assertIn("migrations/6_posts.yaml: changed since it was applied", r.stderr)
+        self.assertIn("restore the file, or, if the edit changes nothing that ran, record it with "
+                      "`dynamorph mark 6 applied`", r.stderr)
         self.assertEqual(snapshot(p.ns), before)
         r = p.run("status")
         self.assertExit(r, 4)
@@ -596,11 +598,45 @@ class CliTest(unittest.TestCase):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130, out + err)
+        self.assertRegex(err, r"dynamorph: stopping: waiting for \d+ requests in flight, then saving "
+                              r"the checkpoint \(Ctrl-C again to stop at once\)")
         st, _ = p.status()
         self.assertEqual(st[8]["state"], "running")
         self.assertGreater(len(self.checkpoints(p)), 0)
         self.assertNotIn("lock", {i["sk"]["S"] for i in scan(p.state)})  # released
+        # An edit of a started version: the hint never says to mark it applied.
+        path = os.path.join(p.dir, "migrations", "8_visits.yaml")
+        original = open(path).read()
+        with open(path, "a") as f:
+            f.write("# edited while it was running\n")
+        r = p.run("up")
+        self.assertExit(r, 4)
+        self.assertIn("changed since it was started", r.stderr)
+        self.assertIn("restore the file to resume it, or run `dynamorph mark 8 pending`", r.stderr)
+        self.assertNotIn("applied", r.stderr)
+        with open(path, "w") as f:
+            f.write(original)
         r = p.run("up")  # no unlock needed
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.visits(p), self.expected_visits(users))
+
+    def test_a_second_signal_stops_at_once_and_resume_is_exact(self):
+        users = 1500
+        p = self.slow_project(users)
+        proc = p.start("up", "--max-wcu", "150")
+        self.wait_for_checkpoints(p, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        self.assertLess(time.time() - sent, 2.0)
+        self.assertEqual(proc.returncode, -signal.SIGINT, out + err)  # ended by the signal itself
+        self.assertIn("Ctrl-C again to stop at once", err)
+        r = p.run("unlock")  # its lease was not released: like a crash
+        self.assertExit(r, 0)
+        r = p.run("up")
         self.assertExit(r, 0)
         self.assertIn("resuming", r.stdout)
         self.assertEqual(self.visits(p), self.expected_visits(users))
