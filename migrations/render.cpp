@@ -86,6 +86,10 @@ void Renderer::info(const std::string& line) {
   if (options_.verbosity >= 0 && !options_.json) out_ << line << "\n" << std::flush;
 }
 
+void Renderer::result(const std::string& line) {
+  if (!options_.json) out_ << line << "\n" << std::flush;
+}
+
 void Renderer::detail(const std::string& line) {
   if (options_.verbosity > 0 && !options_.json) out_ << line << "\n" << std::flush;
 }
@@ -176,8 +180,8 @@ void Renderer::step_start(std::size_t index, std::size_t count, const Step& step
 }
 
 void Renderer::version_done(const Migration& m, Direction direction, const VersionRecord& rec) {
-  info(fmt::format("  {} {} {}", direction == Direction::Up ? "applied" : "reverted", m.version,
-                   m.name));
+  result(fmt::format("  {} {} {}", direction == Direction::Up ? "applied" : "reverted", m.version,
+                     m.name));
   if (options_.json) {
     JsonObject o;
     o.string("event", "version_done")

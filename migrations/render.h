@@ -66,6 +66,7 @@ class Renderer {
   Renderer(const GlobalOptions& options, std::ostream& out, std::ostream& err);
 
   void info(const std::string& line);     // for people: not with --json or -q
+  void result(const std::string& line);   // what a command did: not with --json, even with -q
   void detail(const std::string& line);   // -v only
   void warning(const std::string& line);  // "warning: …" on stderr, always
   // The pipeline's progress printer for one version (none with -q).

@@ -158,7 +158,7 @@ ExitCode Session::up(const UpOptions& o) {
   history.records = state.read_versions();
   history.check(false, state.name(), config_.migrations_dir);
   const Plan plan = history.up_plan(o.to);
-  if (plan.empty()) render_->info("up to date: nothing to apply");
+  if (plan.empty()) render_->result("up to date: nothing to apply");
   const std::int64_t newest_applied = history.newest_applied();
   for (const auto& [m, dir] : plan)
     if (m->version < newest_applied)
@@ -198,14 +198,14 @@ ExitCode Session::down(const DownOptions& o) {
     return ok ? ExitCode::Ok : ExitCode::Usage;
   }
   if (!exists) {
-    render_->info("nothing to roll back: no state table yet");
+    render_->result("nothing to roll back: no state table yet");
     return ExitCode::Ok;
   }
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   history.records = state.read_versions();
   history.check(true, state.name(), config_.migrations_dir);
   const Plan plan = history.down_plan(o.to, o.steps);
-  if (plan.empty()) render_->info("nothing to roll back");
+  if (plan.empty()) render_->result("nothing to roll back");
   VersionRunner runner(step_context(), state, *lease);
   UpOptions uo;
   for (const auto& [m, dir] : plan) {
@@ -222,7 +222,7 @@ ExitCode Session::unlock(bool force) {
   StateTable state(client(), config_.physical(config_.state_table));
   auto lock = state.read_lock();
   if (!lock) {
-    render_->info(fmt::format("no lock is held in {}", state.name()));
+    render_->result(fmt::format("no lock is held in {}", state.name()));
     return ExitCode::Ok;
   }
   const bool expired = lock->expires_at_ms < dynamo::now_epoch_ms();
@@ -237,7 +237,7 @@ ExitCode Session::unlock(bool force) {
         "the lock changed hands meanwhile; run `dynamorph unlock` again to see who holds it");
     return ExitCode::LockHeld;
   }
-  render_->info(fmt::format("released the lock of {} ({})", describe_lock(*lock),
+  render_->result(fmt::format("released the lock of {} ({})", describe_lock(*lock),
                             expired     ? "expired"
                             : dead_here ? "its process is gone"
                                         : "forced"));
@@ -277,7 +277,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   } else {
     if (records.contains(version)) state.delete_version(version, lease->proof());
   }
-  render_->info(fmt::format("marked {} {}", version, word));
+  render_->result(fmt::format("marked {} {}", version, word));
   lease->release();
   return ExitCode::Ok;
 }

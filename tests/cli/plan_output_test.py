@@ -1,9 +1,12 @@
-"""The dry run's write estimate against DynamoDB's documented metering rules, on a table with
+"""What a plan says and what commands print. The dry run's write estimate against DynamoDB's
+documented metering rules, on a table with
 two global secondary indexes (one projecting everything, one keys only): index entries put when
 an item enters an index or changes its projected attributes, deleted and put when its index key
 changes, nothing when the index does not see the change; transactions double the table's units.
 The formula is computed here, independently, from the items; batch-mode estimates are also
-compared with what DynamoDB Local meters when the migration really runs."""
+compared with what DynamoDB Local meters when the migration really runs. Then the edges a new
+user meets: a dry run that foresees a refusal exits with the real run's code, generate prints
+nothing before an error, and -q prints results (not progress)."""
 import json
 import math
 import os
@@ -187,7 +190,7 @@ class DryRunEstimateTest(unittest.TestCase):
 
 
 
-class DryRunVerdictTest(unittest.TestCase):
+class CommandEdgesTest(unittest.TestCase):
     def test_a_dry_run_that_foresees_a_refusal_exits_2(self):
         p = Project(self)
         p.write("1_copy.yaml", """\
@@ -216,6 +219,25 @@ class DryRunVerdictTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertEqual(r.stdout, "")
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+    def test_quiet_prints_results_not_progress(self):
+        p = Project(self)
+        p.write("1_table.yaml", """\
+            version: 1
+            name: table
+            up:
+              - create_table: { table: things, partition_key: id:string }
+            down:
+              - delete_table: { table: things }
+            """)
+        for args, expected in ((["-q", "up"], "  applied 1 table\n"),
+                               (["-q", "up"], "up to date: nothing to apply\n"),
+                               (["-q", "down"], "  reverted 1 table\n"),
+                               (["-q", "down"], "nothing to roll back\n"),
+                               (["-q", "mark", "1", "applied"], "marked 1 applied\n")):
+            r = p.run(*args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual((r.stdout, r.stderr), (expected, ""), args)
 
 
 if __name__ == "__main__":
