@@ -9,6 +9,7 @@
 
 #include "benchmark/bench.h"
 #include "dynamo/http_transport.h"
+#include "dynamo/suggest.h"
 #include "benchmark/synthetic.h"
 #include "migrations/config.h"
 #include "migrations/errors.h"
@@ -214,10 +215,14 @@ int main(int argc, char** argv) {
           ++i;  // skip the option's value
         continue;
       }
-      return fail(
-          ExitCode::Usage,
-          "unknown command '" + a +
-              "' (commands: init, generate, status, up, down, unlock, mark, bench)");
+      std::vector<std::string> commands;
+      for (const auto* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+      std::string list;
+      for (const auto& c : commands) list += (list.empty() ? "" : ", ") + c;
+      auto near = dynamo::nearest_name(a, commands);
+      return fail(ExitCode::Usage, "unknown command '" + a + "' (" +
+                                       (near ? "did you mean '" + *near + "'? " : "") +
+                                       "commands: " + list + ")");
     }
     return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
   }

@@ -1,5 +1,7 @@
 #include "expr/expr_parser.h"
 
+#include "dynamo/suggest.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -745,7 +747,9 @@ class Parser {
         fail(name, fmt::format("unknown function '{}' (function names are case-sensitive: '{}')",
                                fname, function_name(*other)));
       }
-      fail(name, fmt::format("unknown function '{}'", fname));
+      std::vector<std::string> names;
+      for (const auto& f : kFunctions) names.emplace_back(f.name);
+      fail(name, fmt::format("unknown function '{}'{}", fname, dynamo::did_you_mean(fname, names)));
     }
     Fn fn = *found;
     if (is_extension(fn) && dialect_ == Dialect::Server) {

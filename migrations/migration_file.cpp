@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -19,6 +21,18 @@
 
 namespace dynamorph::migrations {
 namespace {
+
+// DynamoDB's rule for table and index names: 3 to 255 characters of A-Z a-z 0-9 _ - .
+// `kind`: "a table", "an index".
+std::optional<std::string> bad_name(const std::string& name, std::string_view kind) {
+  if (name.size() < 3 || name.size() > 255)
+    return fmt::format("is {} characters long; {} name has 3 to 255", name.size(), kind);
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return fmt::format("has '{}'; {} name has only letters, digits, '_', '-' and '.'", c, kind);
+  }
+  return std::nullopt;
+}
 
 using Keys = std::set<std::string, std::less<>>;
 namespace fs = std::filesystem;
@@ -66,7 +80,11 @@ std::string Parser::table(const YAML::Node& map, std::string_view what) {
   YAML::Node n = required(map, "table", what);
   std::string t = doc_.string(n, fmt::format("{}.table", what));
   if (t.empty()) doc_.fail(n, fmt::format("{}.table: must not be empty", what));
-  return options_.table_namespace + t;
+  std::string physical = options_.table_namespace + t;
+  if (auto why = bad_name(physical, "a table"))
+    doc_.fail(n, fmt::format("{}.table: '{}'{} {}", what, physical,
+                             options_.table_namespace.empty() ? "" : " (with the namespace)", *why));
+  return physical;
 }
 
 dynamo::KeyAttribute Parser::key(const YAML::Node& n, std::string_view what) {
@@ -127,6 +145,8 @@ dynamo::IndexDefinition Parser::index(const YAML::Node& n, bool global, std::str
   if (n["projection"]) ix.projection = projection(n["projection"]);
   if (n["name"]) {
     ix.name = doc_.string(n["name"], "name");
+    if (auto why = bad_name(ix.name, "an index"))
+      doc_.fail(n["name"], fmt::format("{}.name: '{}' {}", what, ix.name, *why));
   } else if (global) {
     ix.name = ix.sort_key ? fmt::format("{}-{}-index", ix.partition_key.name, ix.sort_key->name)
                           : fmt::format("{}-index", ix.partition_key.name);

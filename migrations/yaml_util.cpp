@@ -1,5 +1,7 @@
 #include "migrations/yaml_util.h"
 
+#include "dynamo/suggest.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -50,7 +52,9 @@ void YamlDoc::check_map(const YAML::Node& node, std::string_view what,
     if (!allowed.contains(k)) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      fail(it->first, fmt::format("unknown key '{}' in {} (expected one of: {})", k, what, list));
+      auto near = dynamo::nearest_name(k, std::vector<std::string>(allowed.begin(), allowed.end()));
+      fail(it->first, fmt::format("unknown key '{}' in {} ({}expected one of: {})", k, what,
+                                  near ? "did you mean '" + *near + "'? " : "", list));
     }
   }
 }

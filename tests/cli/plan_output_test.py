@@ -220,6 +220,16 @@ class CommandEdgesTest(unittest.TestCase):
         self.assertEqual(r.stdout, "")
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
 
+    def test_unknown_command_suggests_the_nearest(self):
+        p = Project(self)
+        r = p.run("statu")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("dynamorph: unknown command 'statu' (did you mean 'status'? commands: init, "
+                      "generate, status, up, down,", r.stderr)
+        r = p.run("frobnicate")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("dynamorph: unknown command 'frobnicate' (commands: init,", r.stderr)
+
     def test_quiet_prints_results_not_progress(self):
         p = Project(self)
         p.write("1_table.yaml", """\

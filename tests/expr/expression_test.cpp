@@ -125,9 +125,11 @@ TEST(ExpressionErrors, ReservedWordsNeedANamePlaceholderInServerExpressions) {
 
 TEST(ExpressionErrors, Functions) {
   EXPECT_EQ(condition_error("lowr(a) = :v", Dialect::Client),
-            "where: column 1: unknown function 'lowr'");
+            "where: column 1: unknown function 'lowr' (did you mean 'lower'?)");
   EXPECT_EQ(update_error("SET a = lowr(a)", Dialect::Client),
-            "transform[0]: column 9: unknown function 'lowr'");
+            "transform[0]: column 9: unknown function 'lowr' (did you mean 'lower'?)");
+  EXPECT_EQ(condition_error("frobnicate(a) = :v", Dialect::Client),
+            "where: column 1: unknown function 'frobnicate'");  // nothing close: no guess
   EXPECT_EQ(condition_error("SIZE(a) = :n"),
             "where: column 1: unknown function 'SIZE' (function names are case-sensitive: 'size')");
   EXPECT_EQ(condition_error("lower(a) = :v"),

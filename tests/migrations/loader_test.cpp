@@ -193,6 +193,24 @@ TEST(Loader, SchemaErrorsNameFileAndLine) {
             "migrations/7_x.yaml:2: schema: expected a map with description and entities");
 }
 
+TEST(Loader, SuggestsTheNearestKeyAndChecksNames) {
+  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      source: { table: app }\n"
+                     "      trasnform: []\n"),
+            "migrations/7_x.yaml:5: unknown key 'trasnform' in pipeline (did you mean "
+            "'transform'? expected one of: names, source, transform, values, where, write)");
+  const std::string long_name(253, 'x');  // 256 characters with the namespace "ns-"
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: " + long_name + " }\n"),
+            "migrations/7_x.yaml:3: delete_table.table: 'ns-" + long_name +
+                "' (with the namespace) is 256 characters long; a table name has 3 to 255");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: \"my table\" }\n"),
+            "migrations/7_x.yaml:3: delete_table.table: 'ns-my table' (with the namespace) has "
+            "' '; a table name has only letters, digits, '_', '-' and '.'");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - add_gsi: { table: app, name: \"by/email\", "
+                     "partition_key: email:string }\n"),
+            "migrations/7_x.yaml:3: add_gsi.name: 'by/email' has '/'; an index name has only "
+            "letters, digits, '_', '-' and '.'");
+}
+
 TEST(Loader, ErrorsNameFileAndLine) {
   EXPECT_EQ(error_of("version: 7\nup:\n  - create_table: { table: t, partition_key: id:strin }\n"),
             "migrations/7_x.yaml:3: partition_key: key type must be string, number or binary (S, "
