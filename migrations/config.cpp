@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dynamo/s3.h"
 #include "migrations/yaml_util.h"
 
 namespace dynamorph::migrations {
@@ -13,9 +14,10 @@ namespace {
 
 const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint",       "namespace",
                                                      "state_table", "migrations_dir", "lock_ttl",
-                                                     "defaults",    "environments"};
+                                                     "defaults",    "environments",   "journal"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
-    "region", "endpoint", "namespace", "state_table", "migrations_dir", "lock_ttl", "defaults"};
+    "region",   "endpoint", "namespace", "state_table",
+    "migrations_dir", "lock_ttl", "defaults",  "journal"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
 
 void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
@@ -44,6 +46,21 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
         doc.fail(v, fmt::format("lock_ttl: expected a duration like 30s, 5m or 1h, got '{}'",
                                 v.Scalar()));
       c.lock_ttl = *d;
+    } else if (k == "journal") {
+      if (is_null_scalar(v)) {
+        c.journal.reset();
+        continue;
+      }
+      std::string j = doc.string(v, k);
+      if (j.empty()) doc.fail(v, "journal: expected a folder or s3://bucket/prefix, got ''");
+      if (dynamo::is_s3_url(j)) {
+        try {
+          dynamo::parse_s3_url(j);
+        } catch (const UsageError& e) {
+          doc.fail(v, fmt::format("journal: {}", e.what()));
+        }
+      }
+      c.journal = j;
     } else if (k == "defaults") {
       doc.check_map(v, "defaults", kDefaultsKeys);
       for (auto d = v.begin(); d != v.end(); ++d) {
@@ -127,6 +144,9 @@ Config load_config(const std::optional<std::string>& path,
             scratch);
     }
   }
+  if (c.journal && !dynamo::is_s3_url(*c.journal) && !dir.empty() &&
+      std::filesystem::path(*c.journal).is_relative())
+    c.journal = (dir / *c.journal).lexically_normal().string();
   if (!dir.empty() && std::filesystem::path(c.migrations_dir).is_relative())
     c.migrations_dir = (dir / c.migrations_dir).lexically_normal().string();
   return c;

@@ -6,6 +6,7 @@
 
 #include "dynamo/client.h"
 #include "migrations/errors.h"
+#include "migrations/journal_run.h"
 
 namespace dynamorph::migrations {
 
@@ -38,8 +39,14 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   };
   if (plan.empty()) out.dry_run_empty();
   for (const auto& [m, direction] : plan) {
-    const auto& steps = steps_of(*m, direction);
     out.dry_run_version(*m, direction);
+    if (direction == Direction::Down && !m->down) {
+      out.dry_run_note(fmt::format("no down steps: `down` restores the journal in {}, newest step "
+                                   "first",
+                                   ctx_.config.journal.value_or("(none)")));
+      continue;
+    }
+    const auto& steps = steps_of(*m, direction);
     if (m->schema && direction == Direction::Up) out.dry_run_schema(*m->schema);
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const Step& step = steps[i];
@@ -61,8 +68,14 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         dry.dry_run = true;
         pipeline::RunResult r;
         stages::StepSpec spec;
+        std::shared_ptr<stages::JournalStats> journal;
         try {
           auto ro = step_run_options(ctx_, *m, dry, p->spec);
+          if (direction == Direction::Up && ctx_.config.journal) {
+            journal = std::make_shared<stages::JournalStats>();
+            ro.wrap_sink = up_journal(nullptr, *m, static_cast<int>(i), VersionRecord{},
+                                      std::nullopt, journal);
+          }
           spec = with_segments(p->spec, ro);
           if (auto advice = segment_advice(ctx_.client, spec)) out.dry_run_warning(*advice);
           r = pipeline::run_pipeline(ctx_.client, spec, *store, ro);
@@ -81,6 +94,10 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         found.estimated_wcu = r.estimated_wcu;
         found.checkpoints = checkpoint_estimate(spec, r.counters.scanned, transaction_limit_);
         found.samples = std::move(r.samples);
+        if (journal) {
+          found.journal_bytes = journal->bytes.load();
+          found.journal_records = journal->records.load();
+        }
         out.dry_run_step(found);
       } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
         const std::string& t = ct->request.table;

@@ -206,6 +206,9 @@ void Renderer::dry_run_step(const DryRunStep& d) {
       "    checkpoints: at most {} writes (one per page, fewer when pages come faster than "
       "one per segment per second) and {} deletes when done; at most {:.0f} WCU\n",
       cp.writes, cp.deletes, cp.wcu);
+  if (d.journal_bytes)
+    text << fmt::format("    journal: about {} bytes ({} before-images, gzip)\n", *d.journal_bytes,
+                        d.journal_records.value_or(0));
   for (const auto& sample : d.samples) {
     text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
     text << "      after:  "
@@ -223,6 +226,11 @@ void Renderer::dry_run_step(const DryRunStep& d) {
         .raw("counters", format_counters_json(c))
         .number("estimated_wcu", d.estimated_wcu, 0)
         .object("checkpoints", checkpoints);
+    if (d.journal_bytes) {
+      JsonObject j;
+      j.integer("bytes", *d.journal_bytes).integer("records", d.journal_records.value_or(0));
+      o.object("journal", j);
+    }
     out_ << o.str() << "\n";
   }
 }

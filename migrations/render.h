@@ -46,6 +46,8 @@ struct DryRunStep {
   double estimated_wcu = 0;
   CheckpointEstimate checkpoints;
   std::vector<pipeline::ChangeSample> samples;
+  // With `journal:` set: what the journal would keep (gzip'd bytes, before-images).
+  std::optional<std::int64_t> journal_bytes, journal_records;
 };
 
 class Renderer {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dynamo/client.h"
+#include "stages/sink.h"
 #include "stages/step_spec.h"
 
 namespace dynamorph::pipeline {
@@ -118,6 +119,8 @@ struct RunOptions {
   int max_conflict_retries = 5;
   // Keep the first few changed items (before, after) for dry-run diffs.
   int sample_changes = 0;
+  // Set: wraps the step's sink (the journal, verify's collector). Empty: the write mode's sink.
+  stages::SinkWrapper wrap_sink;
 };
 
 struct ChangeSample {
