@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 
 #include "dynamo/client.h"
@@ -88,6 +89,8 @@ dynamo::WireExpression still(const dynamo::TableDescription& t, const std::optio
 
 class StepRestore {
  public:
+  static constexpr std::size_t kPerTransaction = 10;
+
   StepRestore(dynamo::Client& client, stages::JournalStore& store, dynamo::TableDescription table,
               bool force, StateCheckpointStore& checkpoints, const std::atomic<bool>& stop)
       : client_(client), store_(store), table_(std::move(table)), force_(force),
@@ -174,7 +177,8 @@ class StepRestore {
   }
 
   // One file's records (each key once): read what the items are now, then put back each one
-  // that is still what the migration wrote.
+  // that is still what the migration wrote, several in one transaction (10: what every server
+  // takes; DynamoDB Local refuses more).
   pipeline::Counters restore(const std::vector<JournalRecord>& records) {
     pipeline::Counters c;
     for (std::size_t at = 0; at < records.size(); at += 100) {
@@ -187,6 +191,7 @@ class StepRestore {
       if (!now) throw Error(fmt::format("reading {}: {}", table_.name, now.error().to_string()));
       std::map<std::string, Item> current;
       for (auto& item : now.value()) current.emplace(key_text(table_, item), std::move(item));
+      std::vector<Restore> todo;
       for (std::size_t i = at; i < end; ++i) {
         const JournalRecord& r = records[i];
         ++c.matched;
@@ -204,23 +209,70 @@ class StepRestore {
           changed(c, r.key);
           continue;
         }
-        if (!write(r, cur)) changed(c, r.key);  // changed between our read and our write
-        else
-          ++c.written;
+        todo.push_back(Restore{&r, std::move(cur)});
       }
+      for (std::size_t t = 0; t < todo.size(); t += kPerTransaction)
+        write_together(
+            std::span(todo).subspan(t, std::min<std::size_t>(kPerTransaction, todo.size() - t)), c);
     }
     return c;
   }
 
-  bool write(const JournalRecord& r, const std::optional<Item>& cur) {
-    dynamo::WireExpression cond = force_ ? dynamo::WireExpression{} : still(table_, cur);
+  struct Restore {
+    const JournalRecord* record;
+    std::optional<Item> current;  // as read just before
+  };
+
+  dynamo::WireExpression condition(const Restore& r) const {
+    return force_ ? dynamo::WireExpression{} : still(table_, r.current);
+  }
+
+  // One transaction; when it is cancelled, the items whose condition failed changed between our
+  // read and our write, and the others are written one by one.
+  void write_together(std::span<const Restore> group, pipeline::Counters& c) {
+    std::vector<dynamo::TransactAction> actions;
+    for (const auto& r : group) {
+      dynamo::TransactAction a;
+      a.table = table_.name;
+      a.condition = condition(r);
+      if (r.record->before) {
+        a.kind = dynamo::TransactAction::Kind::Put;
+        a.item = *r.record->before;
+      } else {
+        a.kind = dynamo::TransactAction::Kind::Delete;
+        a.item = r.record->key;
+      }
+      actions.push_back(std::move(a));
+    }
+    auto res = client_.transact_write(std::move(actions));
+    if (res) {
+      c.written += static_cast<std::int64_t>(group.size());
+      return;
+    }
+    const auto& e = res.error();
+    if (e.type != "TransactionCanceledException")
+      throw Error(fmt::format("restoring {} items in {}: {}", group.size(), table_.name,
+                              e.to_string()));
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      const bool failed_check =
+          i < e.cancellation_reasons.size() && e.cancellation_reasons[i] == "ConditionalCheckFailed";
+      if (failed_check || !write(group[i]))
+        changed(c, group[i].record->key);
+      else
+        ++c.written;
+    }
+  }
+
+  bool write(const Restore& r) {
+    dynamo::WireExpression cond = condition(r);
+    const JournalRecord& rec = *r.record;
     dynamo::Outcome<dynamo::WriteResult> res =
-        r.before ? client_.put_item(dynamo::PutItemRequest{table_.name, *r.before, cond})
-                 : client_.delete_item(dynamo::DeleteItemRequest{table_.name, r.key, cond});
+        rec.before ? client_.put_item(dynamo::PutItemRequest{table_.name, *rec.before, cond})
+                   : client_.delete_item(dynamo::DeleteItemRequest{table_.name, rec.key, cond});
     if (res) return true;
     if (res.error().type == "ConditionalCheckFailedException") return false;
-    throw Error(fmt::format("restoring {} in {}: {}", dynamo::to_debug_string(r.key), table_.name,
-                            res.error().to_string()));
+    throw Error(fmt::format("restoring {} in {}: {}", dynamo::to_debug_string(rec.key),
+                            table_.name, res.error().to_string()));
   }
 
   void changed(pipeline::Counters& c, const Item& key) {
