@@ -6,7 +6,7 @@ command line against DynamoDB Local and s3rver on loopback:
 - an application's edit to 10 migrated items between `up` and `down`: those 10 are listed and
   keep the application's value, everything else is restored, exit 1; `down --force` restores them;
 - kill -9 during `up` five times, `up` to the end, `down`: the original exactly, and the journal
-  holds exactly one before-image per changed item;
+  holds exactly one before-image per changed item; kill -9 during `down`, `down` again: the same;
 - `verify`: 0 issues after a clean `up`; exactly the items corrupted behind its back, in place and
   in a copy, exit 1, with --json counts;
 - a version with neither down steps nor a journal cannot go down (exit 2, nothing written); a dry
@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
 import textwrap
@@ -322,6 +323,32 @@ class KillDuringUpTest(unittest.TestCase):
             self.assertIn("M", rec["b"])  # every record of an in-place rewrite has its before-image
         p.ok("down")
         self.assertEqual(p.table(), before)
+
+
+class KillDuringDownTest(unittest.TestCase):
+    def test_kill9_during_down_resumes(self):
+        # A copy's down deletes every copied item: 4,000 restores, killed twice on the way.
+        p = Project(self, PATTERNS["copy"], items=4000)
+        before = p.table()
+        p.ok("up")
+        self.assertEqual(len(p.scan("users")), 4000)
+        rng = random.Random(21)
+        for delay in (rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.8)):
+            proc = p.start("down")
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            subprocess.run([BIN, "unlock", "--force"], cwd=p.dir, capture_output=True, env=p.env)
+        left = len(p.scan("users"))
+        print(f"users left after the kills: {left}", file=sys.stderr)
+        r = p.ok("down")
+        if 0 < left < 4000:  # it was killed half way: the rest is done by the resumed run
+            self.assertIn("restored", r.stdout)
+        self.assertEqual(p.scan("users"), [])
+        self.assertEqual(p.table(), before)
+        status = json.loads(p.ok("--json", "status").stdout.splitlines()[0])
+        self.assertEqual(status["state"], "pending")
 
 
 class VerifyTest(unittest.TestCase):
