@@ -4,7 +4,8 @@ on (a local folder) and, with --s3, on (s3rver on loopback), against one DynamoD
 
   /usr/bin/python3 bench/journal.py [--n 30000] [--reps 3] [--s3] [--bin build/cli/dynamorph]
 
-Per rep, the modes in turn (so that a change in the machine's load hits them alike): seed a
+Per rep, the modes in turn, a different one first each rep (so that a change in the machine's
+load, or the server's garbage collection after the previous run, hits them alike): seed a
 fresh table of N items with bench/dataset.py (the peers' data set: ~300-byte items, 80% profiles),
 one unmeasured warm-up scan, `dynamorph --json up` of the job (lowercase `username`, stamp
 `migratedAt` on the profiles; batch mode, 8 segments), check every item with dataset.py verify;
@@ -166,7 +167,7 @@ def main():
         log("warm-up run (not recorded): the server's JIT")
         run_one(a, endpoint, s3_endpoint, "off", -1)
         for rep in range(a.reps):
-            for mode in modes:
+            for mode in modes[rep % len(modes):] + modes[:rep % len(modes)]:  # each mode first once
                 rec = run_one(a, endpoint, s3_endpoint, mode, rep)
                 log(json.dumps(rec))
                 recs.append(rec)

@@ -348,20 +348,26 @@ std::string journal_step_prefix(std::int64_t version, std::string_view started_a
 
 std::string journal_file_name(std::string_view step_prefix, int segment, std::int64_t seq,
                               std::string_view run, std::int64_t n) {
-  return fmt::format("{}seg-{:05}/p{:012}-{}-{:08}.jsonl.gz", step_prefix, segment, seq, run, n);
+  return fmt::format("{}seg-{:05}/{}-p{:012}-{:08}.jsonl.gz", step_prefix, segment, run, seq, n);
 }
 
 std::optional<JournalFileName> parse_journal_file_name(std::string_view relative) {
   if (!relative.starts_with("seg-") || !relative.ends_with(".jsonl.gz")) return std::nullopt;
   JournalFileName f;
-  try {
-    f.segment = std::stoi(std::string(relative.substr(4, 5)));
-    auto p = relative.find("/p");
-    if (p == std::string_view::npos) return std::nullopt;
-    f.seq = std::stoll(std::string(relative.substr(p + 2, 12)));
-  } catch (const std::exception&) {
+  const auto slash = relative.find('/');
+  const auto p = relative.rfind("-p", relative.size() - 9 - 9);  // before "-<n>.jsonl.gz"
+  if (slash != 9 || p == std::string_view::npos || p < slash) return std::nullopt;
+  const auto digits = [](std::string_view t, auto& out) {
+    if (t.empty()) return false;
+    out = 0;
+    for (char c : t) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + (c - '0');
+    }
+    return true;
+  };
+  if (!digits(relative.substr(4, 5), f.segment) || !digits(relative.substr(p + 2, 12), f.seq))
     return std::nullopt;
-  }
   return f;
 }
 

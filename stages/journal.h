@@ -53,9 +53,10 @@ std::string gzip_decompress(std::string_view bytes, std::string_view what);
 // same version (made from the version record's start time) and NN is the 1-based index of the
 // step in `up`.
 std::string journal_step_prefix(std::int64_t version, std::string_view started_at, int step);
-// "<step prefix>seg-<SSSSS>/p<seq, 12 digits>-<run>-<n, 8 digits>.jsonl.gz": the records of page
-// `seq` of partition `segment`, written by run `run` (a name that sorts by start time) as its
-// n-th file. Names sort in the order their records were made, within a partition.
+// "<step prefix>seg-<SSSSS>/<run>-p<seq, 12 digits>-<n, 8 digits>.jsonl.gz": the records of page
+// `seq` of partition `segment`, written by run `run` (a name that sorts by the run's start
+// time) as its n-th file. Within a partition, names sort in the order their records were made:
+// a resumed run's files after the earlier run's, whatever pages they hold.
 std::string journal_file_name(std::string_view step_prefix, int segment, std::int64_t seq,
                               std::string_view run, std::int64_t n);
 struct JournalFileName {

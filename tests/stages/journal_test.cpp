@@ -118,20 +118,22 @@ TEST(JournalNames, SortInTheOrderRecordsWereMade) {
   const std::string step = journal_step_prefix(20261202100000, "2026-12-02T01:02:03.456Z", 2);
   EXPECT_EQ(step, "20261202100000/20261202T010203456Z/step-02/");
   const std::string a = journal_file_name(step, 3, 9, "1764637200000abcd", 0);
-  EXPECT_EQ(a, step + "seg-00003/p000000000009-1764637200000abcd-00000000.jsonl.gz");
-  // Page 10 after page 9; a resumed run's page 9 (a later run) after the first run's page 9;
-  // a page's re-read items (a later n) after its first file.
+  EXPECT_EQ(a, step + "seg-00003/1764637200000abcd-p000000000009-00000000.jsonl.gz");
+  // Page 10 after page 9; a page's re-read items (a later n) after its first file; a resumed
+  // run's files (a later run) after the first run's, even for an earlier page.
   const std::string b = journal_file_name(step, 3, 10, "1764637200000abcd", 1);
-  const std::string c = journal_file_name(step, 3, 9, "1764637299999abcd", 0);
   const std::string d = journal_file_name(step, 3, 9, "1764637200000abcd", 7);
+  const std::string c = journal_file_name(step, 3, 8, "1764637299999abcd", 0);
   EXPECT_LT(a, d);
-  EXPECT_LT(d, c);
   EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_LT(d, c);
   auto f = parse_journal_file_name(std::string_view(b).substr(step.size()));
   ASSERT_TRUE(f);
   EXPECT_EQ(f->segment, 3);
   EXPECT_EQ(f->seq, 10);
   EXPECT_FALSE(parse_journal_file_name(kJournalManifest));
+  EXPECT_FALSE(parse_journal_file_name("seg-00003/x-pabc-00000000.jsonl.gz"));
 }
 
 TEST(JournalStore, LocalPutListGet) {
