@@ -12,9 +12,9 @@ one unmeasured warm-up scan, `dynamorph --json up` of the job (lowercase `userna
 with a journal, count its bytes and records, then `dynamorph down` (the journal restored) and
 check every item is the original again. One unrecorded warm-up run first (DynamoDB Local's JIT).
 The figures: the pipeline's items/s (scanned per second,
-its own summary) and the process's wall time, medians per mode, the journal's gzip'd bytes per
-before-image, the restore's items/s, and the CPU the rest of the box burnt meanwhile (other
-engineers share its 2 cores). Writes bench/results/journal-<date>.jsonl and .md.
+its own summary) and the process's wall time, the client's and the server's CPU, the CPU the
+rest of the box burnt meanwhile (other engineers share its 2 cores), medians per mode, the
+journal's gzip'd bytes per before-image and the restore's items/s. Writes bench/results/journal-<date>.jsonl and .md.
 """
 import argparse
 import datetime
@@ -57,6 +57,20 @@ def busy_s():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     return (sum(v) - v[3] - v[4]) / CLK
+
+
+def server_cpu_s(state):
+    with open(os.path.join(state, "pid")) as f:
+        pid = int(f.read().strip())
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def children_cpu_s():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def start(script, state):
@@ -114,10 +128,12 @@ def run_one(a, endpoint, s3_endpoint, mode, rep):
             env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
         dataset.seed(endpoint, table, a.n, 42, quiet=True)
         dataset.scan_all(endpoint, table, keep=False)  # warm-up, unmeasured
-        b0, t0 = busy_s(), time.time()
+        b0, t0, s0, c0 = busy_s(), time.time(), server_cpu_s(a.ddb_state), children_cpu_s()
         r = subprocess.run([a.bin, "--json", "up"], cwd=work, capture_output=True, text=True, env=env)
         wall = time.time() - t0
         box = busy_s() - b0
+        server = server_cpu_s(a.ddb_state) - s0
+        client = children_cpu_s() - c0
         if r.returncode != 0:
             raise RuntimeError(f"up ({mode}) failed: {r.stderr[-800:]}")
         summary = [json.loads(l) for l in r.stdout.splitlines() if '"summary"' in l][-1]
@@ -125,7 +141,9 @@ def run_one(a, endpoint, s3_endpoint, mode, rep):
         if check["verify"] != "OK":
             raise RuntimeError(f"{mode}: the table is not migrated right: {check}")
         rec = {"mode": mode, "rep": rep, "n": a.n, "items_per_s": summary["items_per_s"],
-               "pipeline_s": summary["elapsed_s"], "wall_s": round(wall, 3), "box_busy_s": round(box, 2)}
+               "pipeline_s": summary["elapsed_s"], "wall_s": round(wall, 3), "box_busy_s": round(box, 2),
+               "server_cpu_s": round(server, 2), "client_cpu_s": round(client, 2),
+               "foreign_cpu_s": round(box - server - client, 2)}
         if journal:
             rec["journal_bytes"], rec["journal_records"] = journal_size(journal, s3_endpoint)
             rec["bytes_per_record"] = round(rec["journal_bytes"] / max(1, rec["journal_records"]), 1)
@@ -162,7 +180,8 @@ def main():
     recs = []
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
-        endpoint = start("dynamodb-local.sh", os.path.join(state, "ddb"))
+        a.ddb_state = os.path.join(state, "ddb")
+        endpoint = start("dynamodb-local.sh", a.ddb_state)
         s3_endpoint = start("s3-server.sh", os.path.join(state, "s3")) if a.s3 else ""
         log("warm-up run (not recorded): the server's JIT")
         run_one(a, endpoint, s3_endpoint, "off", -1)
@@ -186,13 +205,14 @@ def main():
     lines = [f"# journal cost, {started:%Y-%m-%d %H:%M} UTC", "",
              f"{a.n} items (~300 bytes, {a.n * 4 // 5} profiles rewritten), batch mode, 8 segments, "
              f"one DynamoDB Local (in memory) on this 2-core box; medians of {a.reps}.", "",
-             "| journal | items/s | vs off | pipeline s | wall s | box busy s | bytes/before-image | down items/s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| journal | items/s | vs off | pipeline s | wall s | client CPU s | server CPU s | others' CPU s | bytes/before-image | down items/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for mode in modes:
         ips = med(mode, "items_per_s")
         extra = ("—", "—") if mode == "off" else (f"{med(mode, 'bytes_per_record'):.0f}", f"{med(mode, 'down_items_per_s'):.0f}")
         lines.append(f"| {mode} | {ips:.0f} | {100 * (ips / off - 1):+.1f}% | {med(mode, 'pipeline_s'):.1f} | "
-                     f"{med(mode, 'wall_s'):.2f} | {med(mode, 'box_busy_s'):.1f} | {extra[0]} | {extra[1]} |")
+                     f"{med(mode, 'wall_s'):.2f} | {med(mode, 'client_cpu_s'):.2f} | {med(mode, 'server_cpu_s'):.1f} | "
+                     f"{med(mode, 'foreign_cpu_s'):.1f} | {extra[0]} | {extra[1]} |")
     with open(stem + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

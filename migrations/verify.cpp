@@ -10,6 +10,7 @@
 #include "dynamo/client.h"
 #include "dynamo/json.h"
 #include "migrations/errors.h"
+#include "pipeline/rate_limiter.h"
 #include "stages/journal.h"
 #include "stages/sink.h"
 
@@ -206,9 +207,10 @@ VerifyStep Verifier::copy(const Migration& m, int index, const Step& step,
   CopyCheck check;
   check.target = described.value();
 
-  // The target, every segment at once: key → hash of the item.
+  // The target, every segment at once: key → hash of the item, within the run's read cap.
   auto ro = dry_options(ctx_, m, spec);
   const int segments = std::max(1, ro.segments);
+  pipeline::RateLimiter reads(ro.max_rcu);
   std::mutex mu;
   std::string error;
   std::vector<std::thread> scans;
@@ -220,7 +222,9 @@ VerifyStep Verifier::copy(const Migration& m, int index, const Step& step,
       req.total_segments = segments;
       req.limit = ro.default_page_size;
       while (!ctx_.stop.load()) {
+        std::this_thread::sleep_until(reads.reserve_estimated());  // a thread of our own
         auto page = ctx_.client.scan(req);
+        reads.record_estimated(page ? page.value().consumed_capacity : 0, false);
         if (!page) {
           std::lock_guard lock(mu);
           if (error.empty()) error = page.error().to_string();

@@ -230,7 +230,7 @@ std::string item_hash(const dynamo::Item& item) {
   return out;
 }
 
-void append_record(std::string& out, const JournalRecord& r) {
+void append_record(std::string& out, const JournalRecordView& r) {
   out += R"({"k":{"M":)";
   dynamo::write_item(out, r.key);
   out += R"(},"b":)";
@@ -250,6 +250,11 @@ void append_record(std::string& out, const JournalRecord& r) {
     out += R"({"NULL":true})";
   }
   out += "}\n";
+}
+
+void append_record(std::string& out, const JournalRecord& r) {
+  append_record(out, JournalRecordView{r.key, r.before ? &*r.before : nullptr,
+                                       r.after ? &*r.after : nullptr});
 }
 
 JournalRecord parse_record(std::string_view line) {

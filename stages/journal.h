@@ -36,8 +36,16 @@ struct JournalRecord {
   std::optional<std::string> after;    // item_hash of what was written; nullopt: it was deleted
 };
 
+// A record as pointers into the items it is made from, so that writing one copies no item.
+struct JournalRecordView {
+  const dynamo::Item& key;
+  const dynamo::Item* before;  // null: it did not exist
+  const std::string* after;    // null: it was deleted
+};
+
 // One line, '\n' included: {"k":{"M":key},"b":{"M":item}|{"NULL":true},"a":{"S":hash}|{"NULL":true}}
 // (DynamoDB JSON, so that one codec reads every byte dynamorph keeps).
+void append_record(std::string& out, const JournalRecordView& record);
 void append_record(std::string& out, const JournalRecord& record);
 // Throws dynamorph::Error naming what is wrong.
 JournalRecord parse_record(std::string_view line);

@@ -105,14 +105,19 @@ class JournalWriter {
   std::vector<std::thread> threads_;
 };
 
-std::string signature(const JournalRecord& r) {
+std::string signature(const JournalRecordView& r) {
   std::string s;
   dynamo::write_item(s, r.key);
   s += '|';
   s += r.before ? item_hash(*r.before) : "-";
   s += '|';
-  s += r.after.value_or("-");
+  s += r.after ? *r.after : "-";
   return s;
+}
+
+std::string signature(const JournalRecord& r) {
+  return signature(JournalRecordView{r.key, r.before ? &*r.before : nullptr,
+                                     r.after ? &*r.after : nullptr});
 }
 
 std::string run_name() {
@@ -224,7 +229,8 @@ class JournalSink final : public Sink {
     return file;
   }
   // True when a resumed run's record was written already by the run before it.
-  bool written_before(const PageId& page, const JournalRecord& r) const {
+  bool written_before(const PageId& page, const JournalRecordView& r) const {
+    if (uncommitted_.empty()) return false;
     auto it = uncommitted_.find(page.partition);
     if (it == uncommitted_.end() || !it->second.contains(signature(r))) return false;
     target_.stats->deduplicated += 1;
@@ -258,11 +264,11 @@ class JournalSink final : public Sink {
 void JournalPageState::add(const dynamo::Item& scanned, Decision&& decision,
                            std::vector<WriteOp>& out, int conflict_round) {
   (void)out;  // the page's ops leave with its file, in flush()
-  for (const auto& r : journal_records(sink_.processor(), scanned, decision)) {
-    if (sink_.written_before(page_, r)) continue;
+  journal_records(sink_.processor(), scanned, decision, [this](const JournalRecordView& r) {
+    if (sink_.written_before(page_, r)) return;
     append_record(text_, r);
     ++records_;
-  }
+  });
   inner_->add(scanned, std::move(decision), held_, conflict_round);
 }
 
@@ -281,26 +287,18 @@ void JournalPageState::flush(std::vector<WriteOp>& out) {
 
 }  // namespace
 
-std::vector<JournalRecord> journal_records(const ItemProcessor& p, const dynamo::Item& scanned,
-                                           const Decision& d) {
-  std::vector<JournalRecord> out;
+void journal_records(const ItemProcessor& p, const dynamo::Item& scanned, const Decision& d,
+                     const std::function<void(const JournalRecordView&)>& record) {
   const bool in_place = p.same_table();
-  auto key_of = [&p](const dynamo::Item& item) {
-    auto k = p.target_key(item);
-    return k ? *k : dynamo::Item{};
-  };
+  const dynamo::Item none;
   auto written = [&](const dynamo::Item& item, bool same_key) {
-    JournalRecord r;
-    r.key = key_of(item);
-    if (in_place && same_key) r.before = scanned;
-    r.after = item_hash(item);
-    out.push_back(std::move(r));
+    const auto key = p.target_key(item);
+    const std::string hash = item_hash(item);
+    record(JournalRecordView{key ? *key : none, in_place && same_key ? &scanned : nullptr, &hash});
   };
   auto deleted_old = [&] {
-    JournalRecord r;
-    r.key = key_of(scanned);
-    if (in_place) r.before = scanned;
-    out.push_back(std::move(r));
+    const auto key = p.target_key(scanned);
+    record(JournalRecordView{key ? *key : none, in_place ? &scanned : nullptr, nullptr});
   };
   switch (d.kind) {
     case Decision::Kind::Put:
@@ -311,16 +309,12 @@ std::vector<JournalRecord> journal_records(const ItemProcessor& p, const dynamo:
     case Decision::Kind::Delete: deleted_old(); break;
     case Decision::Kind::Many: {
       const auto old_key = in_place ? p.target_key(scanned) : std::nullopt;
-      for (const auto& item : d.items) {
-        const bool same = old_key && p.target_key(item) == old_key;
-        written(item, same);
-      }
+      for (const auto& item : d.items) written(item, old_key && p.target_key(item) == old_key);
       if (d.key_changed) deleted_old();
       break;
     }
     default: break;
   }
-  return out;
 }
 
 SinkWrapper journal_sink_wrapper(JournalTarget target) {

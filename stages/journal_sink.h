@@ -53,9 +53,9 @@ struct JournalTarget {
 // dynamorph::Error when the store cannot be read or written.
 SinkWrapper journal_sink_wrapper(JournalTarget target);
 
-// The records one decision makes (in-place steps: the scanned item is the before-image; a copy's
-// target items did not exist before). Used by the wrapper, and by tests.
-std::vector<JournalRecord> journal_records(const ItemProcessor& p, const dynamo::Item& scanned,
-                                           const Decision& d);
+// Calls `record` with each record one decision makes (in-place steps: the scanned item is the
+// before-image; a copy's target items did not exist before). The views die with the call.
+void journal_records(const ItemProcessor& p, const dynamo::Item& scanned, const Decision& d,
+                     const std::function<void(const JournalRecordView&)>& record);
 
 }  // namespace dynamorph::stages

@@ -407,6 +407,41 @@ class VerifyTest(unittest.TestCase):
         self.assertEqual(j[-1], {"event": "verify", "issues": 6})
         self.assertEqual(p.run("verify", "123").returncode, 2)  # no such version
 
+    def test_copy_from_an_export(self):
+        # The source is a DynamoDB export in a folder (written by export_test's independent
+        # writer): verify reads it again and compares with the target.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import export_test
+        root = tempfile.mkdtemp(prefix="dynamorph_journal_export_")
+        self.addCleanup(shutil.rmtree, root, True)
+        items = [export_test.item(i) for i in range(800)]
+        folder, _ = export_test.write_export(root, items, files=3)
+        steps = f'''\
+            - create_table: {{{{ table: users, partition_key: user_id:string, sort_key: kind:string }}}}
+            - pipeline:
+                source: {{{{ export: "{folder}" }}}}
+                transform:
+                  - update: "SET user_id = strip_prefix(PK, 'USER#'), kind = SK REMOVE PK, SK"
+                write: {{{{ table: users, mode: batch, version_attribute: _v }}}}
+            '''
+        p = Project(self, steps, items=0)
+        p.ok("up")
+        self.assertEqual(len(p.scan("users")), 800)
+        j = [json.loads(line) for line in p.ok("--json", "verify").stdout.splitlines()]
+        self.assertEqual((j[0]["kind"], j[0]["checked"], j[0]["missing"], j[0]["extra"], j[0]["different"]),
+                         ("copy", 800, 0, 0, 0))
+        self.assertEqual(j[0]["source"], folder)
+        it = p.scan("users")[17]
+        DDB.update_item(TableName=p.ns + "users", Key={"user_id": it["user_id"], "kind": it["kind"]},
+                        UpdateExpression="REMOVE #p", ExpressionAttributeNames={"#p": "pad"})
+        r = p.run("--json", "verify")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        j = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual((j[0]["missing"], j[0]["extra"], j[0]["different"]), (0, 0, 1))
+        self.assertEqual(len(j[0]["differences"]), 1)
+        self.assertIn(it["user_id"]["S"], j[0]["differences"][0])
+        self.assertIn("pad: (absent) → ", j[0]["differences"][0])
+
 
 class RefusalsTest(unittest.TestCase):
     def test_no_down_steps_and_no_journal(self):
@@ -448,6 +483,12 @@ class RefusalsTest(unittest.TestCase):
         step = [e for e in j if e.get("event") == "dry_run_step"][0]
         self.assertEqual(step["journal"]["records"], changed)
         self.assertGreater(step["journal"]["bytes"], 0)
+        # down --dry-run of a version without down steps says it would restore the journal.
+        p.ok("up")
+        migrated = p.table()
+        r = p.ok("down", "--dry-run")
+        self.assertIn("no down steps: `down` restores the journal in", r.stdout)
+        self.assertEqual(p.table(), migrated)
 
 
 if __name__ == "__main__":
