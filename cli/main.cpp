@@ -138,9 +138,9 @@ int main(int argc, char** argv) {
           ++i;  // skip the option's value
         continue;
       }
-      return fail(
-          ExitCode::Usage,
-          "unknown command '" + a + "' (commands: init, generate, status, up, down, verify, unlock, mark)");
+      return fail(ExitCode::Usage,
+                  "unknown command '" + a +
+                      "' (commands: init, generate, status, up, down, verify, unlock, mark)");
     }
     return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
   }

@@ -16,7 +16,7 @@ const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint", 
                                                      "state_table", "migrations_dir", "lock_ttl",
                                                      "defaults",    "environments",   "journal"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
-    "region",   "endpoint", "namespace", "state_table",
+    "region",         "endpoint", "namespace", "state_table",
     "migrations_dir", "lock_ttl", "defaults",  "journal"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
 

@@ -41,9 +41,10 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   for (const auto& [m, direction] : plan) {
     out.dry_run_version(*m, direction);
     if (direction == Direction::Down && !m->down) {
-      out.dry_run_note(fmt::format("no down steps: `down` restores the journal in {}, newest step "
-                                   "first",
-                                   ctx_.config.journal.value_or("(none)")));
+      out.dry_run_note(
+          fmt::format("no down steps: `down` restores the journal in {}, newest step "
+                      "first",
+                      ctx_.config.journal.value_or("(none)")));
       continue;
     }
     const auto& steps = steps_of(*m, direction);

@@ -68,7 +68,8 @@ std::string key_text(const dynamo::TableDescription& t, const Item& item) {
 
 // Every attribute of `current` still holds its value (the item a restore replaces is the one it
 // read); for an absent item, that it is still absent.
-dynamo::WireExpression still(const dynamo::TableDescription& t, const std::optional<Item>& current) {
+dynamo::WireExpression still(const dynamo::TableDescription& t,
+                             const std::optional<Item>& current) {
   dynamo::WireExpression w;
   if (!current) {
     w.names["#k"] = t.partition_key.name;
@@ -93,8 +94,12 @@ class StepRestore {
 
   StepRestore(dynamo::Client& client, stages::JournalStore& store, dynamo::TableDescription table,
               bool force, StateCheckpointStore& checkpoints, const std::atomic<bool>& stop)
-      : client_(client), store_(store), table_(std::move(table)), force_(force),
-        checkpoints_(checkpoints), stop_(stop) {}
+      : client_(client),
+        store_(store),
+        table_(std::move(table)),
+        force_(force),
+        checkpoints_(checkpoints),
+        stop_(stop) {}
 
   // Restores every partition; false when stopped (checkpoints saved so far).
   bool run(const StepJournal& journal, const std::optional<pipeline::RunCheckpoint>& resumed) {
@@ -152,8 +157,7 @@ class StepRestore {
     for (std::size_t idx = 0; idx < files.size(); ++idx) {
       const std::string& name = files[files.size() - 1 - idx];  // newest first
       auto bytes = store_.get(name);
-      if (!bytes)
-        throw Error(fmt::format("journal file {}/{} is gone", store_.describe(), name));
+      if (!bytes) throw Error(fmt::format("journal file {}/{} is gone", store_.describe(), name));
       const std::string what = fmt::format("{}/{}", store_.describe(), name);
       auto records = stages::parse_records(stages::gzip_decompress(*bytes, what), what);
       std::vector<JournalRecord> todo;
@@ -251,11 +255,11 @@ class StepRestore {
     }
     const auto& e = res.error();
     if (e.type != "TransactionCanceledException")
-      throw Error(fmt::format("restoring {} items in {}: {}", group.size(), table_.name,
-                              e.to_string()));
+      throw Error(
+          fmt::format("restoring {} items in {}: {}", group.size(), table_.name, e.to_string()));
     for (std::size_t i = 0; i < group.size(); ++i) {
-      const bool failed_check =
-          i < e.cancellation_reasons.size() && e.cancellation_reasons[i] == "ConditionalCheckFailed";
+      const bool failed_check = i < e.cancellation_reasons.size() &&
+                                e.cancellation_reasons[i] == "ConditionalCheckFailed";
       if (failed_check || !write(group[i]))
         changed(c, group[i].record->key);
       else
@@ -271,8 +275,8 @@ class StepRestore {
                    : client_.delete_item(dynamo::DeleteItemRequest{table_.name, rec.key, cond});
     if (res) return true;
     if (res.error().type == "ConditionalCheckFailedException") return false;
-    throw Error(fmt::format("restoring {} in {}: {}", dynamo::to_debug_string(rec.key),
-                            table_.name, res.error().to_string()));
+    throw Error(fmt::format("restoring {} in {}: {}", dynamo::to_debug_string(rec.key), table_.name,
+                            res.error().to_string()));
   }
 
   void changed(pipeline::Counters& c, const Item& key) {
@@ -359,8 +363,8 @@ ExitCode JournalRestorer::run(const Migration& m, VersionRecord rec, bool force)
     const std::string prefix = stages::journal_step_prefix(m.version, rec.started_at, i + 1);
     StepJournal journal = read_step_journal(*store_, prefix);
     if (!journal.found) {
-      ctx_.render.warning(fmt::format("{}: step {} has no journal in {}: left as it is",
-                                      step.where, i + 1, store_->describe()));
+      ctx_.render.warning(fmt::format("{}: step {} has no journal in {}: left as it is", step.where,
+                                      i + 1, store_->describe()));
       continue;
     }
     StateCheckpointStore checkpoints(state_, lease_, m.version, Direction::Down, i);
@@ -368,8 +372,8 @@ ExitCode JournalRestorer::run(const Migration& m, VersionRecord rec, bool force)
     if (pos < rec.step && !resumed) continue;  // restored before a stop, checkpoints cleared
     auto table = ctx_.client.describe_table(journal.table);
     if (!table)
-      throw StepFailed(fmt::format("{}: restoring the journal: {}", step.where,
-                                   table.error().to_string()));
+      throw StepFailed(
+          fmt::format("{}: restoring the journal: {}", step.where, table.error().to_string()));
     std::int64_t files = 0;
     for (const auto& [seg, names] : journal.files) files += static_cast<std::int64_t>(names.size());
     ctx_.render.info(fmt::format("  step {} ({}): {} journal files in {} partitions", i + 1,
@@ -400,9 +404,10 @@ ExitCode JournalRestorer::run(const Migration& m, VersionRecord rec, bool force)
       rec.step = pos;
       rec.updated_at = dynamo::now_iso();
       state_.put_version(rec, lease_.proof());
-      ctx_.render.info(fmt::format("interrupted: the journal of version {} is partly restored; "
-                                   "checkpoints saved, `dynamorph down` resumes it",
-                                   m.version));
+      ctx_.render.info(
+          fmt::format("interrupted: the journal of version {} is partly restored; "
+                      "checkpoints saved, `dynamorph down` resumes it",
+                      m.version));
       return ExitCode::Interrupted;
     }
     rec.step = pos + 1;
@@ -414,9 +419,9 @@ ExitCode JournalRestorer::run(const Migration& m, VersionRecord rec, bool force)
   }
   rec.checkpoint_cost += state_.delete_checkpoints(m.version, lease_.proof());
   if (total.changed > 0 && !force) {
-    ctx_.render.info(fmt::format("  {} items changed since version {} wrote them, left as they are{}:",
-                                 total.changed, m.version,
-                                 total.changed > 10 ? " (the first 10)" : ""));
+    ctx_.render.info(fmt::format(
+        "  {} items changed since version {} wrote them, left as they are{}:", total.changed,
+        m.version, total.changed > 10 ? " (the first 10)" : ""));
     for (const auto& k : changed_keys) ctx_.render.info(fmt::format("    {}", k));
     // Everything else is restored; a `down --force` starts over (restored items are found as
     // before already) and puts these back too.

@@ -13,11 +13,11 @@
 #include "migrations/history.h"
 #include "migrations/journal_run.h"
 #include "migrations/json_writer.h"
-#include "migrations/verify.h"
 #include "migrations/lease.h"
 #include "migrations/render.h"
 #include "migrations/runner.h"
 #include "migrations/state_table.h"
+#include "migrations/verify.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -279,14 +279,16 @@ ExitCode Session::verify(const VerifyOptions& o) {
         continue;
       }
       if (v.copy)
-        render_->info(fmt::format("verify {} step {} ({}): copy {} → {}: {} items read, {} missing, "
-                                  "{} extra, {} different",
-                                  v.version, v.step, v.where, v.source, v.target, v.checked,
-                                  v.missing, v.extra, v.different));
+        render_->info(
+            fmt::format("verify {} step {} ({}): copy {} → {}: {} items read, {} missing, "
+                        "{} extra, {} different",
+                        v.version, v.step, v.where, v.source, v.target, v.checked, v.missing,
+                        v.extra, v.different));
       else
-        render_->info(fmt::format("verify {} step {} ({}): in place on {}: {} items read, {} still "
-                                  "to change",
-                                  v.version, v.step, v.where, v.target, v.checked, v.pending));
+        render_->info(
+            fmt::format("verify {} step {} ({}): in place on {}: {} items read, {} still "
+                        "to change",
+                        v.version, v.step, v.where, v.target, v.checked, v.pending));
       for (const auto& d : v.differences) render_->info("  - " + d);
     }
     if (stop_.load()) return ExitCode::Interrupted;

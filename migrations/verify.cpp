@@ -186,9 +186,9 @@ VerifyStep Verifier::in_place(const Migration& m, int index, const Step& step,
   v.pending = r.counters.matched - r.counters.skipped;
   for (const auto& s : r.samples) {
     if (v.differences.size() >= 5) break;
-    v.differences.push_back(fmt::format("still to change {}: {}",
-                                        dynamo::to_debug_string(key_of(described.value(), s.before)),
-                                        attribute_diff(s.before, s.after)));
+    v.differences.push_back(fmt::format(
+        "still to change {}: {}", dynamo::to_debug_string(key_of(described.value(), s.before)),
+        attribute_diff(s.before, s.after)));
   }
   return v;
 }
@@ -265,9 +265,9 @@ VerifyStep Verifier::copy(const Migration& m, int index, const Step& step,
         dynamo::GetItemRequest{spec.write.table, key_of(check.target, f.expected), true});
     std::optional<Item> actual;
     if (now && now.value()) actual = *now.value();
-    v.differences.push_back(fmt::format(
-        "different {}: {}", dynamo::to_debug_string(key_of(check.target, f.expected)),
-        actual ? attribute_diff(*actual, f.expected) : "gone meanwhile"));
+    v.differences.push_back(
+        fmt::format("different {}: {}", dynamo::to_debug_string(key_of(check.target, f.expected)),
+                    actual ? attribute_diff(*actual, f.expected) : "gone meanwhile"));
   }
   for (const auto& [k, e] : check.items) {
     if (e.seen.load()) continue;

@@ -18,15 +18,15 @@ namespace dynamorph::migrations {
 
 struct VerifyStep {
   std::int64_t version = 0;
-  int step = 0;        // 1-based, in `up`
-  std::string where;   // file:line
-  bool copy = false;   // a write into another table
-  std::string source;  // what was read
-  std::string target;  // the table written
-  std::int64_t checked = 0;  // source items read
-  std::int64_t pending = 0;  // in place: still to change
+  int step = 0;                                        // 1-based, in `up`
+  std::string where;                                   // file:line
+  bool copy = false;                                   // a write into another table
+  std::string source;                                  // what was read
+  std::string target;                                  // the table written
+  std::int64_t checked = 0;                            // source items read
+  std::int64_t pending = 0;                            // in place: still to change
   std::int64_t missing = 0, extra = 0, different = 0;  // copies
-  std::vector<std::string> differences;  // the first 5: key and attribute diff
+  std::vector<std::string> differences;                // the first 5: key and attribute diff
   std::int64_t issues() const { return pending + missing + extra + different; }
 };
 
@@ -37,7 +37,8 @@ class Verifier {
   std::vector<VerifyStep> verify(const Migration& m);
 
  private:
-  VerifyStep in_place(const Migration& m, int index, const Step& step, const stages::StepSpec& spec);
+  VerifyStep in_place(const Migration& m, int index, const Step& step,
+                      const stages::StepSpec& spec);
   VerifyStep copy(const Migration& m, int index, const Step& step, const stages::StepSpec& spec);
   StepContext ctx_;
 };

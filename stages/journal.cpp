@@ -62,9 +62,18 @@ void canonical_set(std::string& out, char tag, const std::vector<T>& set, Text t
 void canonical(std::string& out, const dynamo::AttributeValue& v) {
   using dynamo::AttrType;
   switch (v.type()) {
-    case AttrType::S: out += 'S'; piece(out, v.as<std::string>()); break;
-    case AttrType::N: out += 'N'; piece(out, v.as<dynamo::Number>().text()); break;
-    case AttrType::B: out += 'B'; piece(out, v.as<dynamo::Binary>().bytes); break;
+    case AttrType::S:
+      out += 'S';
+      piece(out, v.as<std::string>());
+      break;
+    case AttrType::N:
+      out += 'N';
+      piece(out, v.as<dynamo::Number>().text());
+      break;
+    case AttrType::B:
+      out += 'B';
+      piece(out, v.as<dynamo::Binary>().bytes);
+      break;
     case AttrType::BOOL: out += v.as<bool>() ? "T" : "F"; break;
     case AttrType::NUL: out += '0'; break;
     case AttrType::M: canonical_map(out, v.as<dynamo::Map>()); break;
@@ -139,7 +148,8 @@ class LocalStore final : public JournalStore {
       sys_fail(fmt::format("fsync {}", tmp.string()));
     }
     ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) sys_fail(fmt::format("rename to {}", path.string()));
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      sys_fail(fmt::format("rename to {}", path.string()));
     fsync_path(dir, true);
   }
 

@@ -43,8 +43,9 @@ struct JournalRecordView {
   const std::string* after;    // null: it was deleted
 };
 
-// One line, '\n' included: {"k":{"M":key},"b":{"M":item}|{"NULL":true},"a":{"S":hash}|{"NULL":true}}
-// (DynamoDB JSON, so that one codec reads every byte dynamorph keeps).
+// One line, '\n' included:
+// {"k":{"M":key},"b":{"M":item}|{"NULL":true},"a":{"S":hash}|{"NULL":true}} (DynamoDB JSON, so that
+// one codec reads every byte dynamorph keeps).
 void append_record(std::string& out, const JournalRecordView& record);
 void append_record(std::string& out, const JournalRecord& record);
 // Throws dynamorph::Error naming what is wrong.

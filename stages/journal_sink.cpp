@@ -116,8 +116,8 @@ std::string signature(const JournalRecordView& r) {
 }
 
 std::string signature(const JournalRecord& r) {
-  return signature(JournalRecordView{r.key, r.before ? &*r.before : nullptr,
-                                     r.after ? &*r.after : nullptr});
+  return signature(
+      JournalRecordView{r.key, r.before ? &*r.before : nullptr, r.after ? &*r.after : nullptr});
 }
 
 std::string run_name() {
@@ -150,7 +150,9 @@ class JournalPageState final : public SinkState {
 class JournalSink final : public Sink {
  public:
   JournalSink(std::unique_ptr<Sink> inner, JournalTarget target)
-      : Sink(inner->processor()), inner_(std::move(inner)), target_(std::move(target)),
+      : Sink(inner->processor()),
+        inner_(std::move(inner)),
+        target_(std::move(target)),
         run_(run_name()) {
     if (!target_.stats) target_.stats = std::make_shared<JournalStats>();
     if (!target_.store) return;
@@ -199,16 +201,15 @@ class JournalSink final : public Sink {
     if (answer.error && answer.error->type == kJournalFailed) {
       Verdict v;
       v.failed = op.item_count;
-      v.error = fmt::format("the journal could not keep the before-images, so nothing of this page "
-                            "was written: {}",
-                            answer.error->message);
+      v.error = fmt::format(
+          "the journal could not keep the before-images, so nothing of this page "
+          "was written: {}",
+          answer.error->message);
       return v;
     }
     return inner_->classify(op, answer, max_rounds);
   }
-  ReadRequest reread(const dynamo::Item& scanned) const override {
-    return inner_->reread(scanned);
-  }
+  ReadRequest reread(const dynamo::Item& scanned) const override { return inner_->reread(scanned); }
   std::optional<dynamo::Item> parse_reread(const std::string& body) const override {
     return inner_->parse_reread(body);
   }

@@ -143,7 +143,8 @@ TEST(JournalStore, LocalPutListGet) {
   dynamo::ClientOptions o;
   o.endpoint = "http://127.0.0.1:9";  // never called: a local store makes no request
   o.region = "us-east-1";
-  o.credentials = dynamo::static_credentials(dynamo::Credentials{"k", "s", "", std::nullopt}, "test");
+  o.credentials =
+      dynamo::static_credentials(dynamo::Credentials{"k", "s", "", std::nullopt}, "test");
   dynamo::Client client(o);
   auto store = JournalStore::open(root.string(), client);
   EXPECT_EQ(store->describe(), root.string());
@@ -152,9 +153,10 @@ TEST(JournalStore, LocalPutListGet) {
   store->put("1/e/step-01/seg-00000/p1.jsonl.gz", "one");
   store->put("1/e/step-01/step.json", "m");
   store->put("1/e/step-01/step.json", "manifest");  // replaced
-  EXPECT_EQ(store->list("1/e/step-01/"),
-            (std::vector<std::string>{"1/e/step-01/seg-00000/p1.jsonl.gz",
-                                      "1/e/step-01/seg-00001/p2.jsonl.gz", "1/e/step-01/step.json"}));
+  EXPECT_EQ(
+      store->list("1/e/step-01/"),
+      (std::vector<std::string>{"1/e/step-01/seg-00000/p1.jsonl.gz",
+                                "1/e/step-01/seg-00001/p2.jsonl.gz", "1/e/step-01/step.json"}));
   EXPECT_EQ(store->get("1/e/step-01/step.json"), std::optional<std::string>("manifest"));
   EXPECT_FALSE(store->get("1/e/step-01/nothing"));
   EXPECT_TRUE(store->list("2/").empty());
