@@ -135,6 +135,14 @@ int main(int argc, char** argv) {
           ->check(CLI::PositiveNumber);
   down_to_opt->excludes(steps_opt);
   down->add_flag("--dry-run", dopt.dry_run, "plan and count; write nothing");
+  down->add_flag("--force", dopt.force,
+                 "a journal restore puts back items changed since the migration, too");
+
+  auto* verify = app.add_subcommand("verify", "re-check what applied versions' pipelines did");
+  migrations::VerifyOptions vopt;
+  std::int64_t verify_version = 0;
+  auto* verify_version_opt =
+      verify->add_option("VERSION", verify_version, "one version (default: every applied one)");
 
   auto* unlock = app.add_subcommand("unlock", "release a lock left by a dead run");
   bool force = false;
@@ -279,6 +287,9 @@ int main(int argc, char** argv) {
       if (*down_to_opt) dopt.to = down_to;
       if (*steps_opt) dopt.steps = down_steps;
       code = session.down(dopt);
+    } else if (verify->parsed()) {
+      if (*verify_version_opt) vopt.version = verify_version;
+      code = session.verify(vopt);
     } else if (unlock->parsed()) {
       code = session.unlock(force);
     } else if (mark->parsed()) {

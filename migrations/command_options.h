@@ -36,6 +36,11 @@ struct DownOptions {
   std::optional<std::int64_t> to;
   std::optional<int> steps;  // default 1 when neither is given
   bool dry_run = false;
+  bool force = false;  // a journal restore puts back items changed since, too
+};
+
+struct VerifyOptions {
+  std::optional<std::int64_t> version;  // absent: every applied version
 };
 
 }  // namespace dynamorph::migrations

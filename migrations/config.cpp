@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dynamo/s3.h"
 #include "migrations/yaml_util.h"
 
 namespace dynamorph::migrations {
@@ -14,10 +15,10 @@ namespace {
 const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint",       "namespace",
                                                      "state_table", "migrations_dir", "lock_ttl",
                                                      "defaults",    "environments",
-                                                     "pricing"};
+                                                     "pricing",     "journal"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
     "region",   "endpoint", "namespace", "state_table", "migrations_dir",
-    "lock_ttl", "defaults", "pricing"};
+    "lock_ttl", "defaults", "pricing",   "journal"};
 const std::set<std::string, std::less<>> kPricingKeys = {"region", "as_of", "read_per_million",
                                                          "write_per_million"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
@@ -62,6 +63,21 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
           (pk == "read_per_million" ? c.prices.read_per_million : c.prices.write_per_million) = x;
         }
       }
+    } else if (k == "journal") {
+      if (is_null_scalar(v)) {
+        c.journal.reset();
+        continue;
+      }
+      std::string j = doc.string(v, k);
+      if (j.empty()) doc.fail(v, "journal: expected a folder or s3://bucket/prefix, got ''");
+      if (dynamo::is_s3_url(j)) {
+        try {
+          dynamo::parse_s3_url(j);
+        } catch (const UsageError& e) {
+          doc.fail(v, fmt::format("journal: {}", e.what()));
+        }
+      }
+      c.journal = j;
     } else if (k == "defaults") {
       doc.check_map(v, "defaults", kDefaultsKeys);
       for (auto d = v.begin(); d != v.end(); ++d) {
@@ -145,6 +161,9 @@ Config load_config(const std::optional<std::string>& path,
             scratch);
     }
   }
+  if (c.journal && !dynamo::is_s3_url(*c.journal) && !dir.empty() &&
+      std::filesystem::path(*c.journal).is_relative())
+    c.journal = (dir / *c.journal).lexically_normal().string();
   if (!dir.empty() && std::filesystem::path(c.migrations_dir).is_relative())
     c.migrations_dir = (dir / c.migrations_dir).lexically_normal().string();
   return c;

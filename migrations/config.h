@@ -24,6 +24,9 @@ struct Config {
   double max_wcu = 0;  // capacity units per second; 0 = no client-side cap
   double max_rcu = 0;
   Prices prices;  // `pricing:`: on-demand prices for the estimates
+  // Where pipeline steps keep the before-images of what they change (stages/journal.h): a local
+  // folder (relative to the config file's folder) or s3://bucket/prefix. Absent: no journal.
+  std::optional<std::string> journal;
 
   std::string physical(std::string_view logical) const {
     return table_namespace + std::string(logical);

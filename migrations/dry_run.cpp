@@ -9,6 +9,7 @@
 #include "dynamo/client.h"
 #include "migrations/errors.h"
 #include "migrations/estimate.h"
+#include "migrations/journal_run.h"
 
 namespace dynamorph::migrations {
 
@@ -91,8 +92,15 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   int pipeline_steps = 0;
   bool would_fail = false;
   for (const auto& [m, direction] : plan) {
-    const auto& steps = steps_of(*m, direction);
     out.dry_run_version(*m, direction);
+    if (direction == Direction::Down && !m->down) {
+      out.dry_run_note(
+          fmt::format("no down steps: `down` restores the journal in {}, newest step "
+                      "first",
+                      ctx_.config.journal.value_or("(none)")));
+      continue;
+    }
+    const auto& steps = steps_of(*m, direction);
     if (m->schema && direction == Direction::Up) out.dry_run_schema(*m->schema);
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const Step& step = steps[i];
@@ -116,8 +124,14 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         pipeline::RunResult r;
         stages::StepSpec spec, real;
         pipeline::RunOptions ro;
+        std::shared_ptr<stages::JournalStats> journal;
         try {
           ro = step_run_options(ctx_, *m, dry, p->spec);
+          if (direction == Direction::Up && ctx_.config.journal) {
+            journal = std::make_shared<stages::JournalStats>();
+            ro.wrap_sink = up_journal(nullptr, *m, static_cast<int>(i), VersionRecord{},
+                                      std::nullopt, journal);
+          }
           spec = with_segments(p->spec, ro);
           real = spec;  // what the real run would be: a sample splits the scan finer
           if (o.sample_percent) {
@@ -164,6 +178,18 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         if (found.estimate.limited_by != "measured rate") total.limited_by = found.estimate.limited_by;
         ++pipeline_steps;
         found.samples = std::move(r.samples);
+        if (journal) {
+          found.journal_bytes = journal->bytes.load();
+          found.journal_records = journal->records.load();
+          if (found.sampled) {  // scaled like the counters
+            const double scale = static_cast<double>(found.sampled->segments_total) /
+                                 static_cast<double>(found.sampled->segments_read);
+            found.journal_bytes = static_cast<decltype(found.journal_bytes)>(
+                std::llround(static_cast<double>(found.journal_bytes) * scale));
+            found.journal_records = static_cast<decltype(found.journal_records)>(
+                std::llround(static_cast<double>(found.journal_records) * scale));
+          }
+        }
         out.dry_run_step(found);
       } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
         const std::string& t = ct->request.table;

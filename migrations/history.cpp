@@ -63,7 +63,8 @@ Plan History::up_plan(std::optional<std::int64_t> to) const {
   return plan;
 }
 
-Plan History::down_plan(std::optional<std::int64_t> to, std::optional<int> steps) const {
+Plan History::down_plan(std::optional<std::int64_t> to, std::optional<int> steps,
+                        const std::optional<std::string>& journal) const {
   Plan plan;
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     const auto v = it->first;
@@ -72,10 +73,10 @@ Plan History::down_plan(std::optional<std::int64_t> to, std::optional<int> steps
     plan.push_back({by_version_.at(v), Direction::Down});
   }
   for (const auto& p : plan)
-    if (!p.migration->down)
+    if (!p.migration->down && !journal)
       throw UsageError(
-          fmt::format("{}: version {} has no down steps, so it cannot be rolled back (nothing was "
-                      "changed)",
+          fmt::format("{}: version {} has no down steps and no journal (dynamorph.yaml sets no "
+                      "`journal:`), so it cannot be rolled back (nothing was changed)",
                       p.migration->file, p.migration->version));
   return plan;
 }

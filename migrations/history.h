@@ -41,8 +41,10 @@ class History {
   // Every version not applied, in order, up to and including `to`.
   Plan up_plan(std::optional<std::int64_t> to) const;
   // Recorded versions newest first: every one above `to`, or the newest `steps` (default 1).
-  // UsageError when one of them has no down steps.
-  Plan down_plan(std::optional<std::int64_t> to, std::optional<int> steps) const;
+  // UsageError when one of them has no down steps, unless `journal` names where its journal
+  // may be (the session then checks that it is there).
+  Plan down_plan(std::optional<std::int64_t> to, std::optional<int> steps,
+                 const std::optional<std::string>& journal = std::nullopt) const;
   // The newest applied version, -1 when none is.
   std::int64_t newest_applied() const;
 

@@ -254,6 +254,9 @@ void Renderer::dry_run_step(const DryRunStep& d) {
         sm.matched.value, sm.matched.plus_minus);
   }
   text << "    estimate: " << estimate_text(d.estimate, d.read_s) << "\n";
+  if (d.journal_bytes)
+    text << fmt::format("    journal: about {} bytes ({} before-images, gzip)\n", *d.journal_bytes,
+                        d.journal_records.value_or(0));
   for (const auto& sample : d.samples) {
     text << "    - before: " << dynamo::to_debug_string(sample.before) << "\n";
     text << "      after:  "
@@ -287,6 +290,11 @@ void Renderer::dry_run_step(const DryRunStep& d) {
           .number("matched", sm.matched.value, 0)
           .number("matched_plus_minus", sm.matched.plus_minus, 0);
       o.object("sample", sample);
+    }
+    if (d.journal_bytes) {
+      JsonObject j;
+      j.integer("bytes", *d.journal_bytes).integer("records", d.journal_records.value_or(0));
+      o.object("journal", j);
     }
     out_ << o.str() << "\n";
   }

@@ -59,6 +59,8 @@ struct DryRunStep {
   std::optional<DryRunSample> sampled;
   Estimate estimate;
   double read_s = 0;  // how long the dry run's reads took
+  // With `journal:` set: what the journal would keep (gzip'd bytes, before-images).
+  std::optional<std::int64_t> journal_bytes, journal_records;
 };
 
 class Renderer {

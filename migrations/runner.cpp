@@ -8,6 +8,7 @@
 #include "dynamo/clock.h"
 #include "migrations/checkpoint_store.h"
 #include "migrations/history.h"
+#include "migrations/journal_run.h"
 #include "migrations/schema_steps.h"
 #include "pipeline/progress.h"
 
@@ -133,6 +134,9 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
   const pipeline::Counters earlier = *rec.counters_before_step;
   StateCheckpointStore store(state_, lease_, m.version, direction, index, rec);
   auto ro = step_run_options(ctx_, m, o, p.spec);
+  if (direction == Direction::Up && ctx_.config.journal)
+    ro.wrap_sink = up_journal(stages::JournalStore::open(*ctx_.config.journal, ctx_.client), m,
+                              index, rec, store.load(), nullptr);
   const auto spec = with_segments(p.spec, ro);
   const auto read_start = std::chrono::steady_clock::now();
   if (auto cp = store.load()) {

@@ -8,12 +8,16 @@
 #include "dynamo/client.h"
 #include "dynamo/clock.h"
 #include "dynamo/credentials.h"
+#include "dynamo/json.h"
 #include "migrations/dry_run.h"
 #include "migrations/history.h"
+#include "migrations/journal_run.h"
+#include "migrations/json_writer.h"
 #include "migrations/lease.h"
 #include "migrations/render.h"
 #include "migrations/runner.h"
 #include "migrations/state_table.h"
+#include "migrations/verify.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -193,7 +197,7 @@ ExitCode Session::down(const DownOptions& o) {
     UpOptions uo;
     uo.dry_run = true;
     const bool ok = DryRunPlanner(step_context(), state.transaction_limit())
-                        .plan(history.down_plan(o.to, o.steps), uo);
+                        .plan(history.down_plan(o.to, o.steps, config_.journal), uo);
     if (stop_.load()) return ExitCode::Interrupted;
     return ok ? ExitCode::Ok : ExitCode::Usage;
   }
@@ -201,21 +205,116 @@ ExitCode Session::down(const DownOptions& o) {
     render_->result("nothing to roll back: no state table yet");
     return ExitCode::Ok;
   }
+  // A version without down steps goes down through its journal: refused before the lock is
+  // taken (nothing written) when there is none.
+  std::shared_ptr<stages::JournalStore> journal;
+  if (config_.journal) {
+    history.check(true, state.name(), config_.migrations_dir);
+    for (const auto& [m, dir] : history.down_plan(o.to, o.steps, config_.journal)) {
+      if (m->down) continue;
+      if (!journal) journal = stages::JournalStore::open(*config_.journal, client());
+      if (!has_journal(*journal, *m, history.records.at(m->version)))
+        throw UsageError(fmt::format(
+            "{}: version {} has no down steps and no journal in {} (it ran without one), so it "
+            "cannot be rolled back (nothing was changed)",
+            m->file, m->version, journal->describe()));
+    }
+  }
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   history.records = state.read_versions();
   history.check(true, state.name(), config_.migrations_dir);
-  const Plan plan = history.down_plan(o.to, o.steps);
+  const Plan plan = history.down_plan(o.to, o.steps, config_.journal);
   if (plan.empty()) render_->result("nothing to roll back");
   VersionRunner runner(step_context(), state, *lease);
   UpOptions uo;
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) return ExitCode::Interrupted;
     std::optional<VersionRecord> existing = history.records.at(m->version);
-    auto code = runner.run(*m, Direction::Down, uo, existing);
+    ExitCode code;
+    if (m->down) {
+      code = runner.run(*m, Direction::Down, uo, existing);
+    } else {
+      if (!journal) journal = stages::JournalStore::open(*config_.journal, client());
+      code = JournalRestorer(step_context(), state, *lease, journal).run(*m, *existing, o.force);
+    }
     if (code != ExitCode::Ok) return code;
   }
   lease->release();
   return ExitCode::Ok;
+}
+
+ExitCode Session::verify(const VerifyOptions& o) {
+  History history(load());
+  StateTable state(client(), config_.physical(config_.state_table));
+  if (state.exists()) history.records = state.read_versions();
+  std::vector<const Migration*> versions;
+  if (o.version) {
+    const Migration* m = history.file(*o.version);
+    if (!m)
+      throw UsageError(fmt::format("verify {}: no migration file has this version in {}",
+                                   *o.version, config_.migrations_dir));
+    auto r = history.records.find(*o.version);
+    if (r == history.records.end() || r->second.state != VersionState::Applied)
+      throw UsageError(fmt::format("verify {}: {} is not applied (`dynamorph status` shows it)",
+                                   *o.version, m->file));
+    versions.push_back(m);
+  } else {
+    for (const auto& [v, r] : history.records)
+      if (r.state == VersionState::Applied && history.file(v)) versions.push_back(history.file(v));
+  }
+  if (versions.empty()) render_->info("nothing to verify: no version is applied");
+  std::int64_t issues = 0;
+  Verifier verifier(step_context());
+  for (const Migration* m : versions) {
+    for (const auto& v : verifier.verify(*m)) {
+      issues += v.issues();
+      if (options_.json) {
+        JsonArray diffs;
+        for (const auto& d : v.differences) {
+          std::string q;
+          dynamo::write_json_string(q, d);
+          diffs.raw(q);
+        }
+        JsonObject j;
+        j.string("event", "verify_step")
+            .integer("version", v.version)
+            .integer("step", v.step)
+            .string("kind", v.copy ? "copy" : "in_place")
+            .string("source", v.source)
+            .string("target", v.target)
+            .integer("checked", v.checked)
+            .integer("pending", v.pending)
+            .integer("missing", v.missing)
+            .integer("extra", v.extra)
+            .integer("different", v.different)
+            .raw("differences", diffs.str());
+        out_ << j.str() << "\n";
+        continue;
+      }
+      if (v.copy)
+        render_->info(
+            fmt::format("verify {} step {} ({}): copy {} → {}: {} items read, {} missing, "
+                        "{} extra, {} different",
+                        v.version, v.step, v.where, v.source, v.target, v.checked, v.missing,
+                        v.extra, v.different));
+      else
+        render_->info(
+            fmt::format("verify {} step {} ({}): in place on {}: {} items read, {} still "
+                        "to change",
+                        v.version, v.step, v.where, v.target, v.checked, v.pending));
+      for (const auto& d : v.differences) render_->info("  - " + d);
+    }
+    if (stop_.load()) return ExitCode::Interrupted;
+  }
+  if (options_.json) {
+    JsonObject j;
+    j.string("event", "verify").integer("issues", issues);
+    out_ << j.str() << "\n";
+  } else {
+    render_->info(issues == 0 ? std::string("verify: everything holds")
+                              : fmt::format("verify: {} issues", issues));
+  }
+  return issues == 0 ? ExitCode::Ok : ExitCode::StepFailed;
 }
 
 ExitCode Session::unlock(bool force) {

@@ -53,6 +53,7 @@ class Session {
   ExitCode status();
   ExitCode up(const UpOptions& options);
   ExitCode down(const DownOptions& options);
+  ExitCode verify(const VerifyOptions& options);
   ExitCode unlock(bool force);
   ExitCode mark(std::int64_t version, const std::string& state);
 

@@ -460,7 +460,7 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   }
 
   auto state = states_.take();
-  auto sink_state = sink_.make_page_state();
+  auto sink_state = sink_.make_page_state_at(stages::PageId{page->partition, page->seq});
   std::vector<WriteOp> ops;
   std::vector<WriteJob> jobs;
   Counters& c = page->counters;
@@ -608,7 +608,7 @@ void Run::reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& ou
       fail(d.error);
     } else if (d.kind == Decision::Kind::Put || d.kind == Decision::Kind::Update ||
                d.kind == Decision::Kind::Delete || d.kind == Decision::Kind::Many) {
-      auto sink_state = sink_.make_page_state();
+      auto sink_state = sink_.make_page_state_at(stages::PageId{page->partition, page->seq});
       std::vector<WriteOp> ops;
       sink_state->add(*now, std::move(d), ops, done.job.round);
       sink_state->flush(ops);
@@ -848,6 +848,7 @@ RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec,
   stages::StepPlan plan = stages::plan_step(
       client, spec,
       stages::PlanOptions{options.version, effective.now_iso, options.default_page_size});
+  if (options.wrap_sink) plan.sink = options.wrap_sink(std::move(plan.sink));
 
   if (options.capacity_percent > 0) {
     // On-demand tables have no provisioned figure to take a share of: the limiter starts

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dynamo/client.h"
+#include "stages/sink.h"
 #include "stages/step_spec.h"
 
 namespace dynamorph::pipeline {
@@ -128,6 +129,8 @@ struct RunOptions {
   // Add up the DynamoDB size of every item read (ProgressEvent/RunResult::item_bytes): the
   // benchmarks' MB/s. Off by default: it walks every item once more.
   bool measure_bytes = false;
+  // Set: wraps the step's sink (the journal, verify's collector). Empty: the write mode's sink.
+  stages::SinkWrapper wrap_sink;
 };
 
 struct ChangeSample {

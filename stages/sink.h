@@ -69,6 +69,11 @@ struct WriteOp {
   double wcu_estimate = 0;  // WriteCost::wcu of its writes (indexes included)
   std::vector<double> index_wcu;  // WriteCost::index: the indexes' share, by index
   void add_cost(const WriteCost& c);
+  // Opaque to the pipeline and to the write-mode sinks: what a sink wrapper attaches to an op it
+  // passes on, and reads back in its own send() and classify() (the journal: the page's
+  // before-image record that must be durable before the op is sent). A resend that classify()
+  // builds may drop it: by then the op was sent once.
+  std::shared_ptr<void> wrapper_state = nullptr;
   bool transaction() const { return std::holds_alternative<TransactWrite>(request); }
 };
 
@@ -104,12 +109,25 @@ class SinkState {
   virtual void flush(std::vector<WriteOp>& out) = 0;
 };
 
+// Which page a SinkState serves: the partition and the page's sequence number in it (the same
+// numbers a checkpoint counts), so that a wrapper can name what it keeps per page.
+struct PageId {
+  int partition = 0;
+  std::int64_t seq = 0;
+};
+
 class Sink {
  public:
   virtual ~Sink() = default;
   Sink(const Sink&) = delete;
   Sink& operator=(const Sink&) = delete;
   virtual std::unique_ptr<SinkState> make_page_state() const = 0;
+  // The state of page `page` (a page's re-read items get a state of their own, with the same
+  // id). The pipeline calls this one; sinks that do not care keep the default.
+  virtual std::unique_ptr<SinkState> make_page_state_at(const PageId& page) const {
+    (void)page;
+    return make_page_state();
+  }
   // False for the none sink: ops are built and counted, never sent.
   virtual bool sends() const { return true; }
   // Sends `op` through the client; `done` is called once, on the client's I/O thread. The op's
@@ -131,6 +149,9 @@ class Sink {
 };
 
 using SinkFactory = std::function<std::unique_ptr<Sink>(const ItemProcessor& processor)>;
+// Wraps the sink a plan made (the journal wraps any write mode; verify collects what a dry run
+// would write). Called once, on the planning thread, after the plan is complete.
+using SinkWrapper = std::function<std::unique_ptr<Sink>(std::unique_ptr<Sink> inner)>;
 
 // Registers the sink of a write mode. Built-in modes are registered by register_builtin_sinks()
 // on the registry's first use. Thread-safe.
