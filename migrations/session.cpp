@@ -262,7 +262,7 @@ ExitCode Session::verify(const VerifyOptions& o) {
     for (const auto& [v, r] : history.records)
       if (r.state == VersionState::Applied && history.file(v)) versions.push_back(history.file(v));
   }
-  if (versions.empty()) render_->info("nothing to verify: no version is applied");
+  if (versions.empty()) render_->result("nothing to verify: no version is applied");
   std::int64_t issues = 0;
   Verifier verifier(step_context());
   for (const Migration* m : versions) {
@@ -292,17 +292,17 @@ ExitCode Session::verify(const VerifyOptions& o) {
         continue;
       }
       if (v.copy)
-        render_->info(
+        render_->result(
             fmt::format("verify {} step {} ({}): copy {} → {}: {} items read, {} missing, "
                         "{} extra, {} different",
                         v.version, v.step, v.where, v.source, v.target, v.checked, v.missing,
                         v.extra, v.different));
       else
-        render_->info(
+        render_->result(
             fmt::format("verify {} step {} ({}): in place on {}: {} items read, {} still "
                         "to change",
                         v.version, v.step, v.where, v.target, v.checked, v.pending));
-      for (const auto& d : v.differences) render_->info("  - " + d);
+      for (const auto& d : v.differences) render_->result("  - " + d);
     }
     if (stop_.load()) return ExitCode::Interrupted;
   }
@@ -311,8 +311,8 @@ ExitCode Session::verify(const VerifyOptions& o) {
     j.string("event", "verify").integer("issues", issues);
     out_ << j.str() << "\n";
   } else {
-    render_->info(issues == 0 ? std::string("verify: everything holds")
-                              : fmt::format("verify: {} issues", issues));
+    render_->result(issues == 0 ? std::string("verify: everything holds")
+                                : fmt::format("verify: {} issues", issues));
   }
   return issues == 0 ? ExitCode::Ok : ExitCode::StepFailed;
 }
