@@ -34,6 +34,7 @@ SOURCES=(
   "$ROOT/expr/expression.cpp" "$ROOT/expr/expr_lexer.cpp" "$ROOT/expr/expr_parser.cpp"
   "$ROOT/expr/expr_eval.cpp" "$ROOT/expr/expr_functions.cpp" "$ROOT/expr/expr_reserved.cpp"
   "$ROOT/dynamo/attribute_value.cpp" "$ROOT/dynamo/decimal.cpp" "$ROOT/dynamo/json.cpp"
+  "$ROOT/dynamo/suggest.cpp"
 )
 newest_source="$(ls -t "${SOURCES[@]}" "$ROOT"/dynamo/*.h "$ROOT"/expr/*.h | head -1)"
 if [[ ! -x "$BIN" || "$newest_source" -nt "$BIN" ]]; then

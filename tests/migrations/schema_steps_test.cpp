@@ -91,7 +91,7 @@ TEST_F(SchemaStepsTest, DifferentExistingTableOrIndexFailsNamingTheStep) {
   EXPECT_THROW(run_schema_step(
                    *client_, g[0], [](const std::string&) {}, stop_),
                StepFailed);
-  auto missing = steps("  - add_gsi: { table: other, name: x, partition_key: a:string }\n");
+  auto missing = steps("  - add_gsi: { table: other, name: x_index, partition_key: a:string }\n");
   EXPECT_THROW(run_schema_step(
                    *client_, missing[0], [](const std::string&) {}, stop_),
                StepFailed);
