@@ -112,6 +112,16 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"applied", "pending"}));
 
+  auto* follow = app.add_subcommand(
+      "follow", "keep replaying the source stream of a `follow: stream` step, until SIGINT/SIGTERM");
+  std::int64_t follow_version = 0;
+  double follow_wcu = -1;
+  auto* follow_version_opt =
+      follow->add_option("VERSION", follow_version, "default: the newest applied one with such a step");
+  auto* follow_wcu_opt =
+      follow->add_option("--max-wcu", follow_wcu, "write capacity units per second (0 = no cap)")
+          ->check(CLI::NonNegativeNumber);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -132,7 +142,7 @@ int main(int argc, char** argv) {
       }
       return fail(
           ExitCode::Usage,
-          "unknown command '" + a + "' (commands: init, generate, status, up, down, unlock, mark)");
+          "unknown command '" + a + "' (commands: init, generate, status, up, down, follow, unlock, mark)");
     }
     return fail(ExitCode::Usage, std::string(e.what()) + " (see --help)");
   }
@@ -191,6 +201,11 @@ int main(int argc, char** argv) {
       code = session.unlock(force);
     } else if (mark->parsed()) {
       code = session.mark(mark_version, mark_state);
+    } else if (follow->parsed()) {
+      migrations::UpOptions fo;
+      if (*follow_wcu_opt) fo.max_wcu = follow_wcu;
+      code = session.follow(
+          *follow_version_opt ? std::optional<std::int64_t>(follow_version) : std::nullopt, fo);
     }
     return static_cast<int>(code);
   } catch (const migrations::LockHeld& e) {

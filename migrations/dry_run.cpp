@@ -29,6 +29,7 @@ DryRunPlanner::DryRunPlanner(StepContext context, int transaction_limit)
 void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   Renderer& out = ctx_.render;
   std::set<std::string> created, deleted;
+  std::set<std::string> streamed;  // tables whose stream an earlier step enables
   auto table_exists = [&](const std::string& t) {
     if (deleted.contains(t)) return false;
     auto d = ctx_.client.describe_table(t);
@@ -64,6 +65,12 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         try {
           auto ro = step_run_options(ctx_, *m, dry, p->spec);
           spec = with_segments(p->spec, ro);
+          if (spec.source.follow_stream && streamed.contains(src)) {
+            // Planned as the backfill alone: the stream it needs is not on yet.
+            out.dry_run_note(fmt::format(
+                "the stream of {} is enabled by an earlier step: the replay is not planned", src));
+            spec.source.follow_stream = false;
+          }
           if (auto advice = segment_advice(ctx_.client, spec)) out.dry_run_warning(*advice);
           r = pipeline::run_pipeline(ctx_.client, spec, *store, ro);
         } catch (const UsageError&) {
@@ -89,6 +96,8 @@ void DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
           out.dry_run_note(fmt::format("table {} exists already (accepted if identical)", t));
         else
           created.insert(t);  // does not exist now; a real run would create it
+      } else if (const auto* es = std::get_if<EnableStreamStep>(&step.body)) {
+        streamed.insert(es->table);
       } else if (const auto* dt = std::get_if<DeleteTableStep>(&step.body)) {
         if (!created.contains(dt->table) && !table_exists(dt->table))
           out.dry_run_note(fmt::format("table {} does not exist (nothing to do)", dt->table));
