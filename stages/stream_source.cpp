@@ -323,15 +323,22 @@ RawRead LaneReader::read_once() {
   current_ = active[cursor_++ % active.size()];
   ShardPos& s = token_.shards[static_cast<std::size_t>(current_)];
   for (int attempt = 0;; ++attempt) {
+    const bool fresh = !iterators_.contains(s.id);
     std::string iterator = iterator_for(s);
     auto r = source_.streams().get_records_raw(iterator, kRecordsPerPage);
     if (r) return RawRead{std::move(r.value().body), r.value().attempts, r.value().throttled};
     const auto& e = r.error();
-    if (e.type == "ExpiredIteratorException" && attempt < kIteratorRenewals) {
-      iterators_.erase(s.id);  // renewed from the last sequence number read
+    // An iterator is a lease on a position, not the position: one that expired (15 minutes) or
+    // that the server no longer honours (DynamoDB Local answers TrimmedDataAccessException to
+    // an iterator handed out while the shard was empty) is renewed from the last sequence
+    // number read. Only a fresh iterator's trim means the position itself is gone.
+    if ((e.type == "ExpiredIteratorException" ||
+         (e.type == "TrimmedDataAccessException" && !fresh)) &&
+        attempt < kIteratorRenewals) {
+      iterators_.erase(s.id);
       continue;
     }
-    if (e.type == "TrimmedDataAccessException") trimmed(s, e.type);
+    if (e.type == "TrimmedDataAccessException") trimmed(s, fmt::format("{}: {}", e.type, e.message));
     throw Error(e.to_string());
   }
 }
