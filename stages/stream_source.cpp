@@ -110,17 +110,26 @@ class Lineage {
     known_.insert(shard);
     if (done) done_.insert(shard);
   }
+  // A shard was read to its end in this run: its children are adopted at some lane's next
+  // DescribeStream, so the replay is not called caught up before every lane has described again.
+  void finished(const std::string& shard, std::int64_t now_ms) {
+    std::lock_guard lock(mu_);
+    known_.insert(shard);
+    done_.insert(shard);
+    settled_after_ms_ = now_ms + 3 * kDescribeEveryMs;
+  }
   void snapshot(std::vector<std::string>& known, std::vector<std::string>& done) const {
     std::lock_guard lock(mu_);
     known.assign(known_.begin(), known_.end());
     done.assign(done_.begin(), done_.end());
   }
-  // A lane's applied-until time after its last committed page; true when the replay is caught
-  // up (every lane has reported, the oldest within `lag_ms` of now): it ends then.
+  // A lane's applied-until time after its last committed page (-1: not known yet); true when the
+  // replay is caught up (every lane has reported, the oldest within `lag_ms` of now): it ends
+  // then.
   bool report(int lane, std::int64_t ref_ms, std::int64_t now_ms, std::int64_t lag_ms) {
     std::lock_guard lock(mu_);
     lane_ref_[static_cast<std::size_t>(lane)] = ref_ms;
-    if (finishing_ || lag_ms < 0) return finishing_;
+    if (finishing_ || lag_ms < 0 || now_ms < settled_after_ms_) return finishing_;
     std::int64_t oldest = *std::min_element(lane_ref_.begin(), lane_ref_.end());
     if (oldest >= 0 && now_ms - oldest < lag_ms) finishing_ = true;
     return finishing_;
@@ -130,6 +139,7 @@ class Lineage {
   mutable std::mutex mu_;
   std::set<std::string> known_, done_;
   std::vector<std::int64_t> lane_ref_;
+  std::int64_t settled_after_ms_ = 0;
   bool finishing_ = false;
 };
 
@@ -159,6 +169,7 @@ class LaneReader final : public PartitionReader {
   std::string finished_;                           // shard read to its end by the last page
   bool idle_ = false;                              // the last read found nothing new
   bool ending_ = false;
+  bool read_this_run_ = false;  // a page of this run is committed: the lane may report its lag
   std::int64_t read_at_ms_ = 0;
   std::int64_t described_at_ms_ = 0;
 };
@@ -238,12 +249,15 @@ std::int64_t LaneReader::lane_ref() const {
 
 ReadRequest LaneReader::next() {
   // Serial pages: the previous page is written and checkpointed by now.
+  const std::int64_t now = server_now_ms(source_.streams().client());
   if (!finished_.empty()) {
-    source_.lineage().know(finished_, true);
+    source_.lineage().finished(finished_, now);
     finished_.clear();
   }
-  const std::int64_t now = server_now_ms(source_.streams().client());
-  ending_ = source_.lineage().report(lane_, lane_ref(), now, source_.lag_ms());
+  // A lane reports only once this run has read it: a position saved a second ago says nothing
+  // about the changes made since.
+  ending_ = source_.lineage().report(lane_, read_this_run_ ? lane_ref() : -1, now,
+                                     source_.lag_ms());
   ReadRequest r;
   if (ending_) {
     r.local = [] { return RawRead{}; };
@@ -376,6 +390,7 @@ SourcePage LaneReader::parse(RawRead&& read) {
     page.ends_run = true;
     return page;
   }
+  read_this_run_ = true;
   if (current_ < 0) {  // nothing to read in this lane yet
     idle_ = true;
     token_.ref_ms = lane_ref();
