@@ -12,10 +12,10 @@ lag: a version copying `app` into `copy` with `follow: stream` is applied, then 
   one extra item every 100 ms; a poller asks the target for every outstanding probe
   (BatchGetItem, every ~10 ms) and notes when each arrives: lag = seen - written, end to end
   (the write, the stream, the replay, the target). Reports p50/p90/p99/max over the probes.
-catch-up: with nobody following, --backlog changes are written into `app` (BatchWriteItem puts
-  over 20,000 keys), then `dynamorph follow` starts; throughput = backlog / the time until the
-  replay's checkpoints have examined every one of them (read from the state table), in
-  records/s. Checked: the target equals the transform of the source, item by item.
+catch-up: with nobody following, --backlog changes are made in `app` (--keys items, each
+  rewritten backlog/keys times by in-place dynamorph versions), then `dynamorph follow`
+  starts; throughput = backlog / the time until the replay's checkpoints have examined every
+  one of them (read from the state table), in records/s. Checked: the target equals the transform of the source, item by item.
 Every figure is printed as one JSON line and the medians at the end; the machine's load (from
 /proc/loadavg) is printed with each, since the cores are shared.
 """
@@ -92,7 +92,7 @@ class Bench:
                               AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
                               KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}])
         self.ddb.get_waiter("table_exists").wait(TableName=self.app)
-        self.put_many([{"PK": {"S": f"k{i}"}, "label": {"S": f"v{i}"}} for i in range(2000)])
+        self.put_many([{"PK": {"S": f"k{i}"}, "label": {"S": f"v{i}"}} for i in range(self.args.keys)])
         r = self.run("up")
         assert r.returncode == 0, r.stdout + r.stderr
 
@@ -217,32 +217,29 @@ class Bench:
 
     # ---- catching up a backlog --------------------------------------------------------------
     def catch_up(self):
+        """The backlog is made by dynamorph itself, fast: versions that rewrite every item of
+        `app` in place (SET label = concat(label, 'x')), `--backlog` / `--keys` of them, applied
+        while nobody follows: one stream record per item and version."""
         a = self.args
         before = self.follow_scanned()
-        rng = random.Random(1)
-        items = [{"PK": {"S": f"b{rng.randrange(20000)}"}, "label": {"S": f"y{j}"}}
-                 for j in range(a.backlog)]
-        # Four writers: a batch never holds a key twice.
-        chunks = [items[i::4] for i in range(4)]
-
-        def write(chunk):
-            c = boto3.client("dynamodb", **self.kw)
-            for s in range(0, len(chunk), 25):
-                batch = {}
-                for it in chunk[s:s + 25]:
-                    batch[it["PK"]["S"]] = it
-                req = {self.app: [{"PutRequest": {"Item": i}} for i in batch.values()]}
-                while req:
-                    req = c.batch_write_item(RequestItems=req).get("UnprocessedItems")
-
-        threads = [threading.Thread(target=write, args=(ch,)) for ch in chunks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        # Records in the stream since: some batches held a key twice, which is one record less.
-        wanted = sum(len({i["PK"]["S"] for i in ch[s:s + 25]})
-                     for ch in chunks for s in range(0, len(ch), 25))
+        rounds = max(1, a.backlog // a.keys)
+        for v in range(3, 3 + rounds):
+            with open(os.path.join(self.dir, "migrations", f"{v}_bump.yaml"), "w") as f:
+                f.write(f"""version: {v}
+up:
+  - pipeline:
+      source: {{ table: app, segments: 4 }}
+      where: "begins_with(PK, :k)"
+      values: {{ ":k": k }}
+      transform:
+        - update: "SET label = concat(label, 'x')"
+      write: {{ mode: batch }}
+""")
+        t_write = time.monotonic()
+        r = self.run("up")
+        assert r.returncode == 0, r.stdout + r.stderr
+        write_s = time.monotonic() - t_write
+        wanted = rounds * a.keys
         t0 = time.monotonic()
         proc = self.start("follow")
         while self.follow_scanned() - before < wanted:
@@ -255,7 +252,8 @@ class Bench:
         assert proc.returncode == 130, err
         self.check_exact()
         return {"bench": "catch_up", "records": wanted, "wall_s": round(wall, 2),
-                "records_per_s": round(wanted / wall), "load": loadavg()}
+                "records_per_s": round(wanted / wall), "backlog_written_s": round(write_s, 1),
+                "load": loadavg()}
 
 
 def main():
@@ -265,6 +263,7 @@ def main():
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--backlog", type=int, default=100000)
+    ap.add_argument("--keys", type=int, default=20000, help="items in the source")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", choices=["lag", "catch_up"])
     args = ap.parse_args()

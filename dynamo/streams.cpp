@@ -138,17 +138,24 @@ std::pair<StreamDescription, std::string> parse_describe_stream(const std::strin
       if (k != "StreamDescription") return;
       found = true;
       for_each_field(x, [&](std::string_view f, value v) {
-        if (f == "StreamArn") d.arn = str(v);
-        else if (f == "StreamStatus") d.status = str(v);
-        else if (f == "StreamViewType") d.view_type = str(v);
-        else if (f == "TableName") d.table = str(v);
-        else if (f == "LastEvaluatedShardId") r.second = str(v);
+        if (f == "StreamArn")
+          d.arn = str(v);
+        else if (f == "StreamStatus")
+          d.status = str(v);
+        else if (f == "StreamViewType")
+          d.view_type = str(v);
+        else if (f == "TableName")
+          d.table = str(v);
+        else if (f == "LastEvaluatedShardId")
+          r.second = str(v);
         else if (f == "Shards") {
           for_each_element(v, [&](value e) {
             StreamShard s;
             for_each_field(e, [&](std::string_view a, value y) {
-              if (a == "ShardId") s.id = str(y);
-              else if (a == "ParentShardId") s.parent = str(y);
+              if (a == "ShardId")
+                s.id = str(y);
+              else if (a == "ParentShardId")
+                s.parent = str(y);
               else if (a == "SequenceNumberRange") {
                 for_each_field(y, [&](std::string_view b, value z) {
                   if (b == "StartingSequenceNumber") s.starting_sequence = str(z);
@@ -193,10 +200,14 @@ RecordsPage parse_get_records(const std::string& body) {
               name = str(y);
             } else if (a == "dynamodb") {
               for_each_field(y, [&](std::string_view b, value z) {
-                if (b == "Keys") r.keys = detail::read_item(z);
-                else if (b == "NewImage") r.new_image = detail::read_item(z);
-                else if (b == "OldImage") r.old_image = detail::read_item(z);
-                else if (b == "SequenceNumber") r.sequence = str(z);
+                if (b == "Keys")
+                  r.keys = detail::read_item(z);
+                else if (b == "NewImage")
+                  r.new_image = detail::read_item(z);
+                else if (b == "OldImage")
+                  r.old_image = detail::read_item(z);
+                else if (b == "SequenceNumber")
+                  r.sequence = str(z);
                 else if (b == "ApproximateCreationDateTime") {
                   double secs = 0;
                   if (z.get_double().get(secs)) malformed("ApproximateCreationDateTime");
@@ -205,10 +216,14 @@ RecordsPage parse_get_records(const std::string& body) {
               });
             }
           });
-          if (name == "INSERT") r.event = StreamRecord::Event::Insert;
-          else if (name == "MODIFY") r.event = StreamRecord::Event::Modify;
-          else if (name == "REMOVE") r.event = StreamRecord::Event::Remove;
-          else malformed(fmt::format("eventName '{}'", name));
+          if (name == "INSERT")
+            r.event = StreamRecord::Event::Insert;
+          else if (name == "MODIFY")
+            r.event = StreamRecord::Event::Modify;
+          else if (name == "REMOVE")
+            r.event = StreamRecord::Event::Remove;
+          else
+            malformed(fmt::format("eventName '{}'", name));
           if (r.sequence.empty()) malformed("a record without SequenceNumber");
           page.records.push_back(std::move(r));
         });

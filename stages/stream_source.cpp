@@ -74,10 +74,14 @@ LaneToken read_token(const std::string& text) {
       continue;
     }
     ShardPos s;
-    if (word == "trim") s.mode = ShardPos::Mode::Trim;
-    else if (word == "after") s.mode = ShardPos::Mode::After;
-    else if (word == "done") s.mode = ShardPos::Mode::Done;
-    else throw Error(fmt::format("stream checkpoint: unknown entry '{}'", word));
+    if (word == "trim")
+      s.mode = ShardPos::Mode::Trim;
+    else if (word == "after")
+      s.mode = ShardPos::Mode::After;
+    else if (word == "done")
+      s.mode = ShardPos::Mode::Done;
+    else
+      throw Error(fmt::format("stream checkpoint: unknown entry '{}'", word));
     in >> s.id >> s.ref_ms;
     if (s.mode == ShardPos::Mode::After) in >> s.seq;
     if (!in) throw Error("stream checkpoint: truncated");
@@ -90,8 +94,8 @@ std::int64_t server_now_ms(const dynamo::Client& c) {
   return dynamo::now_epoch_ms() + c.clock_skew().count();
 }
 
-std::string trimmed_message(std::string_view label, std::string_view table,
-                            std::string_view shard, std::string_view why) {
+std::string trimmed_message(std::string_view label, std::string_view table, std::string_view shard,
+                            std::string_view why) {
   return fmt::format(
       "{}: the replay position in shard {} of table '{}''s stream is gone ({}): stream records "
       "are kept 24 hours, so changes made since it was recorded cannot all be replayed. Start "
@@ -164,10 +168,10 @@ class LaneReader final : public PartitionReader {
   int lane_;
   LaneToken token_;
   std::map<std::string, std::string> iterators_;  // shard → iterator of its next page
-  std::size_t cursor_ = 0;                         // round robin over active shards
-  int current_ = -1;                               // index into token_.shards of the read
-  std::string finished_;                           // shard read to its end by the last page
-  bool idle_ = false;                              // the last read found nothing new
+  std::size_t cursor_ = 0;                        // round robin over active shards
+  int current_ = -1;                              // index into token_.shards of the read
+  std::string finished_;                          // shard read to its end by the last page
+  bool idle_ = false;                             // the last read found nothing new
   bool ending_ = false;
   bool read_this_run_ = false;  // a page of this run is committed: the lane may report its lag
   std::int64_t read_at_ms_ = 0;
@@ -194,8 +198,8 @@ class StreamSource final : public Source {
       lanes_ = total;
     }
     if (!from)
-      throw Error(fmt::format("{}: lane {} of the stream replay has no recorded start", label_,
-                              partition));
+      throw Error(
+          fmt::format("{}: lane {} of the stream replay has no recorded start", label_, partition));
     LaneToken t = read_token(*from);
     if (t.arn != table_->latest_stream_arn)
       throw Error(fmt::format(
@@ -256,8 +260,8 @@ ReadRequest LaneReader::next() {
   }
   // A lane reports only once this run has read it: a position saved a second ago says nothing
   // about the changes made since.
-  ending_ = source_.lineage().report(lane_, read_this_run_ ? lane_ref() : -1, now,
-                                     source_.lag_ms());
+  ending_ =
+      source_.lineage().report(lane_, read_this_run_ ? lane_ref() : -1, now, source_.lag_ms());
   ReadRequest r;
   if (ending_) {
     r.local = [] { return RawRead{}; };
@@ -309,8 +313,7 @@ std::string LaneReader::iterator_for(ShardPos& s) {
   if (!r) {
     const auto& e = r.error();
     if (e.type == "TrimmedDataAccessException" || e.type == "ResourceNotFoundException" ||
-        (e.type == "ValidationException" &&
-         e.message.find("SequenceNumber") != std::string::npos))
+        (e.type == "ValidationException" && e.message.find("SequenceNumber") != std::string::npos))
       trimmed(s, e.type);
     throw Error(e.to_string());
   }
@@ -323,12 +326,13 @@ RawRead LaneReader::read_once() {
   const std::int64_t now_local = dynamo::now_epoch_ms();
   bool has_active = std::any_of(token_.shards.begin(), token_.shards.end(),
                                 [](const ShardPos& s) { return s.mode != ShardPos::Mode::Done; });
-  if (described_at_ms_ == 0 || ((idle_ || !has_active) &&
-                                now_local - described_at_ms_ >= kDescribeEveryMs))
+  if (described_at_ms_ == 0 ||
+      ((idle_ || !has_active) && now_local - described_at_ms_ >= kDescribeEveryMs))
     describe_and_adopt();
   std::vector<int> active;
   for (int i = 0; i < static_cast<int>(token_.shards.size()); ++i)
-    if (token_.shards[static_cast<std::size_t>(i)].mode != ShardPos::Mode::Done) active.push_back(i);
+    if (token_.shards[static_cast<std::size_t>(i)].mode != ShardPos::Mode::Done)
+      active.push_back(i);
   read_at_ms_ = server_now_ms(source_.streams().client());
   if (active.empty()) {
     current_ = -1;
@@ -352,7 +356,8 @@ RawRead LaneReader::read_once() {
       iterators_.erase(s.id);
       continue;
     }
-    if (e.type == "TrimmedDataAccessException") trimmed(s, fmt::format("{}: {}", e.type, e.message));
+    if (e.type == "TrimmedDataAccessException")
+      trimmed(s, fmt::format("{}: {}", e.type, e.message));
     throw Error(e.to_string());
   }
 }
@@ -414,7 +419,7 @@ SourcePage LaneReader::parse(RawRead&& read) {
   } else {
     iterators_.erase(s.id);
     s.mode = ShardPos::Mode::Done;
-    finished_ = s.id;  // known as done to the other lanes once this page is written
+    finished_ = s.id;      // known as done to the other lanes once this page is written
     described_at_ms_ = 0;  // its children may be listed by now
   }
   page.changes = collapse(std::move(records.records));
@@ -459,14 +464,14 @@ std::string require_stream_view(const dynamo::TableDescription& table, std::stri
   throw UsageError(fmt::format(
       "{}: follow: stream needs a stream on table '{}' with NEW_IMAGE or NEW_AND_OLD_IMAGES, and "
       "it has {}; add a step before it: enable_stream: {{ table: ..., view: new_and_old_images }}",
-      label, table.name,
-      v ? fmt::format("a {} stream", *v) : std::string("no stream enabled")));
+      label, table.name, v ? fmt::format("a {} stream", *v) : std::string("no stream enabled")));
 }
 
 std::vector<ResumeToken> stream_start_tokens(dynamo::Client& client, const std::string& table,
                                              std::string_view label) {
   auto d = client.describe_table(table);
-  if (!d) throw Error(fmt::format("{}: DescribeTable '{}': {}", label, table, d.error().to_string()));
+  if (!d)
+    throw Error(fmt::format("{}: DescribeTable '{}': {}", label, table, d.error().to_string()));
   require_stream_view(d.value(), label);
   const std::string arn = d.value().latest_stream_arn;
   dynamo::StreamsClient streams(dynamo::streams_client_options(client.options()));

@@ -28,9 +28,9 @@ GetEnv env(std::map<std::string, std::string> vars) {
 }
 
 TEST(StreamsEndpoint, FollowsTheContract) {
-  EXPECT_EQ(resolve_streams_endpoint("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1",
-                                     env({})),
-            "https://streams.dynamodb.eu-west-1.amazonaws.com");
+  EXPECT_EQ(
+      resolve_streams_endpoint("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1", env({})),
+      "https://streams.dynamodb.eu-west-1.amazonaws.com");
   EXPECT_EQ(resolve_streams_endpoint("https://dynamodb.cn-north-1.amazonaws.com.cn", "cn-north-1",
                                      env({})),
             "https://streams.dynamodb.cn-north-1.amazonaws.com.cn");
@@ -38,9 +38,9 @@ TEST(StreamsEndpoint, FollowsTheContract) {
   EXPECT_EQ(resolve_streams_endpoint("http://127.0.0.1:8000", "us-east-1", env({})),
             "http://127.0.0.1:8000");
   // The variable wins over both.
-  EXPECT_EQ(resolve_streams_endpoint("http://127.0.0.1:8000", "us-east-1",
-                                     env({{"AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
-                                           "http://127.0.0.1:9001/"}})),
+  EXPECT_EQ(resolve_streams_endpoint(
+                "http://127.0.0.1:8000", "us-east-1",
+                env({{"AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "http://127.0.0.1:9001/"}})),
             "http://127.0.0.1:9001");
   EXPECT_THROW(resolve_streams_endpoint("http://127.0.0.1:8000", "us-east-1",
                                         env({{"AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "ftp://x"}})),
@@ -173,8 +173,8 @@ TEST_F(StreamsLocal, IteratorsAndRecords) {
   EXPECT_EQ(to_debug_string(more.records[0].keys), R"({"PK":{"S":"b"}})");
 
   // A shard that is not there.
-  auto none = streams.iterator(arn, "shardId-00000000000000000000-00000000",
-                               IteratorType::TrimHorizon);
+  auto none =
+      streams.iterator(arn, "shardId-00000000000000000000-00000000", IteratorType::TrimHorizon);
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().type, "ResourceNotFoundException");
 

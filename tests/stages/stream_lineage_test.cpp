@@ -14,8 +14,7 @@ TEST(StreamLineage, ChildrenWaitForTheirParents) {
   EXPECT_EQ(adoptable_shards(shards, {}, {}, 0, 1), (std::vector<std::string>{"s1", "s4"}));
   // s1 started, not done: s2 waits.
   EXPECT_EQ(adoptable_shards(shards, {"s1", "s4"}, {}, 0, 1), (std::vector<std::string>{}));
-  EXPECT_EQ(adoptable_shards(shards, {"s1", "s4"}, {"s1"}, 0, 1),
-            (std::vector<std::string>{"s2"}));
+  EXPECT_EQ(adoptable_shards(shards, {"s1", "s4"}, {"s1"}, 0, 1), (std::vector<std::string>{"s2"}));
   // A parent neither listed nor known is older than the stream's retention: no wait.
   std::vector<ShardInfo> trimmed{{"s2", "s1"}};
   EXPECT_EQ(adoptable_shards(trimmed, {}, {}, 0, 1), (std::vector<std::string>{"s2"}));
