@@ -204,6 +204,15 @@ int main(int argc, char** argv) {
                                          "read a random P percent of the scan segments")
                        ->check(CLI::Range(0.001, 100.0));
   common(b_migrate);
+  auto* follow = app.add_subcommand(
+      "follow", "keep replaying the source stream of a `follow: stream` step, until SIGINT/SIGTERM");
+  std::int64_t follow_version = 0;
+  double follow_wcu = -1;
+  auto* follow_version_opt =
+      follow->add_option("VERSION", follow_version, "default: the newest applied one with such a step");
+  auto* follow_wcu_opt =
+      follow->add_option("--max-wcu", follow_wcu, "write capacity units per second (0 = no cap)")
+          ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
@@ -308,6 +317,11 @@ int main(int argc, char** argv) {
       benchmark::Bench runner(g, std::cout, std::cerr);
       g_stop = &runner.stop();
       code = runner.run(bo);
+    } else if (follow->parsed()) {
+      migrations::UpOptions fo;
+      if (*follow_wcu_opt) fo.max_wcu = follow_wcu;
+      code = session.follow(
+          *follow_version_opt ? std::optional<std::int64_t>(follow_version) : std::nullopt, fo);
     }
     return static_cast<int>(code);
   } catch (const migrations::LockHeld& e) {

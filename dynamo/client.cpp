@@ -202,7 +202,7 @@ Client::~Client() = default;
 
 HttpRequest Client::build_request(const Call& call) {
   Credentials creds = options_.credentials->get();
-  std::string target = "DynamoDB_20120810." + call.operation;
+  std::string target = options_.target_prefix + "." + call.operation;
   SignRequest sr;
   sr.method = "POST";
   sr.host = host_;
@@ -408,6 +408,13 @@ Outcome<TableDescription> Client::update_table(std::string_view table,
                                                const std::optional<Throughput>& throughput) {
   std::string body;
   write_update_table(body, table, updates, throughput);
+  return typed<TableDescription>(call("UpdateTable", std::move(body)), parse_table_description);
+}
+
+Outcome<TableDescription> Client::update_stream(std::string_view table, bool enabled,
+                                                std::string_view view) {
+  std::string body;
+  write_update_stream(body, table, enabled, view);
   return typed<TableDescription>(call("UpdateTable", std::move(body)), parse_table_description);
 }
 

@@ -47,6 +47,8 @@ struct AttemptRecord {
 struct ClientOptions {
   std::string endpoint;  // http(s)://host[:port]
   std::string region;
+  // The X-Amz-Target prefix: DynamoDB's, or "DynamoDBStreams_20120810" for a Streams client.
+  std::string target_prefix = "DynamoDB_20120810";
   std::shared_ptr<CredentialsProvider> credentials;
   RetryPolicy retry;
   TransportOptions transport;
@@ -112,6 +114,9 @@ class Client {
   Outcome<std::vector<std::string>> list_tables();  // every page
   Outcome<TimeToLive> update_ttl(std::string_view table, std::string_view attribute, bool enabled);
   Outcome<TimeToLive> describe_ttl(std::string_view table);
+  // UpdateTable's StreamSpecification: on with `view` (NEW_IMAGE …), or off.
+  Outcome<TableDescription> update_stream(std::string_view table, bool enabled,
+                                          std::string_view view);
   Outcome<Page> scan(const ScanRequest& request);
   Outcome<Page> query(const QueryRequest& request);
   Outcome<std::optional<Item>> get_item(const GetItemRequest& request);
@@ -137,6 +142,7 @@ class Client {
   const ClientStats& stats() const { return stats_; }
   const std::string& endpoint() const { return options_.endpoint; }
   const std::string& region() const { return options_.region; }
+  const ClientOptions& options() const { return options_; }
   const std::shared_ptr<CredentialsProvider>& credentials() const { return options_.credentials; }
   // Server time minus local time, learnt from a clock-skew error's Date header.
   std::chrono::milliseconds clock_skew() const {

@@ -345,6 +345,19 @@ void write_update_table(std::string& out, std::string_view table,
   out.push_back('}');
 }
 
+void write_update_stream(std::string& out, std::string_view table, bool enabled,
+                         std::string_view view) {
+  out += '{';
+  field_string(out, "TableName", table);
+  if (enabled) {
+    out += ",\"StreamSpecification\":{\"StreamEnabled\":true,";
+    field_string(out, "StreamViewType", view);
+    out += "}}";
+  } else {
+    out += ",\"StreamSpecification\":{\"StreamEnabled\":false}}";
+  }
+}
+
 void write_update_ttl(std::string& out, std::string_view table, std::string_view attribute,
                       bool enabled) {
   out += '{';
@@ -601,6 +614,8 @@ TableDescription parse_table_description(const std::string& body) {
             if (a == "StreamViewType") view = str(y);
           });
           if (enabled) d.stream_view_type = view;
+        } else if (f == "LatestStreamArn") {
+          d.latest_stream_arn = str(v);
         }
       });
       auto key_attr = [&](const std::string& name) {

@@ -70,7 +70,8 @@ struct TableDescription {
   std::int64_t size_bytes = 0;
   std::vector<IndexDescription> global_indexes;
   std::vector<IndexDescription> local_indexes;
-  std::optional<std::string> stream_view_type;
+  std::optional<std::string> stream_view_type;  // set only while the stream is enabled
+  std::string latest_stream_arn;                // the newest stream, enabled or not
 
   bool is_key(std::string_view attribute) const {
     return attribute == partition_key.name || (sort_key && attribute == sort_key->name);
@@ -192,6 +193,8 @@ void write_table_name(std::string& out, std::string_view table);  // {"TableName
 void write_update_table(std::string& out, std::string_view table,
                         const std::vector<GlobalIndexUpdate>& updates,
                         const std::optional<Throughput>& billing_change);
+void write_update_stream(std::string& out, std::string_view table, bool enabled,
+                         std::string_view view);
 void write_update_ttl(std::string& out, std::string_view table, std::string_view attribute,
                       bool enabled);
 void write_list_tables(std::string& out, std::string_view exclusive_start);

@@ -8,13 +8,15 @@ namespace dynamorph::migrations {
 
 StateCheckpointStore::StateCheckpointStore(StateTable& state, const Lease& lease,
                                            std::int64_t version, Direction direction, int step,
-                                           std::optional<VersionRecord> record)
+                                           std::optional<VersionRecord> record,
+                                           std::string_view family)
     : state_(state),
       lease_(lease),
       version_(version),
       direction_(direction),
       step_(step),
-      record_(std::move(record)) {
+      record_(std::move(record)),
+      family_(family) {
   if (record_ && !record_->counters_before_step) record_.reset();
   thread_ = std::thread([this] { writer(); });
 }
@@ -33,7 +35,7 @@ std::optional<pipeline::RunCheckpoint> StateCheckpointStore::load() {
     std::lock_guard lk(mu_);
     if (loaded_) return *loaded_;
   }
-  auto run = state_.load_checkpoints(version_, direction_, step_);
+  auto run = state_.load_checkpoints(version_, direction_, step_, family_);
   std::lock_guard lk(mu_);
   stored_.clear();
   if (run) {
@@ -76,7 +78,7 @@ void StateCheckpointStore::write_pending(std::unique_lock<std::mutex>& lk) {
   CheckpointCost spent;
   try {
     spent = state_.put_checkpoints(version_, direction_, step_, batch, lease_.proof(),
-                                   record ? &*record : nullptr);
+                                   record ? &*record : nullptr, family_);
   } catch (...) {
     err = std::current_exception();  // handed to flush(), which rethrows it on the pipeline thread
   }

@@ -25,7 +25,8 @@ class StateCheckpointStore final : public pipeline::CheckpointStore {
   // so far, in the same transactions as the checkpoints: `status` shows a run's progress.
   StateCheckpointStore(StateTable& state, const Lease& lease, std::int64_t version,
                        Direction direction, int step,
-                       std::optional<VersionRecord> record = std::nullopt);
+                       std::optional<VersionRecord> record = std::nullopt,
+                       std::string_view family = kStepCheckpoints);
   ~StateCheckpointStore() override;
 
   // One paged Query; the answer is kept until the first save (the session and the pipeline both
@@ -48,6 +49,7 @@ class StateCheckpointStore final : public pipeline::CheckpointStore {
   Direction direction_;
   int step_;
   std::optional<VersionRecord> record_;
+  std::string family_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<int, std::pair<pipeline::SegmentCheckpoint, int>> pending_;

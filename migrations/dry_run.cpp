@@ -37,7 +37,8 @@ constexpr int kSampleSegments = 100;
 
 bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent) {
   const bool scans_table = !spec.source.table.empty() && spec.source.query_key.empty() &&
-                           (spec.source.kind.empty() || spec.source.kind == "scan");
+                           (spec.source.kind.empty() || spec.source.kind == "scan") &&
+                           !spec.source.follow_stream;
   if (!scans_table) return false;
   spec.source.segments = std::max(ro.segments, kSampleSegments);
   ro.only_partitions =
@@ -80,6 +81,7 @@ DryRunPlanner::DryRunPlanner(StepContext context, int transaction_limit)
 bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   Renderer& out = ctx_.render;
   std::set<std::string> created, deleted;
+  std::set<std::string> streamed;  // tables whose stream an earlier step enables
   auto table_exists = [&](const std::string& t) {
     if (deleted.contains(t)) return false;
     auto d = ctx_.client.describe_table(t);
@@ -134,10 +136,17 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
           }
           spec = with_segments(p->spec, ro);
           real = spec;  // what the real run would be: a sample splits the scan finer
+          if (spec.source.follow_stream && streamed.contains(src)) {
+            // Planned as the backfill alone: the stream it needs is not on yet.
+            out.dry_run_note(fmt::format(
+                "the stream of {} is enabled by an earlier step: the replay is not planned", src));
+            spec.source.follow_stream = false;
+            real.source.follow_stream = false;
+          }
           if (o.sample_percent) {
             if (!sample_run(spec, ro, *o.sample_percent))
-              out.dry_run_note("--sample: this step does not scan a table (a query or an "
-                               "export), so it is planned whole");
+              out.dry_run_note("--sample: this step is not a plain table scan (a query, an "
+                               "export or a stream follow), so it is planned whole");
           } else if (auto advice = segment_advice(ctx_.client, spec)) {
             out.dry_run_warning(*advice);
           }
@@ -198,6 +207,8 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
           out.dry_run_note(fmt::format("table {} exists already (accepted if identical)", t));
         else
           created.insert(t);  // does not exist now; a real run would create it
+      } else if (const auto* es = std::get_if<EnableStreamStep>(&step.body)) {
+        streamed.insert(es->table);
       } else if (const auto* dt = std::get_if<DeleteTableStep>(&step.body)) {
         if (!created.contains(dt->table) && !table_exists(dt->table))
           out.dry_run_note(fmt::format("table {} does not exist (nothing to do)", dt->table));

@@ -14,6 +14,7 @@
 
 #include "dynamo/json.h"
 #include "migrations/checksum.h"
+#include "migrations/config.h"
 #include "migrations/yaml_util.h"
 #include "stages/lua_transform.h"
 #include "stages/step_expressions.h"
@@ -51,6 +52,7 @@ class Parser {
   DeleteGsiStep delete_gsi(const YAML::Node& n);
   UpdateTtlStep update_ttl(const YAML::Node& n);
   DeleteTableStep delete_table(const YAML::Node& n);
+  EnableStreamStep enable_stream(const YAML::Node& n);
   PipelineStep pipeline(const YAML::Node& n, const std::string& where);
 
   std::string table(const YAML::Node& map, std::string_view what);
@@ -251,6 +253,21 @@ DeleteTableStep Parser::delete_table(const YAML::Node& n) {
   return DeleteTableStep{table(n, "delete_table")};
 }
 
+EnableStreamStep Parser::enable_stream(const YAML::Node& n) {
+  doc_.check_map(n, "enable_stream", Keys{"table", "view"});
+  EnableStreamStep s;
+  s.table = table(n, "enable_stream");
+  const YAML::Node v = required(n, "view", "enable_stream");
+  const std::string view = doc_.string(v, "view");
+  if (view == "new_image") s.view = "NEW_IMAGE";
+  else if (view == "new_and_old_images") s.view = "NEW_AND_OLD_IMAGES";
+  else
+    doc_.fail(v, fmt::format("view: expected new_image or new_and_old_images (a copy that follows "
+                             "the stream needs the new image), got '{}'",
+                             view));
+  return s;
+}
+
 stages::Expression Parser::expression(const YAML::Node& n, std::string_view what) {
   std::string text = doc_.string(n, what);
   if (text.find_first_not_of(" \t\r\n") == std::string::npos)
@@ -432,7 +449,7 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
   const YAML::Node src = required(n, "source", "pipeline");
   doc_.check_map(src, "source",
                  Keys{"table", "index", "segments", "filter", "page_size", "query", "consistent_read",
-                      "export"});
+                      "export", "follow", "catch_up_lag"});
   if (const YAML::Node e = src["export"]) {
     // A DynamoDB export (a folder or s3://bucket/prefix): no table is read.
     for (const char* k : {"table", "index", "segments", "filter", "query", "consistent_read"})
@@ -473,6 +490,27 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     }
     if (q["forward"]) spec.source.scan_forward = doc_.boolean(q["forward"], "forward");
     if (src["segments"]) doc_.fail(src["segments"], "segments: a query source is not segmented");
+  }
+  if (const YAML::Node f = src["follow"]) {
+    if (doc_.string(f, "follow") != "stream")
+      doc_.fail(f, fmt::format("follow: expected stream, got '{}'", f.Scalar()));
+    if (src["export"] || src["query"] || src["index"])
+      doc_.fail(f, "follow: stream backfills with a scan of the table; not with export, query or "
+                   "index");
+    if (in_down_) doc_.fail(f, "follow: not available in down steps");
+    const YAML::Node w = n["write"];
+    if (!w || !w["table"] || table(w, "write") == spec.source.table)
+      doc_.fail(f, "follow: stream copies into another table (an in-place step has nothing to "
+                   "follow): set write.table to a new table");
+    spec.source.follow_stream = true;
+  }
+  if (const YAML::Node lag = src["catch_up_lag"]) {
+    if (!src["follow"]) doc_.fail(lag, "catch_up_lag: only with follow: stream");
+    auto d = parse_duration(doc_.string(lag, "catch_up_lag"));
+    if (!d || d->count() <= 0)
+      doc_.fail(lag, fmt::format("catch_up_lag: expected a duration like 5s or 1m, got '{}'",
+                                 lag.Scalar()));
+    spec.source.catch_up_lag_s = static_cast<double>(d->count()) / 1000.0;
   }
   if (n["where"]) spec.where = expression(n["where"], "where");
   if (const YAML::Node t = n["transform"]) {
@@ -560,12 +598,12 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
 }
 
 Step Parser::step(const YAML::Node& n) {
-  static const Keys kKinds = {"create_table", "add_gsi",      "delete_gsi",
-                              "update_ttl",   "delete_table", "pipeline"};
+  static const Keys kKinds = {"create_table", "add_gsi",      "delete_gsi",   "update_ttl",
+                              "delete_table", "enable_stream", "pipeline"};
   if (!n.IsMap() || n.size() != 1)
     doc_.fail(n,
               "a step is a map with one key: create_table, add_gsi, delete_gsi, update_ttl, "
-              "delete_table or pipeline");
+              "delete_table, enable_stream or pipeline");
   doc_.check_map(n, "a step", kKinds);
   Step s;
   s.kind = n.begin()->first.Scalar();
@@ -581,6 +619,8 @@ Step Parser::step(const YAML::Node& n) {
     s.body = update_ttl(body);
   else if (s.kind == "delete_table")
     s.body = delete_table(body);
+  else if (s.kind == "enable_stream")
+    s.body = enable_stream(body);
   else
     s.body = pipeline(body, s.where);
   return s;
@@ -636,6 +676,9 @@ Migration Parser::parse(const std::string& file_name) {
   // A version that only documents a model change needs no step.
   if (!m.schema || root["up"]) m.up = steps(required(root, "up", "migration"), "up");
   if (m.up.empty() && !m.schema) doc_.fail(root["up"], "up: a migration needs at least one step");
+  if (std::count_if(m.up.begin(), m.up.end(), is_follow_step) > 1)
+    doc_.fail(root["up"], "up: at most one step of a version may follow: stream (`follow` "
+                          "replays it until cut-over)");
   if (root["down"]) m.down = steps(root["down"], "down");
   // The Lua files a step names are part of the version: editing an applied script is drift.
   std::string text = doc_.text();
@@ -696,18 +739,26 @@ std::string Step::describe() const {
                              b.enabled ? "enable" : "disable");
         } else if constexpr (std::is_same_v<T, DeleteTableStep>) {
           return fmt::format("delete_table {}", b.table);
+        } else if constexpr (std::is_same_v<T, EnableStreamStep>) {
+          return fmt::format("enable_stream {} ({})", b.table, b.view);
         } else {
           const auto& s = b.spec;
           std::string target = s.write.table.empty() ? s.source.table : s.write.table;
           if (s.source.kind == "export")
             return fmt::format("pipeline export {} → {} ({})", s.source.export_location, target,
                                stages::to_string(s.write.mode));
-          return fmt::format("pipeline {} {} → {} ({})",
+          return fmt::format("pipeline {} {} → {} ({}{})",
                              s.source.query_key.empty() ? "scan" : "query", s.source.table, target,
-                             stages::to_string(s.write.mode));
+                             stages::to_string(s.write.mode),
+                             s.source.follow_stream ? ", then follow its stream" : "");
         }
       },
       body);
+}
+
+bool is_follow_step(const Step& step) {
+  const auto* p = std::get_if<PipelineStep>(&step.body);
+  return p && p->spec.source.follow_stream;
 }
 
 Migration parse_migration(const std::string& text, const std::string& display,

@@ -35,19 +35,27 @@ struct UpdateTtlStep {
 struct DeleteTableStep {
   std::string table;
 };
+struct EnableStreamStep {
+  std::string table;
+  std::string view;  // NEW_IMAGE or NEW_AND_OLD_IMAGES
+};
 struct PipelineStep {
   stages::StepSpec spec;
 };
 
 struct Step {
-  std::string kind;   // create_table, add_gsi, delete_gsi, update_ttl, delete_table, pipeline
+  // create_table, add_gsi, delete_gsi, update_ttl, delete_table, enable_stream, pipeline
+  std::string kind;
   std::string where;  // "migrations/1_x.yaml:7"
   std::variant<CreateTableStep, AddGsiStep, DeleteGsiStep, UpdateTtlStep, DeleteTableStep,
-               PipelineStep>
+               PipelineStep, EnableStreamStep>
       body;
   // One line for plans and progress: "create_table demo-posts (id S, created_at N), on demand".
   std::string describe() const;
 };
+
+// The pipeline step with `follow: stream` that `follow` replays, if any.
+bool is_follow_step(const Step& step);
 
 struct Migration {
   std::int64_t version = 0;

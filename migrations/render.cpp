@@ -128,6 +128,15 @@ void Renderer::status_row(const StatusRow& r) {
         .object("checkpoints", cost_json(r.checkpoints))
         .string("note", r.note);
     if (r.schema) o.object("schema", schema_json(*r.schema));
+    if (r.follow) {
+      JsonObject f;
+      f.integer("step", r.follow->step).integer("applied", r.follow->applied);
+      if (r.follow->lag_s)
+        f.number("lag_s", *r.follow->lag_s, 3);
+      else
+        f.null("lag_s");
+      o.object("follow", f);
+    }
     out_ << o.str() << "\n";
     return;
   }
@@ -136,6 +145,11 @@ void Renderer::status_row(const StatusRow& r) {
     std::string cp =
         fmt::format("checkpoints {} writes, {:.0f} WCU", r.checkpoints.writes, r.checkpoints.wcu);
     counters = counters == "-" ? cp : counters + "; " + cp;
+  }
+  if (r.follow) {
+    counters += fmt::format("; follow step {}: lag {}, {} changes applied", r.follow->step,
+                            r.follow->lag_s ? fmt::format("{:.1f} s", *r.follow->lag_s) : "?",
+                            r.follow->applied);
   }
   const std::string when = r.when.value_or("");
   out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", r.version, r.name, r.word,

@@ -21,6 +21,13 @@
 namespace dynamorph::migrations {
 
 // One row of `status`.
+// A `follow: stream` step's replay, from its saved positions.
+struct FollowStatus {
+  int step = 0;                 // 1-based
+  std::optional<double> lag_s;  // now minus what is applied; absent: unknown
+  std::int64_t applied = 0;     // changes written by the replay so far
+};
+
 struct StatusRow {
   std::int64_t version = 0;
   std::string name;
@@ -31,6 +38,7 @@ struct StatusRow {
   CheckpointCost checkpoints;
   std::string note;
   std::optional<ModelSchema> schema;  // recorded, or the file's while pending
+  std::optional<FollowStatus> follow;
 };
 
 // The most a step's checkpoints can cost (see checkpoint_estimate in dry_run.h).

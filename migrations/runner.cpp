@@ -11,6 +11,8 @@
 #include "migrations/journal_run.h"
 #include "migrations/schema_steps.h"
 #include "pipeline/progress.h"
+#include "stages/step_plan.h"
+#include "stages/stream_source.h"
 
 namespace dynamorph::migrations {
 
@@ -37,6 +39,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
     rec.schema = m.schema;
     rec.counters_before_step = pipeline::Counters{};
     rec.checkpoint_cost = state_.delete_checkpoints(m.version, lease_.proof());
+    rec.checkpoint_cost += state_.delete_checkpoints(m.version, lease_.proof(), kFollowCheckpoints);
   }
   ctx_.render.version_start(m, direction, rec, resume);
   rec.state = VersionState::Running;
@@ -113,6 +116,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
     rec.finished_at = rec.updated_at = dynamo::now_iso();
     state_.put_version(rec, lease_.proof());
   } else {
+    state_.delete_checkpoints(m.version, lease_.proof(), kFollowCheckpoints);  // nothing to follow
     state_.delete_version(m.version, lease_.proof());
   }
   ctx_.render.version_done(m, direction, rec);
@@ -138,6 +142,14 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
     ro.wrap_sink = up_journal(stages::JournalStore::open(*ctx_.config.journal, ctx_.client), m,
                               index, rec, store.load(), nullptr);
   const auto spec = with_segments(p.spec, ro);
+  const bool follow = spec.source.follow_stream;
+  if (follow) {
+    // Refused at plan time (no stream, KEYS_ONLY, key change without old images …) before the
+    // replay's start is recorded: nothing of this step is written then.
+    (void)stages::plan_step(ctx_.client, spec,
+                            stages::PlanOptions{m.version, ctx_.now_iso, ro.default_page_size});
+    record_replay_start(m, direction, index, spec);
+  }
   const auto read_start = std::chrono::steady_clock::now();
   if (auto cp = store.load()) {
     ctx_.render.detail(fmt::format(
@@ -162,7 +174,96 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
   if (r.status == pipeline::RunResult::Status::Failed)
     throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));
   ctx_.render.detail(fmt::format("  {}", pipeline::format_counters_text(r.counters)));
-  return r.status != pipeline::RunResult::Status::Stopped;
+  if (r.status == pipeline::RunResult::Status::Stopped || !follow) 
+    return r.status != pipeline::RunResult::Status::Stopped;
+
+  // Backfilled: replay what changed since it began, until the lag is under catch_up_lag.
+  ctx_.render.detail(fmt::format("  backfill done; replaying the stream of {} until the lag is "
+                                 "under {:g} s",
+                                 spec.source.table, spec.source.catch_up_lag_s));
+  pipeline::RunResult rr = replay(m, direction, index, spec, ro, spec.source.catch_up_lag_s);
+  rec.counters += rr.counters;
+  if (rr.status == pipeline::RunResult::Status::Failed)
+    throw StepFailed(fmt::format("{}: stream replay failed: {}", step.where, rr.error));
+  ctx_.render.detail(fmt::format("  replay: {}", pipeline::format_counters_text(rr.counters)));
+  if (rr.status == pipeline::RunResult::Status::Stopped) return false;
+  ctx_.render.info(fmt::format("  caught up with the stream of {} (lag under {:g} s); `dynamorph "
+                               "follow {}` keeps replicating until cut-over",
+                               spec.source.table, spec.source.catch_up_lag_s, m.version));
+  return true;
+}
+
+void VersionRunner::record_replay_start(const Migration& m, Direction direction, int index,
+                                        const stages::StepSpec& spec) {
+  if (state_.load_checkpoints(m.version, direction, index, kFollowCheckpoints)) return;
+  auto tokens = stages::stream_start_tokens(ctx_.client, spec.source.table, spec.label);
+  std::vector<std::pair<pipeline::SegmentCheckpoint, int>> cps;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    pipeline::SegmentCheckpoint cp;
+    cp.segment = static_cast<int>(i);
+    cp.resume_token = std::move(tokens[i]);
+    cps.emplace_back(std::move(cp), static_cast<int>(tokens.size()));
+  }
+  state_.put_checkpoints(m.version, direction, index, cps, lease_.proof(), nullptr,
+                         kFollowCheckpoints);
+  ctx_.render.detail(fmt::format("  replay start recorded: the stream of {} ({} lane{})",
+                                 spec.source.table, cps.size(), cps.size() == 1 ? "" : "s"));
+}
+
+pipeline::RunResult VersionRunner::replay(const Migration& m, Direction direction, int index,
+                                          const stages::StepSpec& spec, pipeline::RunOptions ro,
+                                          double lag_s) {
+  stages::StepSpec r = spec;
+  r.source.kind = "stream";
+  r.source.catch_up_lag_s = lag_s;
+  StateCheckpointStore store(state_, lease_, m.version, direction, index, std::nullopt,
+                             kFollowCheckpoints);
+  if (auto cp = store.load()) {
+    std::int64_t pages = 0, written = 0;
+    for (const auto& seg : cp->segments) {
+      pages += seg.pages;
+      written += seg.counters.written;
+    }
+    if (pages > 0)
+      ctx_.render.detail(fmt::format("  replay resumes from {} lane position{} ({} changes "
+                                     "applied so far)",
+                                     cp->segments.size(), cp->segments.size() == 1 ? "" : "s",
+                                     written));
+  }
+  pipeline::RunResult result = pipeline::run_pipeline(ctx_.client, r, store, ro);
+  store.flush();
+  for (const auto& w : result.warnings) ctx_.render.warning(w);
+  return result;
+}
+
+ExitCode VersionRunner::follow(const Migration& m, const UpOptions& o) {
+  for (int i = 0; i < static_cast<int>(m.up.size()); ++i) {
+    const Step& step = m.up[static_cast<std::size_t>(i)];
+    if (!is_follow_step(step)) continue;
+    const auto& p = std::get<PipelineStep>(step.body);
+    auto ro = step_run_options(ctx_, m, o, p.spec);
+    const auto spec = with_segments(p.spec, ro);
+    ctx_.render.info(fmt::format("following the stream of {} into {} ({}), until SIGINT/SIGTERM",
+                                 spec.source.table, spec.write.table, step.where));
+    pipeline::RunResult r;
+    try {
+      r = replay(m, Direction::Up, i, spec, ro, -1);
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      throw StepFailed(fmt::format("{}: follow: {}", step.where, e.what()));
+    }
+    if (r.status == pipeline::RunResult::Status::Failed)
+      throw StepFailed(fmt::format("{}: stream replay failed: {}", step.where, r.error));
+    ctx_.render.detail(fmt::format("  replay: {}", pipeline::format_counters_text(r.counters)));
+    if (lease_.lost())
+      throw StepFailed(fmt::format("lost the lock in {} while following", state_.name()));
+    ctx_.render.info(fmt::format("stopped following version {}; positions saved, `dynamorph "
+                                 "follow {}` continues",
+                                 m.version, m.version));
+    return ExitCode::Interrupted;
+  }
+  throw UsageError(fmt::format("version {} has no `follow: stream` step", m.version));
 }
 
 void VersionRunner::mark_failed(VersionRecord& rec, const std::string& error) {

@@ -23,12 +23,22 @@ class VersionRunner {
   // UsageError for a plan-time refusal of the first step (the record is put back as it was).
   ExitCode run(const Migration& m, Direction direction, const UpOptions& o,
                std::optional<VersionRecord> existing);
+  // `follow`: replays the stream of the applied version's `follow: stream` step into its target
+  // until stopped (Interrupted, positions saved); throws StepFailed when the replay fails.
+  ExitCode follow(const Migration& m, const UpOptions& o);
 
  private:
   // One pipeline step; false when it stopped on a signal.
   bool run_pipeline_step(const Migration& m, Direction direction, int index, const Step& step,
                          const PipelineStep& pipeline, const UpOptions& o, VersionRecord& rec);
   void mark_failed(VersionRecord& rec, const std::string& error);
+  // Records where the step's stream replay starts, unless recorded already (before its
+  // backfill's first Scan, so that no change made after the backfill began is missed).
+  void record_replay_start(const Migration& m, Direction direction, int index,
+                           const stages::StepSpec& spec);
+  // Replays the step's stream from its saved positions until caught up (lag_s >= 0) or stopped.
+  pipeline::RunResult replay(const Migration& m, Direction direction, int index,
+                             const stages::StepSpec& spec, pipeline::RunOptions ro, double lag_s);
 
   StepContext ctx_;
   StateTable& state_;

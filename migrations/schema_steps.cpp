@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "dynamo/streams.h"
 #include "migrations/errors.h"
 
 namespace dynamorph::migrations {
@@ -192,6 +193,45 @@ class Runner {
                 [](const auto& x) { return !x.has_value(); });
   }
 
+  // Idempotent: a stream with this view is accepted; one with another view is an error (changing
+  // it means a new stream, which a replay in progress would lose).
+  bool enable_stream(const EnableStreamStep& s) {
+    auto d = describe(s.table);
+    if (!d) fail(fmt::format("table {} does not exist", s.table));
+    if (d->stream_view_type) {
+      if (*d->stream_view_type != s.view)
+        fail(fmt::format("table {} has a {} stream already; the step wants {} (disable it first: "
+                         "a new stream begins empty)",
+                         s.table, *d->stream_view_type, s.view));
+      progress_(fmt::format("  stream of {} is already on ({})", s.table, s.view));
+    } else {
+      if (!wait(s.table, fmt::format("table {} is ACTIVE", s.table), all_active)) return false;
+      auto u = client_.update_stream(s.table, true, s.view);
+      if (!u && !(u.error().type == "ValidationException" &&
+                  u.error().message.find("already") != std::string::npos))
+        fail(u.error().to_string());
+    }
+    // ENABLED: DescribeStream's status, on the Streams endpoint.
+    auto now = describe(s.table);
+    if (!now || now->latest_stream_arn.empty())
+      fail(fmt::format("table {} reports no stream after enabling it", s.table));
+    dynamo::StreamsClient streams(dynamo::streams_client_options(client_.options()));
+    auto pause = std::chrono::milliseconds(100);
+    const auto start = Clock::now();
+    while (true) {
+      auto sd = streams.describe(now->latest_stream_arn);
+      if (!sd) fail(sd.error().to_string());
+      if (sd.value().status == "ENABLED") break;
+      if (stop_.load()) return false;
+      if (Clock::now() - start > std::chrono::minutes(10))
+        fail(fmt::format("the stream of {} is still {} after 10 minutes", s.table,
+                         sd.value().status));
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+    }
+    return wait(s.table, fmt::format("table {} is ACTIVE", s.table), all_active);
+  }
+
   bool run() {
     return std::visit(
         [&](const auto& b) -> bool {
@@ -207,6 +247,8 @@ class Runner {
             return ttl(b.table, b.attribute, b.enabled);
           } else if constexpr (std::is_same_v<T, DeleteTableStep>)
             return delete_table(b);
+          else if constexpr (std::is_same_v<T, EnableStreamStep>)
+            return enable_stream(b);
           else
             fail("not a schema step");
         },

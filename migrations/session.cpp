@@ -18,6 +18,7 @@
 #include "migrations/runner.h"
 #include "migrations/state_table.h"
 #include "migrations/verify.h"
+#include "stages/stream_source.h"
 
 namespace dynamorph::migrations {
 namespace {
@@ -72,6 +73,27 @@ StatusRow status_row(std::int64_t v, const Migration* m, const VersionRecord* re
     if (!rec) row.schema = m->schema;  // pending: what it will record
   }
   return row;
+}
+
+// A `follow: stream` step's replay as its positions say: lag and changes applied.
+std::optional<FollowStatus> follow_status(const StateTable& state, const Migration& m) {
+  for (int i = 0; i < static_cast<int>(m.up.size()); ++i) {
+    if (!is_follow_step(m.up[static_cast<std::size_t>(i)])) continue;
+    auto cps = state.load_checkpoints(m.version, Direction::Up, i, kFollowCheckpoints);
+    if (!cps) return std::nullopt;
+    FollowStatus f;
+    f.step = i + 1;
+    std::int64_t oldest = -1;
+    for (const auto& cp : cps->segments) {
+      f.applied += cp.counters.written;
+      const std::int64_t at = cp.resume_token ? stages::stream_token_applied_until_ms(*cp.resume_token) : 0;
+      oldest = oldest < 0 ? at : std::min(oldest, at);
+    }
+    if (oldest > 0)
+      f.lag_s = std::max<double>(0, static_cast<double>(dynamo::now_epoch_ms() - oldest) / 1000.0);
+    return f;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -135,8 +157,11 @@ ExitCode Session::status() {
   render_->status_header();
   for (auto v : versions) {
     auto r = history.records.find(v);
-    render_->status_row(
-        status_row(v, history.file(v), r == history.records.end() ? nullptr : &r->second, problem));
+    StatusRow row =
+        status_row(v, history.file(v), r == history.records.end() ? nullptr : &r->second, problem);
+    if (const Migration* m = history.file(v); m && r != history.records.end())
+      row.follow = follow_status(state, *m);
+    render_->status_row(row);
   }
   if (const auto& lock = recorded.lock)
     render_->status_lock(*lock, lock->expires_at_ms < dynamo::now_epoch_ms());
@@ -358,6 +383,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   // Checkpoints first: a crash while clearing them leaves the record as it was, and running
   // mark again finishes.
   state.delete_checkpoints(version, lease->proof());
+  if (word == "pending") state.delete_checkpoints(version, lease->proof(), kFollowCheckpoints);
   if (word == "applied") {
     VersionRecord rec;
     auto r = records.find(version);
@@ -379,6 +405,45 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
   render_->result(fmt::format("marked {} {}", version, word));
   lease->release();
   return ExitCode::Ok;
+}
+
+ExitCode Session::follow(std::optional<std::int64_t> version, const UpOptions& o) {
+  History history(load());
+  const Migration* m = nullptr;
+  if (version) {
+    m = history.file(*version);
+    if (!m)
+      throw UsageError(fmt::format("follow: no migration file has version {} in {}", *version,
+                                   config_.migrations_dir));
+    if (std::none_of(m->up.begin(), m->up.end(), is_follow_step))
+      throw UsageError(fmt::format(
+          "follow: version {} ({}) has no `follow: stream` step: only a copy into another table "
+          "follows its source's stream (an in-place step has nothing to follow)",
+          *version, m->file));
+  }
+  StateTable state(client(), config_.physical(config_.state_table));
+  if (state.exists()) history.records = state.read_versions();
+  if (!m) {
+    for (const auto& f : history.files()) {
+      auto r = history.records.find(f.version);
+      if (r != history.records.end() && r->second.state == VersionState::Applied &&
+          std::any_of(f.up.begin(), f.up.end(), is_follow_step))
+        m = &f;
+    }
+    if (!m)
+      throw UsageError("follow: no applied version has a `follow: stream` step; give VERSION, or "
+                       "run `dynamorph up` first");
+  }
+  auto r = history.records.find(m->version);
+  if (r == history.records.end() || r->second.state != VersionState::Applied)
+    throw UsageError(fmt::format("follow: version {} is not applied yet: `dynamorph up` backfills "
+                                 "and catches up first",
+                                 m->version));
+  auto lease = Lease::acquire(state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
+  VersionRunner runner(step_context(), state, *lease);
+  auto code = runner.follow(*m, o);
+  lease->release();
+  return code;
 }
 
 }  // namespace dynamorph::migrations

@@ -56,6 +56,9 @@ class Session {
   ExitCode verify(const VerifyOptions& options);
   ExitCode unlock(bool force);
   ExitCode mark(std::int64_t version, const std::string& state);
+  // Keeps replaying the stream of VERSION's (default: the newest applied version with one)
+  // `follow: stream` step until stopped: Interrupted, positions saved.
+  ExitCode follow(std::optional<std::int64_t> version, const UpOptions& options);
 
  private:
   std::vector<Migration> load();

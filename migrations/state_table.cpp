@@ -191,11 +191,13 @@ std::optional<int> transaction_limit_in(const dynamo::ServiceError& e) {
   return n;
 }
 
-std::string checkpoint_prefix(std::int64_t version) {
-  return fmt::format("checkpoint#{:020}#", version);
+std::string checkpoint_prefix(std::int64_t version, std::string_view family) {
+  return fmt::format("{}#{:020}#", family, version);
 }
-std::string checkpoint_step_prefix(std::int64_t version, Direction direction, int step) {
-  return fmt::format("{}{}#{:04}#", checkpoint_prefix(version), to_string(direction), step);
+std::string checkpoint_step_prefix(std::int64_t version, Direction direction, int step,
+                                   std::string_view family) {
+  return fmt::format("{}{}#{:04}#", checkpoint_prefix(version, family), to_string(direction),
+                     step);
 }
 
 }  // namespace
@@ -559,8 +561,8 @@ void StateTable::delete_version(std::int64_t version, const LockProof& proof) {
 CheckpointCost StateTable::put_checkpoints(
     std::int64_t version, Direction direction, int step,
     const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
-    const LockProof& proof, const VersionRecord* record) {
-  const std::string prefix = checkpoint_step_prefix(version, direction, step);
+    const LockProof& proof, const VersionRecord* record, std::string_view family) {
+  const std::string prefix = checkpoint_step_prefix(version, direction, step, family);
   std::vector<Planned> planned;
   planned.reserve(checkpoints.size());
   for (const auto& [cp, total] : checkpoints) {
@@ -584,9 +586,9 @@ CheckpointCost StateTable::put_checkpoints(
 }
 
 std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t version,
-                                                                    Direction direction,
-                                                                    int step) const {
-  auto items = query_prefix(checkpoint_step_prefix(version, direction, step));
+                                                                    Direction direction, int step,
+                                                                    std::string_view family) const {
+  auto items = query_prefix(checkpoint_step_prefix(version, direction, step, family));
   if (items.empty()) return std::nullopt;
   pipeline::RunCheckpoint run;
   for (const auto& i : items) {
@@ -610,9 +612,10 @@ std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t
   return run;
 }
 
-CheckpointCost StateTable::delete_checkpoints(std::int64_t version, const LockProof& proof) {
+CheckpointCost StateTable::delete_checkpoints(std::int64_t version, const LockProof& proof,
+                                              std::string_view family) {
   std::vector<Planned> planned;
-  for (const auto& i : query_prefix(checkpoint_prefix(version))) {
+  for (const auto& i : query_prefix(checkpoint_prefix(version, family))) {
     dynamo::TransactAction del;
     del.kind = dynamo::TransactAction::Kind::Delete;
     del.table = name_;

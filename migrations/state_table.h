@@ -1,6 +1,8 @@
 // The state table (DESIGN.md "migrations/"): one partition holding the lock item, one item per
 // version and checkpoint items per version, direction, step and segment. Key: pk (S) = "dynamorph",
-// sk (S) = "lock" | "version#<20 digits>" | "checkpoint#<20 digits>#<up|down>#<step>#<segment>".
+// sk (S) = "lock" | "version#<20 digits>" | "checkpoint#<20 digits>#<up|down>#<step>#<segment>"
+// | "follow#…" (the same shape: a `follow: stream` step's replay positions, which outlive the
+// version's run so that `follow` continues from them; "follow#" sorts before "lock").
 // Every write made while a run holds the lock goes in a transaction with a ConditionCheck on the
 // lock item, so a run that lost its lease cannot change the record. Checkpoints of many segments
 // go in as many transactions as the server's limit on actions needs, each with that check.
@@ -60,6 +62,10 @@ struct VersionRecord {
   std::optional<ModelSchema> schema;  // the file's `schema:` block, as it was run
 };
 
+// Families of checkpoint items: a step's run, or a stream replay's positions.
+inline constexpr std::string_view kStepCheckpoints = "checkpoint";
+inline constexpr std::string_view kFollowCheckpoints = "follow";
+
 struct LockRecord {
   std::string owner;  // host:pid:nonce
   std::string host;
@@ -111,14 +117,17 @@ class StateTable {
   CheckpointCost put_checkpoints(
       std::int64_t version, Direction direction, int step,
       const std::vector<std::pair<pipeline::SegmentCheckpoint, int>>& checkpoints,
-      const LockProof& proof, const VersionRecord* record = nullptr);
+      const LockProof& proof, const VersionRecord* record = nullptr,
+      std::string_view family = kStepCheckpoints);
   // Every checkpoint of one step, read with a paged Query.
-  std::optional<pipeline::RunCheckpoint> load_checkpoints(std::int64_t version, Direction direction,
-                                                          int step) const;
+  std::optional<pipeline::RunCheckpoint> load_checkpoints(
+      std::int64_t version, Direction direction, int step,
+      std::string_view family = kStepCheckpoints) const;
   // Removes every checkpoint of a version (after it completes, or when it starts afresh), in
   // transactions as above. Resumable: a crash in between leaves fewer checkpoints, and calling
   // it again removes the rest.
-  CheckpointCost delete_checkpoints(std::int64_t version, const LockProof& proof);
+  CheckpointCost delete_checkpoints(std::int64_t version, const LockProof& proof,
+                                    std::string_view family = kStepCheckpoints);
 
   // The most actions one TransactWriteItems may hold: DynamoDB's 100 until the server refuses a
   // longer transaction with "Member must have length less than or equal to N" (DynamoDB Local:

@@ -93,6 +93,7 @@ struct PageState {
   // A write or re-read of it was not sent because the run was stopping: not a failure, but the
   // page is not fully written, so it is not checkpointed (a resumed run reads it again).
   std::atomic<bool> abandoned{false};
+  bool ends_run = false;  // the partition stops here for this run (not done)
   Counters counters;
   double estimated_wcu = 0;
   std::vector<double> estimated_index_wcu;  // by the target's global index
@@ -136,7 +137,7 @@ using ProcessNode = flow::multifunction_node<RawPage, std::tuple<PageRequest, Wr
 using AckNode =
     flow::multifunction_node<WriteDone, std::tuple<flow::continue_msg, PagePtr, ReRead, WriteJob>>;
 using ReprocessNode = flow::multifunction_node<ReReadDone, std::tuple<WriteJob, PagePtr>>;
-using CommitNode = flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg>>;
+using CommitNode = flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg, PageRequest>>;
 
 // Output ports, by name.
 namespace process_port {
@@ -149,7 +150,7 @@ namespace reprocess_port {
 constexpr int write = 0, page_done = 1;
 }
 namespace commit_port {
-constexpr int page_slot = 0;
+constexpr int page_slot = 0, next_page = 1;  // next_page: sources with serial pages
 }
 
 // Runs sources' local reads (files, S3 objects): blocking I/O off the TBB workers and off the
@@ -442,6 +443,7 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   if (source_.consumes_read_capacity())
     read_limiter_.record_estimated(parsed.consumed_rcu, throttled > 0);
   page->resume_token = std::move(parsed.next);
+  page->ends_run = parsed.ends_run && page->resume_token;
   page->counters.scanned = parsed.examined;
   page->counters.consumed_rcu = parsed.consumed_rcu;
   page->counters.retries = attempts - 1;
@@ -454,7 +456,7 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
 
   // The next page of this partition is requested before this one is transformed, so reading
   // overlaps with CPU work and writing.
-  if (page->resume_token && !stopping()) {
+  if (page->resume_token && !page->ends_run && !stopping() && !source_.serial_pages()) {
     page_opened();
     std::get<process_port::next_page>(out).try_put(PageRequest{page->partition, page->seq + 1});
   }
@@ -464,30 +466,33 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   std::vector<WriteOp> ops;
   std::vector<WriteJob> jobs;
   Counters& c = page->counters;
-  for (const Item& item : parsed.items) {
-    Decision d = processor_.process(item, *state);
+  auto decide = [&](const Item& item, Decision&& d) {
     switch (d.kind) {
-      case Decision::Kind::NotMatched: continue;
+      case Decision::Kind::NotMatched: return;
       case Decision::Kind::Skipped:
         ++c.matched;
         ++c.skipped;
-        continue;
+        return;
       case Decision::Kind::Unchanged:
         ++c.matched;
         ++c.skipped;
-        continue;
+        return;
       case Decision::Kind::Error:
         ++c.matched;
         ++c.failed;
         page->failed = true;
         fail(d.error);
-        continue;
+        return;
       default: break;
     }
     ++c.matched;
     maybe_sample(item, d);  // before the sink takes d's items
     sink_state->add(item, std::move(d), ops, 0);
-  }
+  };
+  for (const Item& item : parsed.items) decide(item, processor_.process(item, *state));
+  for (const stages::Change& change : parsed.changes)
+    decide(change.new_image ? *change.new_image : change.keys,
+           processor_.process_change(change, *state));
   sink_state->flush(ops);
   states_.give_back(std::move(state));
   if (page->failed) {
@@ -645,7 +650,8 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     track.checkpoint.pages = p->seq + 1;
     track.checkpoint.resume_token = p->resume_token;
     track.checkpoint.done = !p->resume_token;
-    if (track.checkpoint.done) partitions_done_.fetch_add(1, std::memory_order_relaxed);
+    if (track.checkpoint.done || p->ends_run)
+      partitions_done_.fetch_add(1, std::memory_order_relaxed);
     track.checkpoint.counters += p->counters;
     {
       std::lock_guard lock(progress_mutex_);
@@ -654,6 +660,11 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     estimated_wcu_ += p->estimated_wcu;
     add_units(estimated_index_wcu_, p->estimated_index_wcu);
     if (!dry_) store_.save(track.checkpoint, total_partitions_);
+    // Serial pages: the partition's next page is read now that this one is written.
+    if (source_.serial_pages() && p->resume_token && !p->ends_run && !stopping()) {
+      page_opened();
+      std::get<commit_port::next_page>(out).try_put(PageRequest{p->partition, p->seq + 1});
+    }
   }
 }
 
@@ -765,6 +776,7 @@ RunResult Run::run(int requested_partitions) {
   flow::make_edge(flow::output_port<reprocess_port::page_done>(reprocess_node), commit_node);
   flow::make_edge(flow::output_port<commit_port::page_slot>(commit_node),
                   page_limiter.decrementer());
+  flow::make_edge(flow::output_port<commit_port::next_page>(commit_node), requests);
 
   start_ = std::chrono::steady_clock::now();
   std::mutex done_mutex;

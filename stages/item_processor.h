@@ -12,6 +12,7 @@
 #include "dynamo/requests.h"
 #include "expr/expression.h"
 #include "stages/step_expressions.h"
+#include "stages/source.h"
 #include "stages/step_spec.h"
 #include "stages/transform.h"
 
@@ -26,12 +27,16 @@ struct Decision {
     Update,      // same key, some attributes changed (update / transact modes)
     Delete,      // delete the scanned item (delete mode, or a transform said delete)
     Many,        // write every item of `items`; with key_changed also delete the old key
+    DeleteKeys,  // only delete `delete_keys` from the target (a stream replay)
     Error        // a transform failed on this item: `error` names the item's key
   };
   Kind kind = Kind::NotMatched;
   dynamo::Item new_item;
   std::vector<dynamo::Item> items;  // Many
   bool key_changed = false;
+  // Target keys to delete besides the writes (a stream replay: targets of older images of the
+  // item that its new image no longer makes).
+  std::vector<dynamo::Item> delete_keys;
   std::string error;
 };
 
@@ -51,6 +56,9 @@ class ItemProcessor {
 
   std::unique_ptr<LocalState> make_local_state() const;
   Decision process(const dynamo::Item& scanned, LocalState& state) const;
+  // A stream replay (change_replay.cpp): puts the transformed new image, deletes the targets of
+  // the older images that it no longer makes, or of the key when the source has no old images.
+  Decision process_change(const Change& change, LocalState& state) const;
   const TransformContext& context() const { return ctx_; }
 
   // Plan facts.

@@ -8,6 +8,7 @@
 #include "stages/query_source.h"
 #include "stages/registry.h"
 #include "stages/scan_source.h"
+#include "stages/stream_source.h"
 
 namespace dynamorph::stages {
 namespace {
@@ -18,6 +19,7 @@ Registry<std::string, SourceFactory>& registry() {
     r.add("scan", make_scan_source);
     r.add("query", make_query_source);
     r.add("export", make_export_source);
+    r.add("stream", make_stream_source);
   });
   return r;
 }

@@ -48,12 +48,26 @@ struct ReadRequest {
   std::function<RawRead()> local;
 };
 
+// One item's changes within a page of a change source (a stream), oldest first, collapsed: its
+// key, the image before each change (when the source has them: `with_old_images`) and the image
+// after the last one (nullopt: deleted). ItemProcessor::process_change() turns it into writes.
+struct Change {
+  dynamo::Item keys;
+  std::vector<dynamo::Item> old_images;
+  std::optional<dynamo::Item> new_image;
+  bool with_old_images = false;
+};
+
 // One page, parsed.
 struct SourcePage {
   std::vector<dynamo::Item> items;
+  std::vector<Change> changes;  // a change source's page: applied after `items`, in order
   std::optional<ResumeToken> next;  // where the partition continues; nullopt: it is finished
   std::int64_t examined = 0;        // items the source looked at (Scan's ScannedCount)
   double consumed_rcu = 0;
+  // The partition stops here for this run, at `next` (which must be set), and is not done: the
+  // next run resumes it from there. A stream's partitions never end; they stop once caught up.
+  bool ends_run = false;
 };
 
 class PartitionReader {
@@ -84,6 +98,10 @@ class Source {
   virtual std::string describe() const = 0;
   // Estimated number of items, for the progress ETA (0: unknown).
   virtual std::int64_t estimated_items() const { return 0; }
+  // True: a partition's next page is asked for (next()) only once every write of its previous
+  // page is acknowledged and its checkpoint taken, so a key's changes land in the order read
+  // (a stream). False: the next page is read while this one is written (a scan).
+  virtual bool serial_pages() const { return false; }
 };
 
 // What a source factory may use while planning (on the planning thread).

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "dynamo/errors.h"
+#include "stages/change_replay.h"
 #include "stages/table_source.h"
 
 namespace dynamorph::stages {
@@ -31,6 +32,8 @@ StepPlan plan_step(dynamo::Client& client, const StepSpec& spec, const PlanOptio
   }
   plan.processor = std::make_unique<ItemProcessor>(spec, plan.expressions, plan.source_table,
                                                    plan.target, options.version, options.now_iso);
+  if (spec.source.follow_stream || spec.source.kind == "stream")
+    check_replay_plan(spec, *plan.processor, plan.source_table);
   plan.sink = make_sink(spec.write.mode, *plan.processor);
   plan.warnings = plan.processor->warnings();
   return plan;

@@ -35,6 +35,10 @@ struct SourceSpec {
   bool consistent_read = false;
   bool scan_forward = true;
   std::string export_location;  // export: a local folder or s3://bucket/prefix
+  // `follow: stream` (a copy): backfill, then replay the table's stream (kind "stream" runs the
+  // replay) until its lag is under catch_up_lag_s; a negative lag never ends it (`follow`).
+  bool follow_stream = false;
+  double catch_up_lag_s = 5;
 };
 
 // `lua: { file: F }` or `lua: { code: TEXT }` (lua_transform.h): the script's text and where it

@@ -236,6 +236,16 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
   std::vector<BatchWriteEntry> entries;
   WriteCost cost;
   int puts = 0;
+  if (d.kind == Decision::Kind::DeleteKeys) {
+    int deletes = 0;
+    for (auto& key : d.delete_keys) {
+      wcu += 1;
+      entries.push_back({table, BatchWriteEntry::Kind::Delete, std::move(key)});
+      ++deletes;
+    }
+    g.add(std::move(entries), true, wcu, 0, deletes, out);
+    return;
+  }
   auto put = [&](Item&& item) {
     cost += write_cost(p, replaced(p, scanned, item), &item);
     ++puts;
@@ -251,6 +261,11 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
     cost += write_cost(p, &scanned, nullptr);
     entries.push_back({table, BatchWriteEntry::Kind::Delete, p.source_key(scanned)});
     deletes = 1;
+  }
+  for (auto& key : d.delete_keys) {  // a replay's targets of older images, with the put(s)
+    wcu += 1;
+    entries.push_back({table, BatchWriteEntry::Kind::Delete, std::move(key)});
+    ++deletes;
   }
   bool may_clash = d.key_changed || !p.same_table() || d.kind == Decision::Kind::Many;
   g.add(std::move(entries), may_clash, cost, puts, deletes, out);

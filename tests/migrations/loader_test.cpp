@@ -226,7 +226,7 @@ TEST(Loader, ErrorsNameFileAndLine) {
   EXPECT_EQ(error_of("version: 7\nup:\n  - drop_table: { table: t }\n"),
             "migrations/7_x.yaml:3: unknown key 'drop_table' in a step (expected one of: add_gsi, "
             "create_table, "
-            "delete_gsi, delete_table, pipeline, update_ttl)");
+            "delete_gsi, delete_table, enable_stream, pipeline, update_ttl)");
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n"),
             error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n"));
   EXPECT_NE(error_of("version: 7\nup:\n  - delete_table: { table: t }\n  - delete_table: [\n")
@@ -254,6 +254,51 @@ TEST(Loader, ErrorsNameFileAndLine) {
                      " source: { table: t }\n      where: \"a = :n\"\n")
                 .substr(0, 47),
             "migrations/7_x.yaml:4: N: 'abc' is not a Dynamo");
+}
+
+TEST(Loader, FollowStream) {
+  auto m = parse(R"Y(version: 7
+up:
+  - enable_stream: { table: app, view: new_and_old_images }
+  - pipeline:
+      source: { table: app, follow: stream, catch_up_lag: 2s }
+      write: { table: copy }
+)Y");
+  ASSERT_EQ(m.up.size(), 2u);
+  const auto& es = std::get<EnableStreamStep>(m.up[0].body);
+  EXPECT_EQ(es.table, "ns-app");
+  EXPECT_EQ(es.view, "NEW_AND_OLD_IMAGES");
+  EXPECT_EQ(m.up[0].describe(), "enable_stream ns-app (NEW_AND_OLD_IMAGES)");
+  const auto& spec = std::get<PipelineStep>(m.up[1].body).spec;
+  EXPECT_TRUE(spec.source.follow_stream);
+  EXPECT_DOUBLE_EQ(spec.source.catch_up_lag_s, 2.0);
+  EXPECT_TRUE(is_follow_step(m.up[1]));
+  EXPECT_EQ(m.up[1].describe(), "pipeline scan ns-app → ns-copy (batch, then follow its stream)");
+
+  const std::string head = "version: 7\nup:\n";
+  EXPECT_EQ(error_of(head + "  - enable_stream: { table: app, view: keys_only }\n"),
+            "migrations/7_x.yaml:3: view: expected new_image or new_and_old_images (a copy that "
+            "follows the stream needs the new image), got 'keys_only'");
+  EXPECT_EQ(error_of(head + "  - pipeline:\n      source: { table: app, follow: stream }\n"),
+            "migrations/7_x.yaml:4: follow: stream copies into another table (an in-place step "
+            "has nothing to follow): set write.table to a new table");
+  EXPECT_EQ(error_of(head + "  - pipeline:\n      source: { table: app, follow: scan }\n"
+                            "      write: { table: c }\n"),
+            "migrations/7_x.yaml:4: follow: expected stream, got 'scan'");
+  EXPECT_EQ(error_of(head + "  - pipeline:\n      source: { table: app, follow: stream, query: "
+                            "{ key: \"PK = :p\" } }\n      values: { \":p\": x }\n"
+                            "      write: { table: c }\n"),
+            "migrations/7_x.yaml:4: follow: stream backfills with a scan of the table; not with "
+            "export, query or index");
+  EXPECT_EQ(error_of(head + "  - pipeline:\n      source: { table: app, catch_up_lag: 5s }\n"),
+            "migrations/7_x.yaml:4: catch_up_lag: only with follow: stream");
+  const std::string step =
+      "  - pipeline:\n      source: { table: app, follow: stream }\n      write: { table: c }\n";
+  EXPECT_EQ(error_of(head + step + step),
+            "migrations/7_x.yaml:3: up: at most one step of a version may follow: stream "
+            "(`follow` replays it until cut-over)");
+  EXPECT_EQ(error_of(head + "  - delete_table: { table: t }\ndown:\n" + step),
+            "migrations/7_x.yaml:6: follow: not available in down steps");
 }
 
 TEST(Loader, UndefinedPlaceholderHasColumn) {
