@@ -193,10 +193,9 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
           if (found.sampled) {  // scaled like the counters
             const double scale = static_cast<double>(found.sampled->segments_total) /
                                  static_cast<double>(found.sampled->segments_read);
-            found.journal_bytes = static_cast<decltype(found.journal_bytes)>(
-                std::llround(static_cast<double>(found.journal_bytes) * scale));
-            found.journal_records = static_cast<decltype(found.journal_records)>(
-                std::llround(static_cast<double>(found.journal_records) * scale));
+            found.journal_bytes = std::llround(static_cast<double>(*found.journal_bytes) * scale);
+            found.journal_records =
+                std::llround(static_cast<double>(*found.journal_records) * scale);
           }
         }
         out.dry_run_step(found);

@@ -239,11 +239,11 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
   if (d.kind == Decision::Kind::DeleteKeys) {
     int deletes = 0;
     for (auto& key : d.delete_keys) {
-      wcu += 1;
+      cost.wcu += 1;  // the deleted item's size (and index entries) are not known here
       entries.push_back({table, BatchWriteEntry::Kind::Delete, std::move(key)});
       ++deletes;
     }
-    g.add(std::move(entries), true, wcu, 0, deletes, out);
+    g.add(std::move(entries), true, cost, 0, deletes, out);
     return;
   }
   auto put = [&](Item&& item) {
@@ -263,7 +263,7 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
     deletes = 1;
   }
   for (auto& key : d.delete_keys) {  // a replay's targets of older images, with the put(s)
-    wcu += 1;
+    cost.wcu += 1;
     entries.push_back({table, BatchWriteEntry::Kind::Delete, std::move(key)});
     ++deletes;
   }
