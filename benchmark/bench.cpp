@@ -631,7 +631,7 @@ struct Bench::Impl {
         if (o.max_wcu > 0) uo.max_wcu = o.max_wcu;
         pipeline::RunOptions ro = migrations::step_run_options(ctx, *m, uo, p->spec);
         stages::StepSpec spec = migrations::with_segments(p->spec, ro);
-        const bool sampled = o.sample_percent && migrations::sample_run(spec, ro, *o.sample_percent);
+        const bool sampled = o.sample_percent && migrations::sample_run(spec, ro, *o.sample_percent, std::random_device{}());
         pipeline::RunResult result;
         RunFigures f = pipeline_run("segments", segments, 0, spec, ro, result);
         double items_here = static_cast<double>(result.counters.scanned);
@@ -643,7 +643,7 @@ struct Bench::Impl {
           items_here = sm.scanned.value;
           r.notes.push_back(fmt::format(
               "{}: sampled {} of {} segments: the whole table has {:.0f} ± {:.0f} items, {:.0f} "
-              "± {:.0f} of them matched (95% interval)",
+              "± {:.0f} of them matched (99% interval)",
               s.where, sm.segments_read, sm.segments_total, sm.scanned.value,
               sm.scanned.plus_minus, sm.matched.value, sm.matched.plus_minus));
         }

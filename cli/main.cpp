@@ -111,6 +111,11 @@ int main(int argc, char** argv) {
                      "extrapolate to the whole table")
           ->check(CLI::Range(0.001, 100.0))
           ->needs(dry_flag);
+  unsigned up_sample_seed = 0;
+  auto* sample_seed_opt =
+      up->add_option("--sample-seed", up_sample_seed,
+                     "with --sample: pick the segments from this seed (the same sample again)")
+          ->needs(sample_opt);
   auto* seg_opt = up->add_option("--segments", up_segments, "parallel scan segments")
                       ->check(CLI::Range(1, 1000000));
   auto* wcu_opt =
@@ -284,6 +289,7 @@ int main(int argc, char** argv) {
       if (*rcu_opt) uo.max_rcu = up_rcu;
       if (*pct_opt) uo.capacity_percent = up_percent;
       if (*sample_opt) uo.sample_percent = up_sample;
+      if (*sample_seed_opt) uo.sample_seed = up_sample_seed;
       if (*ttl_opt) {
         auto d = migrations::parse_duration(lock_ttl);
         if (!d)

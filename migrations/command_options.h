@@ -26,6 +26,7 @@ struct UpOptions {
   bool dry_run = false;
   // --dry-run --sample P: plan from a random P% of the scan segments, extrapolated.
   std::optional<double> sample_percent;
+  std::optional<unsigned> sample_seed;  // --sample-seed: the same segments every time
   std::optional<int> segments;
   std::optional<double> max_wcu, max_rcu;
   double capacity_percent = 0;  // of provisioned capacity; 0 = off

@@ -35,14 +35,14 @@ constexpr int kSampleSegments = 100;
 
 }  // namespace
 
-bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent) {
+bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent,
+                unsigned seed) {
   const bool scans_table = !spec.source.table.empty() && spec.source.query_key.empty() &&
                            (spec.source.kind.empty() || spec.source.kind == "scan") &&
                            !spec.source.follow_stream;
   if (!scans_table) return false;
   spec.source.segments = std::max(ro.segments, kSampleSegments);
-  ro.only_partitions =
-      sample_segments(spec.source.segments, percent, std::random_device{}());
+  ro.only_partitions = sample_segments(spec.source.segments, percent, seed);
   ro.max_pages_in_flight =
       2 * std::min<int>(static_cast<int>(ro.only_partitions.size()), ro.segments);
   return true;
@@ -144,7 +144,8 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
             real.source.follow_stream = false;
           }
           if (o.sample_percent) {
-            if (!sample_run(spec, ro, *o.sample_percent))
+            if (!sample_run(spec, ro, *o.sample_percent,
+                            o.sample_seed.value_or(std::random_device{}())))
               out.dry_run_note("--sample: this step is not a plain table scan (a query, an "
                                "export or a stream follow), so it is planned whole");
           } else if (auto advice = segment_advice(ctx_.client, spec)) {

@@ -22,7 +22,8 @@ CheckpointEstimate checkpoint_estimate(const stages::StepSpec& spec, std::int64_
 // Makes a run sampled: the step's scan is split into max(its segments, 100) segments and only
 // a random `percent` of them (at least one) are read. False, and nothing changed, when the step
 // is not a plain table scan (a query, an export, a stream follow).
-bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent);
+// `seed` picks the segments: the same seed, the same sample.
+bool sample_run(stages::StepSpec& spec, pipeline::RunOptions& ro, double percent, unsigned seed);
 // The sampled run's counters (in `step`, as the run left them) scaled to the whole table, and
 // the uncertainty of scanned and matched.
 DryRunSample sampled_counts(const pipeline::RunResult& r, const std::vector<int>& read, int total,

@@ -42,15 +42,15 @@ std::string format_seconds(double s) {
 
 namespace {
 
-// Two-sided 97.5% quantile of Student's t with `dof` degrees of freedom.
-double t975(int dof) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
-                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
-                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-                                 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
-  if (dof < 1) return 12.706;
+// Two-sided 99.5% quantile of Student's t with `dof` degrees of freedom (a 99% interval).
+double t995(int dof) {
+  static const double table[] = {63.657, 9.925, 5.841, 4.604, 4.032, 3.707, 3.499, 3.355,
+                                 3.250,  3.169, 3.106, 3.055, 3.012, 2.977, 2.947, 2.921,
+                                 2.898,  2.878, 2.861, 2.845, 2.831, 2.819, 2.807, 2.797,
+                                 2.787,  2.779, 2.771, 2.763, 2.756, 2.750};
+  if (dof < 1) return table[0];
   if (dof <= 30) return table[dof - 1];
-  return 1.96 + 2.4 / dof;  // close enough above 30
+  return 2.576 + 5.2 / dof;  // within 0.005 above 30
 }
 
 }  // namespace
@@ -71,9 +71,9 @@ Extrapolated extrapolate(const std::vector<double>& per_segment, int total_segme
     for (double x : per_segment) ss += (x - mean) * (x - mean);
     const double var = ss / (k - 1);
     // The total's standard error: n · sqrt(var / k · (1 − f)).
-    between = t975(static_cast<int>(k) - 1) * n * std::sqrt(var / k * (1.0 - f));
+    between = t995(static_cast<int>(k) - 1) * n * std::sqrt(var / k * (1.0 - f));
   }
-  const double binomial = 1.96 * std::sqrt(std::max(r.value, 1.0) * (1.0 - f) / f);
+  const double binomial = 2.576 * std::sqrt(std::max(r.value, 1.0) * (1.0 - f) / f);
   r.plus_minus = std::max(between, binomial);
   return r;
 }

@@ -50,10 +50,10 @@ Estimate estimate_full_run(std::int64_t table_items, const Measured& m, double m
 // "0.4 s", "12 s", "3 min 20 s", "2 h 05 min", "3 d 4 h": for estimates people read.
 std::string format_seconds(double seconds);
 
-// A total extrapolated from a random k of n segments, with a 95% interval.
+// A total extrapolated from a random k of n segments, with a 99% interval.
 struct Extrapolated {
   double value = 0;        // n/k × the sampled sum
-  double plus_minus = 0;   // half-width of the 95% interval
+  double plus_minus = 0;   // half-width of the 99% interval
 };
 
 // `per_segment`: the figure of each sampled segment; `total_segments`: n. The interval is the

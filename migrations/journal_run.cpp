@@ -56,15 +56,7 @@ StepJournal read_step_journal(stages::JournalStore& store, const std::string& pr
   return j;
 }
 
-// The key of an item as text, in the table's key order.
-std::string key_text(const dynamo::TableDescription& t, const Item& item) {
-  std::string out;
-  if (const auto* v = item.find(t.partition_key.name)) dynamo::write_value(out, *v);
-  out += '|';
-  if (t.sort_key)
-    if (const auto* v = item.find(t.sort_key->name)) dynamo::write_value(out, *v);
-  return out;
-}
+using stages::key_text;
 
 // Every attribute of `current` still holds its value (the item a restore replaces is the one it
 // read); for an absent item, that it is still absent.

@@ -262,7 +262,7 @@ void Renderer::dry_run_step(const DryRunStep& d) {
     const auto& sm = *d.sampled;
     text << fmt::format(
         "    sampled {} of {} segments ({:g}%, {} items read): the counts above are extrapolated "
-        "to the whole table; scanned {:.0f} ± {:.0f}, matched {:.0f} ± {:.0f} (95% interval)\n",
+        "to the whole table; scanned {:.0f} ± {:.0f}, matched {:.0f} ± {:.0f} (99% interval)\n",
         sm.segments_read, sm.segments_total, sm.percent, sm.items_read, sm.scanned.value,
         sm.scanned.plus_minus,
         sm.matched.value, sm.matched.plus_minus);

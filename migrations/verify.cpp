@@ -19,14 +19,7 @@ namespace {
 
 using dynamo::Item;
 
-std::string key_text(const dynamo::TableDescription& t, const Item& item) {
-  std::string out;
-  if (const auto* v = item.find(t.partition_key.name)) dynamo::write_value(out, *v);
-  out += '|';
-  if (t.sort_key)
-    if (const auto* v = item.find(t.sort_key->name)) dynamo::write_value(out, *v);
-  return out;
-}
+using stages::key_text;
 
 Item key_of(const dynamo::TableDescription& t, const Item& item) {
   Item k;

@@ -224,6 +224,15 @@ class S3Store final : public JournalStore {
 
 }  // namespace
 
+std::string key_text(const dynamo::TableDescription& t, const dynamo::Item& item) {
+  std::string out;
+  if (const auto* v = item.find(t.partition_key.name)) dynamo::write_value(out, *v);
+  out += '|';
+  if (t.sort_key)
+    if (const auto* v = item.find(t.sort_key->name)) dynamo::write_value(out, *v);
+  return out;
+}
+
 std::string item_hash(const dynamo::Item& item) {
   std::string bytes;
   bytes.reserve(512);

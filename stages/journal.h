@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dynamo/attribute_value.h"
+#include "dynamo/requests.h"
 
 namespace dynamorph::dynamo {
 class Client;
@@ -28,6 +29,10 @@ namespace dynamorph::stages {
 // A hash of an item that ignores the order of its attributes and of its sets' members (numbers
 // are canonical text already): 32 hex digits of its SHA-256.
 std::string item_hash(const dynamo::Item& item);
+
+// An item's key as text, in the table's key order ("pk value|sk value"): a map key for
+// comparing items of one table (journal restores, verify).
+std::string key_text(const dynamo::TableDescription& table, const dynamo::Item& item);
 
 // One changed item of the target table.
 struct JournalRecord {
