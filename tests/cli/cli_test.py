@@ -632,7 +632,9 @@ class CliTest(unittest.TestCase):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         self.assertLess(time.time() - sent, 2.0)
-        self.assertEqual(proc.returncode, -signal.SIGINT, out + err)  # ended by the signal itself
+        # Ended by the second signal itself; or, when the first stop was already through in those
+        # 50 ms (a fast box), by that stop (130). Either way the resume below must be exact.
+        self.assertIn(proc.returncode, (-signal.SIGINT, 130), out + err)
         self.assertIn("Ctrl-C again to stop at once", err)
         r = p.run("unlock")  # its lease was not released: like a crash
         self.assertExit(r, 0)
