@@ -100,7 +100,8 @@ class RunClock {
   std::chrono::steady_clock::time_point start() const { return start_; }
 
   // Stops the clock; the last point covers the part of a second since the one before, up to
-  // the run's final totals.
+  // the run's final totals. A run always ends with at least one point (and one progress
+  // event), however short it was.
   std::vector<SeriesPoint> finish(const Snapshot& final_totals) {
     {
       std::lock_guard lock(mutex_);
@@ -108,7 +109,7 @@ class RunClock {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    if (now_s() - last_t_ > 0.05) point(final_totals, now_s());
+    if (series_.empty() || now_s() - last_t_ > 0.05) point(final_totals, now_s());
     return series_;
   }
 
