@@ -129,6 +129,10 @@ int main(int argc, char** argv) {
                                  "(where --max-rcu/--max-wcu are not given)")
                       ->check(CLI::Range(0.0, 100.0));
   auto* ttl_opt = up->add_option("--lock-ttl", lock_ttl, "lease duration, e.g. 30s, 5m");
+  up->add_flag("--worker", uo.worker,
+               "join the run of the pending versions with the other workers (segment leases in "
+               "the state table) instead of refusing while the lock is held")
+      ->excludes(dry_flag);
 
   auto* down = app.add_subcommand("down", "roll back applied migrations, newest first");
   migrations::DownOptions dopt;

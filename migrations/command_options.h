@@ -31,6 +31,9 @@ struct UpOptions {
   std::optional<double> max_wcu, max_rcu;
   double capacity_percent = 0;  // of provisioned capacity; 0 = off
   std::optional<std::chrono::milliseconds> lock_ttl;
+  // --worker: join the run with the other workers (migrations/worker.h); the lock TTL is also
+  // the segment leases' and the registrations'.
+  bool worker = false;
 };
 
 struct DownOptions {

@@ -128,6 +128,17 @@ void Renderer::status_row(const StatusRow& r) {
         .object("checkpoints", cost_json(r.checkpoints))
         .string("note", r.note);
     if (r.schema) o.object("schema", schema_json(*r.schema));
+    if (!r.workers.empty()) {
+      JsonObject ws;
+      for (const auto& [owner, share] : r.workers) {
+        JsonObject w;
+        w.integer("segments", share.segments)
+            .integer("scanned", share.scanned)
+            .integer("written", share.written);
+        ws.object(owner, w);
+      }
+      o.object("workers", ws);
+    }
     if (r.follow) {
       JsonObject f;
       f.integer("step", r.follow->step).integer("applied", r.follow->applied);

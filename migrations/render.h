@@ -39,6 +39,7 @@ struct StatusRow {
   std::string note;
   std::optional<ModelSchema> schema;  // recorded, or the file's while pending
   std::optional<FollowStatus> follow;
+  std::map<std::string, VersionRecord::WorkerShare> workers;  // `up --worker` runs
 };
 
 // The most a step's checkpoints can cost (see checkpoint_estimate in dry_run.h).

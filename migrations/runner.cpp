@@ -10,14 +10,16 @@
 #include "migrations/history.h"
 #include "migrations/journal_run.h"
 #include "migrations/schema_steps.h"
+#include "migrations/worker.h"
 #include "pipeline/progress.h"
 #include "stages/step_plan.h"
 #include "stages/stream_source.h"
 
 namespace dynamorph::migrations {
 
-VersionRunner::VersionRunner(StepContext context, StateTable& state, Lease& lease)
-    : ctx_(context), state_(state), lease_(lease) {}
+VersionRunner::VersionRunner(StepContext context, StateTable& state, Lease& lease,
+                             WorkerContext* worker)
+    : ctx_(context), state_(state), lease_(lease), worker_(worker) {}
 
 ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOptions& o,
                             std::optional<VersionRecord> existing) {
@@ -150,32 +152,37 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
                             stages::PlanOptions{m.version, ctx_.now_iso, ro.default_page_size});
     record_replay_start(m, direction, index, spec);
   }
-  const auto read_start = std::chrono::steady_clock::now();
-  if (auto cp = store.load()) {
-    ctx_.render.detail(fmt::format(
-        "  resuming from {} segment checkpoints of {} (read in {:.2f} s)", cp->segments.size(),
-        cp->total_segments,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count()));
-  } else if (auto advice = segment_advice(ctx_.client, spec)) {
-    ctx_.render.warning(*advice);
-  }
-  pipeline::RunResult r;
-  try {
-    r = pipeline::run_pipeline(ctx_.client, spec, store, ro);
-    store.flush();
-  } catch (...) {
+  if (worker_) {
+    if (!run_worker_step(m, direction, index, step, spec, ro, rec)) return false;
+    if (!follow) return true;
+  } else {
+    const auto read_start = std::chrono::steady_clock::now();
+    if (auto cp = store.load()) {
+      ctx_.render.detail(fmt::format(
+          "  resuming from {} segment checkpoints of {} (read in {:.2f} s)", cp->segments.size(),
+          cp->total_segments,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count()));
+    } else if (auto advice = segment_advice(ctx_.client, spec)) {
+      ctx_.render.warning(*advice);
+    }
+    pipeline::RunResult r;
+    try {
+      r = pipeline::run_pipeline(ctx_.client, spec, store, ro);
+      store.flush();
+    } catch (...) {
+      rec.checkpoint_cost += store.cost();
+      throw;
+    }
     rec.checkpoint_cost += store.cost();
-    throw;
+    for (const auto& w : r.warnings) ctx_.render.warning(w);
+    rec.counters = earlier;
+    rec.counters += r.counters;
+    if (r.status == pipeline::RunResult::Status::Failed)
+      throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));
+    ctx_.render.detail(fmt::format("  {}", pipeline::format_counters_text(r.counters)));
+    if (r.status == pipeline::RunResult::Status::Stopped || !follow)
+      return r.status != pipeline::RunResult::Status::Stopped;
   }
-  rec.checkpoint_cost += store.cost();
-  for (const auto& w : r.warnings) ctx_.render.warning(w);
-  rec.counters = earlier;
-  rec.counters += r.counters;
-  if (r.status == pipeline::RunResult::Status::Failed)
-    throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));
-  ctx_.render.detail(fmt::format("  {}", pipeline::format_counters_text(r.counters)));
-  if (r.status == pipeline::RunResult::Status::Stopped || !follow) 
-    return r.status != pipeline::RunResult::Status::Stopped;
 
   // Backfilled: replay what changed since it began, until the lag is under catch_up_lag.
   ctx_.render.detail(fmt::format("  backfill done; replaying the stream of {} until the lag is "
@@ -190,6 +197,42 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
   ctx_.render.info(fmt::format("  caught up with the stream of {} (lag under {:g} s); `dynamorph "
                                "follow {}` keeps replicating until cut-over",
                                spec.source.table, spec.source.catch_up_lag_s, m.version));
+  return true;
+}
+
+bool VersionRunner::run_worker_step(const Migration& m, Direction direction, int index,
+                                    const Step& step, const stages::StepSpec& spec,
+                                    const pipeline::RunOptions& ro, VersionRecord& rec) {
+  const pipeline::Counters earlier = *rec.counters_before_step;
+  const int total =
+      prepare_step_leases(ctx_.client, state_, lease_.proof(), spec, ro, m.version, direction,
+                          index);
+  ctx_.render.detail(fmt::format("  {} segment leases; working on them with the other workers",
+                                 total));
+  WorkerStepResult w;
+  do {
+    w = work_on_step(*worker_, spec, ro, m.version, direction, index);
+    if (w.outcome == WorkerStepResult::Outcome::NotReady)  // leases cleared by hand meanwhile
+      prepare_step_leases(ctx_.client, state_, lease_.proof(), spec, ro, m.version, direction,
+                          index);
+  } while (w.outcome == WorkerStepResult::Outcome::NotReady && !ctx_.stop.load());
+  if (w.outcome == WorkerStepResult::Outcome::Failed)
+    throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, w.error));
+  if (w.outcome != WorkerStepResult::Outcome::Done) return false;
+  // Every segment is done: the step's counters are the sum of its leases'.
+  pipeline::Counters sum;
+  for (const auto& l : state_.read_segment_leases(m.version, direction, index)) {
+    sum += l.checkpoint.counters;
+    auto& share = rec.workers[l.done_by];
+    ++share.segments;
+    share.scanned += l.checkpoint.counters.scanned;
+    share.written += l.checkpoint.counters.written;
+    rec.checkpoint_cost.writes += l.writes;
+    rec.checkpoint_cost.wcu += static_cast<double>(l.writes);  // each well under 1 KB
+  }
+  rec.counters = earlier;
+  rec.counters += sum;
+  ctx_.render.detail(fmt::format("  all workers: {}", pipeline::format_counters_text(sum)));
   return true;
 }
 

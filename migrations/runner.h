@@ -16,7 +16,10 @@ namespace dynamorph::migrations {
 
 class VersionRunner {
  public:
-  VersionRunner(StepContext context, StateTable& state, Lease& lease);
+  // With `worker` (`up --worker`, this process holds the lock: the coordinator), pipeline steps
+  // are run with the other workers through segment leases (worker.h).
+  VersionRunner(StepContext context, StateTable& state, Lease& lease,
+                struct WorkerContext* worker = nullptr);
 
   // Resumes `existing` when it is this direction's unfinished run, else starts afresh. Returns
   // Ok or Interrupted (checkpoints saved); throws on failure (the record says failed), or
@@ -31,6 +34,11 @@ class VersionRunner {
   // One pipeline step; false when it stopped on a signal.
   bool run_pipeline_step(const Migration& m, Direction direction, int index, const Step& step,
                          const PipelineStep& pipeline, const UpOptions& o, VersionRecord& rec);
+  // The coordinator's part of a pipeline step (worker.h): creates the leases, works on them
+  // with the others until every segment is done; false when it stopped on a signal.
+  bool run_worker_step(const Migration& m, Direction direction, int index, const Step& step,
+                       const stages::StepSpec& spec, const pipeline::RunOptions& ro,
+                       VersionRecord& rec);
   void mark_failed(VersionRecord& rec, const std::string& error);
   // Records where the step's stream replay starts, unless recorded already (before its
   // backfill's first Scan, so that no change made after the backfill began is missed).
@@ -43,6 +51,7 @@ class VersionRunner {
   StepContext ctx_;
   StateTable& state_;
   Lease& lease_;
+  struct WorkerContext* worker_;
 };
 
 }  // namespace dynamorph::migrations

@@ -16,6 +16,7 @@
 #include "migrations/lease.h"
 #include "migrations/render.h"
 #include "migrations/runner.h"
+#include "migrations/worker.h"
 #include "migrations/state_table.h"
 #include "migrations/verify.h"
 #include "stages/stream_source.h"
@@ -65,6 +66,7 @@ StatusRow status_row(std::int64_t v, const Migration* m, const VersionRecord* re
     row.step = rec->step;
     row.counters = rec->counters;
     row.checkpoints = rec->checkpoint_cost;
+    row.workers = rec->workers;
     row.schema = rec->schema;
   }
   if (m) {
@@ -182,7 +184,12 @@ ExitCode Session::up(const UpOptions& o) {
     if (stop_.load()) return ExitCode::Interrupted;
     return ok ? ExitCode::Ok : ExitCode::Usage;  // what the real run answers: a plan-time refusal
   }
+  if (o.worker && config_.journal)
+    throw UsageError(
+        "--worker: a run with `journal:` set cannot be shared by workers yet (each worker's "
+        "before-images would need their own manifest); run it without --worker");
   state.ensure();
+  if (o.worker) return up_worker(o, history, state);
   auto lease = Lease::acquire(state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
   history.records = state.read_versions();
   history.check(false, state.name(), config_.migrations_dir);
@@ -208,6 +215,95 @@ ExitCode Session::up(const UpOptions& o) {
   }
   lease->release();
   return ExitCode::Ok;
+}
+
+ExitCode Session::up_worker(const UpOptions& o, History& history, StateTable& state) {
+  const auto ttl = o.lock_ttl.value_or(config_.lock_ttl);
+  WorkerRegistration registration(state, this_process_owner().id(), ttl);
+  WorkerContext w{client(), state, registration, stop_, *render_};
+  render_->info(fmt::format("worker {} joined ({} live worker{})", registration.owner(),
+                            registration.live(), registration.live() == 1 ? "" : "s"));
+  bool said_waiting = false;
+  while (true) {
+    if (stop_.load()) {
+      render_->info("interrupted: this worker's leases are released; the others go on");
+      return ExitCode::Interrupted;
+    }
+    std::unique_ptr<Lease> lease;
+    try {
+      lease = Lease::acquire(state, ttl, &stop_);
+    } catch (const LockHeld&) {
+    }
+    history.records = state.read_versions();
+    history.check(false, state.name(), config_.migrations_dir);
+    const Plan plan = history.up_plan(o.to);
+    if (lease && plan.empty()) {  // the run is over (this worker took the lock after it)
+      lease->release();
+      render_->result("up to date: every version is applied");
+      return ExitCode::Ok;
+    }
+    if (lease) {  // the coordinator: the run goes on from the records, as a single `up` would
+      render_->info("this worker holds the lock: it coordinates");
+      VersionRunner runner(step_context(), state, *lease, &w);
+      for (const auto& [m, dir] : plan) {
+        if (stop_.load() && !lease->lost()) {
+          render_->info("interrupted before the next version");
+          return ExitCode::Interrupted;
+        }
+        auto r = history.records.find(m->version);
+        std::optional<VersionRecord> existing;
+        if (r != history.records.end()) existing = r->second;
+        auto code = runner.run(*m, Direction::Up, o, existing);
+        if (code != ExitCode::Ok) return code;
+      }
+      lease->release();
+      return ExitCode::Ok;
+    }
+    if (plan.empty()) {
+      render_->result("up to date: every version is applied");
+      return ExitCode::Ok;
+    }
+    // A failure recorded after this worker joined is this run's: every worker exits 1. An
+    // older one is resumed by whoever coordinates now.
+    const PlannedVersion* running = nullptr;
+    for (const auto& pv : plan) {
+      auto r = history.records.find(pv.migration->version);
+      if (r == history.records.end()) continue;
+      const VersionRecord& rec = r->second;
+      if (rec.state == VersionState::Failed && rec.updated_at >= registration.joined_at())
+        throw StepFailed(fmt::format("version {} failed: {}", rec.version, rec.error));
+      if (rec.state == VersionState::Running && rec.direction == Direction::Up && !running)
+        running = &pv;
+    }
+    WorkerStepResult::Outcome outcome = WorkerStepResult::Outcome::NotReady;
+    if (running) {
+      const Migration& m = *running->migration;
+      const VersionRecord& rec = history.records.at(m.version);
+      const auto& steps = steps_of(m, Direction::Up);
+      if (rec.step < static_cast<int>(steps.size())) {
+        const Step& step = steps[static_cast<std::size_t>(rec.step)];
+        if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
+          const StepContext ctx = step_context();
+          auto ro = step_run_options(ctx, m, o, p->spec);
+          const auto spec = with_segments(p->spec, ro);
+          WorkerStepResult r = work_on_step(w, spec, ro, m.version, Direction::Up, rec.step);
+          outcome = r.outcome;
+          if (r.outcome == WorkerStepResult::Outcome::Failed && r.own)
+            throw StepFailed(fmt::format("{}: pipeline failed: {}", step.where, r.error));
+          if (r.outcome == WorkerStepResult::Outcome::Stopped) continue;  // said at the top
+          if (r.outcome == WorkerStepResult::Outcome::Done && r.segments_run > 0)
+            render_->detail(fmt::format("  version {} step {}: this worker's segments are done; "
+                                        "waiting for the coordinator",
+                                        m.version, rec.step + 1));
+        }
+      }
+    }
+    if (outcome != WorkerStepResult::Outcome::Done && !said_waiting) {
+      render_->detail("  waiting for the coordinator (schema steps, the next step's leases)");
+      said_waiting = true;
+    }
+    sleep_unless_stopped(stop_, std::chrono::milliseconds(500));
+  }
 }
 
 ExitCode Session::down(const DownOptions& o) {

@@ -30,6 +30,8 @@ namespace dynamorph::migrations {
 
 class Renderer;
 struct StepContext;
+class History;
+class StateTable;
 
 // Settings resolved in the contract's order: dynamorph.yaml with its overlay, then the flags.
 // Throws UsageError like Session's constructor. (Session and `dynamorph bench` both use it.)
@@ -61,6 +63,9 @@ class Session {
   ExitCode follow(std::optional<std::int64_t> version, const UpOptions& options);
 
  private:
+  // `up --worker`: coordinates while this process holds the lock, else works on the leases of
+  // the step the lock holder is running, until the target is applied.
+  ExitCode up_worker(const UpOptions& options, History& history, StateTable& state);
   std::vector<Migration> load();
   dynamo::Client& client();
   StepContext step_context();

@@ -191,6 +191,37 @@ std::optional<int> transaction_limit_in(const dynamo::ServiceError& e) {
   return n;
 }
 
+pipeline::SegmentCheckpoint checkpoint_of(const Item& i) {
+  pipeline::SegmentCheckpoint cp;
+  cp.segment = static_cast<int>(int_of(i, "segment"));
+  cp.pages = int_of(i, "pages");
+  const auto* d = i.find("done");
+  cp.done = d && d->is<bool>() && d->as<bool>();
+  if (const auto* t = i.find("resume_token"); t && t->is<dynamo::Binary>()) {
+    cp.resume_token = t->as<dynamo::Binary>().bytes;
+  } else if (const auto* k = i.find("resume_key"); k && k->is<dynamo::Map>()) {
+    // Written by dynamorph before tokens were opaque: a scan's LastEvaluatedKey, which is
+    // what the scan and query sources' tokens hold (DynamoDB JSON).
+    cp.resume_token.emplace();
+    dynamo::write_item(*cp.resume_token, k->as<dynamo::Map>());
+  }
+  cp.counters = counters_of(i);
+  return cp;
+}
+
+SegmentLease lease_of(const Item& i) {
+  SegmentLease l;
+  l.checkpoint = checkpoint_of(i);
+  l.total_segments = static_cast<int>(int_of(i, "total_segments"));
+  l.owner = str_of(i, "owner");
+  l.counter = int_of(i, "lease_counter");
+  l.expires_at_ms = int_of(i, "expires_at");
+  l.done_by = str_of(i, "done_by");
+  l.error = str_of(i, "error");
+  l.writes = int_of(i, "lease_writes");
+  return l;
+}
+
 std::string checkpoint_prefix(std::int64_t version, std::string_view family) {
   return fmt::format("{}#{:020}#", family, version);
 }
@@ -198,6 +229,11 @@ std::string checkpoint_step_prefix(std::int64_t version, Direction direction, in
                                    std::string_view family) {
   return fmt::format("{}{}#{:04}#", checkpoint_prefix(version, family), to_string(direction),
                      step);
+}
+
+std::string segment_sort_key(std::int64_t version, Direction direction, int step, int segment) {
+  return fmt::format("{}{:06}", checkpoint_step_prefix(version, direction, step, kStepCheckpoints),
+                     segment);
 }
 
 }  // namespace
@@ -340,6 +376,13 @@ VersionRecord version_of(const Item& i) {
     r.counters_before_step = counters_of(i, "counters_before_step");
   r.checkpoint_cost = cost_of(i);
   r.schema = schema_of(i);
+  if (const auto* w = i.find("workers"); w && w->is<dynamo::Map>()) {
+    for (const auto& [owner, v] : w->as<dynamo::Map>()) {
+      if (!v.is<dynamo::Map>()) continue;
+      const auto& s = v.as<dynamo::Map>();
+      r.workers[owner] = {int_of(s, "segments"), int_of(s, "scanned"), int_of(s, "written")};
+    }
+  }
   return r;
 }
 
@@ -542,6 +585,17 @@ dynamo::TransactAction StateTable::version_put(const VersionRecord& v,
     i.set("counters_before_step", counters_to_value(*v.counters_before_step));
   i.set("checkpoint_cost", cost_to_value(v.checkpoint_cost));
   if (v.schema) i.set("schema", schema_to_value(*v.schema));
+  if (!v.workers.empty()) {
+    dynamo::Map m;
+    for (const auto& [owner, share] : v.workers) {
+      dynamo::Map s;
+      s.set("segments", num(share.segments));
+      s.set("scanned", num(share.scanned));
+      s.set("written", num(share.written));
+      m.set(owner, AttributeValue(std::move(s)));
+    }
+    i.set("workers", AttributeValue(std::move(m)));
+  }
   return put;
 }
 
@@ -570,7 +624,7 @@ CheckpointCost StateTable::put_checkpoints(
       dynamo::TransactAction put;
       put.kind = dynamo::TransactAction::Kind::Put;
       put.table = name_;
-      put.item = key(fmt::format("{}{:06}", prefix, cp.segment));
+      put.item = key(fmt::format("{}{:06}", prefix, cp.segment));  // segment_sort_key's shape
       put.item.set("segment", num(static_cast<std::int64_t>(cp.segment)));
       put.item.set("total_segments", num(static_cast<std::int64_t>(total)));
       put.item.set("pages", num(cp.pages));
@@ -592,22 +646,8 @@ std::optional<pipeline::RunCheckpoint> StateTable::load_checkpoints(std::int64_t
   if (items.empty()) return std::nullopt;
   pipeline::RunCheckpoint run;
   for (const auto& i : items) {
-    pipeline::SegmentCheckpoint cp;
-    cp.segment = static_cast<int>(int_of(i, "segment"));
-    cp.pages = int_of(i, "pages");
-    const auto* d = i.find("done");
-    cp.done = d && d->is<bool>() && d->as<bool>();
-    if (const auto* t = i.find("resume_token"); t && t->is<dynamo::Binary>()) {
-      cp.resume_token = t->as<dynamo::Binary>().bytes;
-    } else if (const auto* k = i.find("resume_key"); k && k->is<dynamo::Map>()) {
-      // Written by dynamorph before tokens were opaque: a scan's LastEvaluatedKey, which is
-      // what the scan and query sources' tokens hold (DynamoDB JSON).
-      cp.resume_token.emplace();
-      dynamo::write_item(*cp.resume_token, k->as<dynamo::Map>());
-    }
-    cp.counters = counters_of(i);
+    run.segments.push_back(checkpoint_of(i));
     run.total_segments = static_cast<int>(int_of(i, "total_segments"));
-    run.segments.push_back(std::move(cp));
   }
   return run;
 }
@@ -624,6 +664,188 @@ CheckpointCost StateTable::delete_checkpoints(std::int64_t version, const LockPr
   }
   return transact_chunked(std::move(planned), proof,
                           fmt::format("clearing checkpoints of version {}", version));
+}
+
+// ---- segment leases and workers ---------------------------------------------------------------
+
+namespace {
+
+// Whether an UpdateItem/DeleteItem went through: false when its condition failed; throws on
+// any other failure.
+bool conditional(const dynamo::Outcome<dynamo::WriteResult>& r, const std::string& table,
+                 std::string_view what) {
+  if (r) return true;
+  if (r.error().conditional_check_failed()) return false;
+  throw Error(fmt::format("{} in {}: {}", what, table, r.error().to_string()));
+}
+
+void held_by(dynamo::UpdateItemRequest& u, const std::string& owner, std::int64_t counter) {
+  u.condition.text = "#o = :me AND lease_counter = :n";
+  u.condition.names["#o"] = "owner";
+  u.condition.values[":me"] = AttributeValue(owner);
+  u.condition.values[":n"] = num(counter);
+}
+
+}  // namespace
+
+std::vector<SegmentLease> StateTable::read_segment_leases(std::int64_t version,
+                                                          Direction direction, int step) const {
+  std::vector<SegmentLease> out;
+  for (const auto& i : query_prefix(checkpoint_step_prefix(version, direction, step,
+                                                           kStepCheckpoints)))
+    out.push_back(lease_of(i));
+  return out;
+}
+
+std::optional<SegmentLease> StateTable::claim_segment(std::int64_t version, Direction direction,
+                                                      int step, int segment,
+                                                      const std::string& owner,
+                                                      std::int64_t now_ms,
+                                                      std::int64_t expires_at_ms) {
+  dynamo::UpdateItemRequest u;
+  u.table = name_;
+  u.key = key(segment_sort_key(version, direction, step, segment));
+  u.update.text =
+      "SET #o = :me, expires_at = :e, lease_counter = if_not_exists(lease_counter, :zero) + :one "
+      "ADD lease_writes :one";
+  u.condition.text =
+      "attribute_exists(sk) AND done = :no AND attribute_not_exists(#err) AND "
+      "(attribute_not_exists(#o) OR expires_at < :now)";
+  u.update.names["#o"] = "owner";
+  u.condition.names["#o"] = "owner";
+  u.condition.names["#err"] = "error";
+  u.update.values[":me"] = AttributeValue(owner);
+  u.update.values[":e"] = num(expires_at_ms);
+  u.update.values[":zero"] = num(std::int64_t{0});
+  u.update.values[":one"] = num(std::int64_t{1});
+  u.condition.values[":no"] = AttributeValue(false);
+  u.condition.values[":now"] = num(now_ms);
+  u.return_values = "ALL_NEW";
+  auto r = client_.update_item(u);
+  if (!conditional(r, name_, fmt::format("claiming segment {} of version {}", segment, version)))
+    return std::nullopt;
+  if (!r.value().attributes)
+    throw Error(fmt::format("claiming segment {} of version {} in {}: the answer has no item",
+                            segment, version, name_));
+  return lease_of(*r.value().attributes);
+}
+
+bool StateTable::save_segment(std::int64_t version, Direction direction, int step,
+                              const pipeline::SegmentCheckpoint& cp, const std::string& owner,
+                              std::int64_t counter, std::int64_t expires_at_ms) {
+  dynamo::UpdateItemRequest u;
+  u.table = name_;
+  u.key = key(segment_sort_key(version, direction, step, cp.segment));
+  std::string set = "SET pages = :p, done = :d, counters = :c, expires_at = :e";
+  u.update.values[":p"] = num(cp.pages);
+  u.update.values[":d"] = AttributeValue(cp.done);
+  u.update.values[":c"] = counters_to_value(cp.counters);
+  u.update.values[":e"] = num(expires_at_ms);
+  if (cp.done) {
+    set += ", done_by = :me";
+    u.update.values[":me"] = AttributeValue(owner);
+  }
+  if (cp.resume_token) {
+    set += ", resume_token = :t";
+    u.update.values[":t"] = AttributeValue(dynamo::Binary{*cp.resume_token});
+  }
+  u.update.text = set + " ADD lease_writes :one";
+  u.update.values[":one"] = num(std::int64_t{1});
+  if (!cp.resume_token) u.update.text += " REMOVE resume_token";
+  held_by(u, owner, counter);
+  return conditional(client_.update_item(u), name_,
+                     fmt::format("saving segment {} of version {}", cp.segment, version));
+}
+
+bool StateTable::extend_segment(std::int64_t version, Direction direction, int step, int segment,
+                                const std::string& owner, std::int64_t counter,
+                                std::int64_t expires_at_ms) {
+  dynamo::UpdateItemRequest u;
+  u.table = name_;
+  u.key = key(segment_sort_key(version, direction, step, segment));
+  u.update.text = "SET expires_at = :e ADD lease_writes :one";
+  u.update.values[":e"] = num(expires_at_ms);
+  u.update.values[":one"] = num(std::int64_t{1});
+  held_by(u, owner, counter);
+  return conditional(client_.update_item(u), name_,
+                     fmt::format("renewing the lease of segment {} of version {}", segment,
+                                 version));
+}
+
+bool StateTable::release_segment(std::int64_t version, Direction direction, int step,
+                                 int segment, const std::string& owner, std::int64_t counter,
+                                 const std::string& error) {
+  dynamo::UpdateItemRequest u;
+  u.table = name_;
+  u.key = key(segment_sort_key(version, direction, step, segment));
+  // No owner: free (an empty string would do for DynamoDB, not for every DynamoDB Local).
+  u.update.text = "SET expires_at = :zero REMOVE #o ADD lease_writes :one";
+  u.update.names["#o"] = "owner";
+  u.update.values[":zero"] = num(std::int64_t{0});
+  u.update.values[":one"] = num(std::int64_t{1});
+  if (!error.empty()) {
+    u.update.text = "SET expires_at = :zero, #err = :err REMOVE #o ADD lease_writes :one";
+    u.update.names["#err"] = "error";
+    u.update.values[":err"] = AttributeValue(error);
+  }
+  held_by(u, owner, counter);
+  return conditional(client_.update_item(u), name_,
+                     fmt::format("releasing segment {} of version {}", segment, version));
+}
+
+void StateTable::clear_segment_errors(std::int64_t version, Direction direction, int step) {
+  for (const auto& l : read_segment_leases(version, direction, step)) {
+    if (l.error.empty()) continue;
+    dynamo::UpdateItemRequest u;
+    u.table = name_;
+    u.key = key(segment_sort_key(version, direction, step, l.checkpoint.segment));
+    u.update.text = "REMOVE #err";
+    u.update.names["#err"] = "error";
+    conditional(client_.update_item(u), name_,
+                fmt::format("clearing the failure of segment {} of version {}",
+                            l.checkpoint.segment, version));
+  }
+}
+
+void StateTable::put_worker(const WorkerRecord& w) {
+  dynamo::PutItemRequest p;
+  p.table = name_;
+  p.item = key("worker#" + w.owner);
+  p.item.set("owner", AttributeValue(w.owner));
+  p.item.set("expires_at", num(w.expires_at_ms));
+  p.item.set("joined_at", AttributeValue(w.joined_at));
+  auto r = client_.put_item(p);
+  if (!r)
+    throw Error(fmt::format("registering worker {} in {}: {}", w.owner, name_,
+                            r.error().to_string()));
+}
+
+bool StateTable::extend_worker(const std::string& owner, std::int64_t expires_at_ms) {
+  dynamo::UpdateItemRequest u;
+  u.table = name_;
+  u.key = key("worker#" + owner);
+  u.update.text = "SET expires_at = :e";
+  u.update.values[":e"] = num(expires_at_ms);
+  u.condition.text = "attribute_exists(sk)";
+  return conditional(client_.update_item(u), name_, fmt::format("renewing worker {}", owner));
+}
+
+void StateTable::delete_worker(const std::string& owner) {
+  dynamo::DeleteItemRequest d;
+  d.table = name_;
+  d.key = key("worker#" + owner);
+  auto r = client_.delete_item(d);
+  if (!r)
+    throw Error(fmt::format("removing worker {} from {}: {}", owner, name_,
+                            r.error().to_string()));
+}
+
+std::vector<WorkerRecord> StateTable::read_workers() const {
+  std::vector<WorkerRecord> out;
+  for (const auto& i : query_prefix("worker#"))
+    out.push_back(WorkerRecord{str_of(i, "owner"), int_of(i, "expires_at"),
+                               str_of(i, "joined_at")});
+  return out;
 }
 
 }  // namespace dynamorph::migrations

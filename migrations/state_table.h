@@ -59,6 +59,12 @@ struct VersionRecord {
   // in records written before it existed.
   std::optional<pipeline::Counters> counters_before_step;
   CheckpointCost checkpoint_cost;     // every checkpoint write and clear of this run so far
+  // `up --worker`: who finished which share of the pipeline steps so far (from the segment
+  // leases at each step's barrier), by worker owner id.
+  struct WorkerShare {
+    std::int64_t segments = 0, scanned = 0, written = 0;
+  };
+  std::map<std::string, WorkerShare> workers;
   std::optional<ModelSchema> schema;  // the file's `schema:` block, as it was run
 };
 
@@ -72,6 +78,29 @@ struct LockRecord {
   std::int64_t pid = 0;
   std::string acquired_at;
   std::int64_t expires_at_ms = 0;
+};
+
+// A segment lease (workers, `up --worker`): a step's checkpoint item with the lease's fields.
+// Free when no owner holds it or its lease expired; done segments are never claimed again.
+struct SegmentLease {
+  pipeline::SegmentCheckpoint checkpoint;
+  int total_segments = 0;
+  std::string owner;          // empty: free
+  std::int64_t counter = 0;   // claims so far: each claim raises it, every lease write names it
+  std::int64_t expires_at_ms = 0;
+  std::string done_by;        // the worker that marked it done
+  std::string error;          // a worker's failure in it, one line (the run fails)
+  std::int64_t writes = 0;    // lease writes so far (claims, checkpoints, heartbeats)
+  bool claimable(std::int64_t now_ms) const {
+    return !checkpoint.done && error.empty() && (owner.empty() || expires_at_ms < now_ms);
+  }
+};
+
+// A live worker (`worker#<owner id>` items, kept alive by their heartbeat).
+struct WorkerRecord {
+  std::string owner;
+  std::int64_t expires_at_ms = 0;
+  std::string joined_at;
 };
 
 // Who writes: the owner id whose lock every write is conditioned on.
@@ -128,6 +157,38 @@ class StateTable {
   // it again removes the rest.
   CheckpointCost delete_checkpoints(std::int64_t version, const LockProof& proof,
                                     std::string_view family = kStepCheckpoints);
+
+  // Segment leases (workers). Their writes are conditioned on the lease, not on the lock: every
+  // worker writes its own segments, only the lock holder creates them (put_checkpoints).
+  std::vector<SegmentLease> read_segment_leases(std::int64_t version, Direction direction,
+                                                int step) const;
+  // Takes a claimable segment: owner, counter + 1, expiry. Absent when it was not claimable any
+  // more (another worker was first, or it is done).
+  std::optional<SegmentLease> claim_segment(std::int64_t version, Direction direction, int step,
+                                            int segment, const std::string& owner,
+                                            std::int64_t now_ms, std::int64_t expires_at_ms);
+  // Writes the segment's checkpoint and extends its lease, if `owner` still holds it under
+  // `counter` (false: the lease is lost, nothing written). With done, records done_by = owner.
+  bool save_segment(std::int64_t version, Direction direction, int step,
+                    const pipeline::SegmentCheckpoint& checkpoint, const std::string& owner,
+                    std::int64_t counter, std::int64_t expires_at_ms);
+  // Extends the lease (false: lost).
+  bool extend_segment(std::int64_t version, Direction direction, int step, int segment,
+                      const std::string& owner, std::int64_t counter,
+                      std::int64_t expires_at_ms);
+  // Gives the lease up at once (another worker may claim it without waiting for its expiry);
+  // with `error`, records the failure that ended it. False when it was no longer ours.
+  bool release_segment(std::int64_t version, Direction direction, int step, int segment,
+                       const std::string& owner, std::int64_t counter,
+                       const std::string& error = {});
+  // Clears the failures recorded in a step's leases (a failed version run again).
+  void clear_segment_errors(std::int64_t version, Direction direction, int step);
+
+  // Workers' registrations.
+  void put_worker(const WorkerRecord& worker);
+  bool extend_worker(const std::string& owner, std::int64_t expires_at_ms);
+  void delete_worker(const std::string& owner);
+  std::vector<WorkerRecord> read_workers() const;
 
   // The most actions one TransactWriteItems may hold: DynamoDB's 100 until the server refuses a
   // longer transaction with "Member must have length less than or equal to N" (DynamoDB Local:

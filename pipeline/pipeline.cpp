@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <tbb/flow_graph.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -253,10 +254,16 @@ class Run {
 
   void fail(const std::string& message);
   bool stopping() const { return failed_.load() || (options_.stop && options_.stop->load()); }
+  // Stopping, or this partition's lease is no longer ours (RunOptions::partition_held).
+  bool stopping(int partition) const {
+    return stopping() || (options_.partition_held && !options_.partition_held(partition));
+  }
+  // Applies RunOptions::capacity_share to the caps the run started with.
+  void apply_capacity_share();
   // Runs `go` at `at` (on the client's timer when that is later), or `abandon` as soon as the
   // run is stopping: a wait for capacity is cut into short slices, so that a stop never waits
   // for a reservation far ahead, whatever the rate cap.
-  void when(std::chrono::steady_clock::time_point at, std::function<void()> go,
+  void when(int partition, std::chrono::steady_clock::time_point at, std::function<void()> go,
             std::function<void()> abandon);
   // Releases one pending unit of a page; true when the page is complete.
   static bool release(const PagePtr& page) {
@@ -279,6 +286,7 @@ class Run {
   RateLimiter read_limiter_, write_limiter_;
   bool dry_;
   StatePool states_;
+  double share_ = 1;  // the capacity share last applied (main thread only)
   int total_partitions_ = 1;
   // One reader per partition; partition p's is used by one thread at a time (next() in
   // send_read, parse() in process, in page order).
@@ -336,7 +344,7 @@ void Run::fail(const std::string& message) {
 }
 
 void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gateway) {
-  if (stopping()) {  // not sent: the partition resumes from its last checkpoint
+  if (stopping(request.partition)) {  // not sent: the partition resumes from its checkpoint
     page_closed();
     return;
   }
@@ -377,22 +385,31 @@ void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gatew
   };
   auto at = source_.consumes_read_capacity() ? read_limiter_.reserve_estimated()
                                              : std::chrono::steady_clock::now();
-  when(at, std::move(go), [this, &gateway] {  // not sent: the partition resumes from its checkpoint
+  when(request.partition, at, std::move(go), [this, &gateway] {  // not sent: resumes from its checkpoint
     page_closed();
     gateway.release_wait();
   });
 }
 
-void Run::when(std::chrono::steady_clock::time_point at, std::function<void()> go,
+void Run::when(int partition, std::chrono::steady_clock::time_point at, std::function<void()> go,
                std::function<void()> abandon) {
   constexpr auto kSlice = std::chrono::milliseconds(100);
-  if (stopping()) return abandon();
+  if (stopping(partition)) return abandon();
   auto now = std::chrono::steady_clock::now();
   if (at <= now) return go();
-  client_.schedule(std::min(at, now + kSlice),
-                   [this, at, go = std::move(go), abandon = std::move(abandon)]() mutable {
-                     when(at, std::move(go), std::move(abandon));
-                   });
+  client_.schedule(std::min(at, now + kSlice), [this, partition, at, go = std::move(go),
+                                                abandon = std::move(abandon)]() mutable {
+    when(partition, at, std::move(go), std::move(abandon));
+  });
+}
+
+void Run::apply_capacity_share() {
+  if (!options_.capacity_share) return;
+  const double share = std::clamp(options_.capacity_share(), 1e-3, 1.0);
+  if (share == share_) return;
+  share_ = share;
+  if (options_.max_rcu > 0) read_limiter_.set_cap(options_.max_rcu * share);
+  if (options_.max_wcu > 0) write_limiter_.set_cap(options_.max_wcu * share);
 }
 
 void Run::maybe_sample(const Item& before, const Decision& d) {
@@ -456,7 +473,8 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
 
   // The next page of this partition is requested before this one is transformed, so reading
   // overlaps with CPU work and writing.
-  if (page->resume_token && !page->ends_run && !stopping() && !source_.serial_pages()) {
+  if (page->resume_token && !page->ends_run && !stopping(page->partition) &&
+      !source_.serial_pages()) {
     page_opened();
     std::get<process_port::next_page>(out).try_put(PageRequest{page->partition, page->seq + 1});
   }
@@ -516,7 +534,7 @@ void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
       gateway.release_wait();
     });
   };
-  when(at, std::move(go), [&gateway, job] {  // stopping: this write is not sent
+  when(job.page->partition, at, std::move(go), [&gateway, job] {  // stopping: not sent
     gateway.try_put(WriteDone{job.page, job.op, nullptr});
     gateway.release_wait();
   });
@@ -574,7 +592,7 @@ void Run::send_reread(const ReRead& job, ReReadGateway::gateway_type& gateway) {
           gateway.release_wait();
         });
   };
-  when(at, std::move(go), [&gateway, job] {  // stopping: not re-read
+  when(job.page->partition, at, std::move(go), [&gateway, job] {  // stopping: not re-read
     gateway.try_put(ReReadDone{job, nullptr});
     gateway.release_wait();
   });
@@ -643,8 +661,9 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     track.waiting.erase(it);
     std::get<commit_port::page_slot>(out).try_put(
         flow::continue_msg());  // one page fewer in flight
-    if (p->failed || p->abandoned) {
-      track.blocked = true;
+    if (p->failed || p->abandoned ||
+        (options_.partition_held && !options_.partition_held(p->partition))) {
+      track.blocked = true;  // a lost lease: its new owner commits from the last checkpoint
       break;
     }
     track.checkpoint.pages = p->seq + 1;
@@ -661,7 +680,7 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     add_units(estimated_index_wcu_, p->estimated_index_wcu);
     if (!dry_) store_.save(track.checkpoint, total_partitions_);
     // Serial pages: the partition's next page is read now that this one is written.
-    if (source_.serial_pages() && p->resume_token && !p->ends_run && !stopping()) {
+    if (source_.serial_pages() && p->resume_token && !p->ends_run && !stopping(p->partition)) {
       page_opened();
       std::get<commit_port::next_page>(out).try_put(PageRequest{p->partition, p->seq + 1});
     }
@@ -792,6 +811,7 @@ RunResult Run::run(int requested_partitions) {
     });
   }
 
+  apply_capacity_share();
   for (const auto& track : partitions_) {
     const auto& cp = track.checkpoint;
     if (cp.done) continue;
@@ -805,6 +825,7 @@ RunResult Run::run(int requested_partitions) {
       return pages_open_.load(std::memory_order_acquire) == 0;
     })) {
       if (g.is_cancelled()) break;
+      apply_capacity_share();
     }
   }
   std::exception_ptr crashed;

@@ -131,6 +131,15 @@ struct RunOptions {
   bool measure_bytes = false;
   // Set: wraps the step's sink (the journal, verify's collector). Empty: the write mode's sink.
   stages::SinkWrapper wrap_sink;
+  // Set (workers): whether this process still holds partition p's lease. Once it answers false
+  // the partition is stopped at once: no further page is read for it, no write not yet sent is
+  // sent, nothing more of it is checkpointed (its new owner goes on from the last checkpoint).
+  // Called from TBB workers and the client's I/O thread: must be cheap and thread-safe.
+  std::function<bool(int partition)> partition_held;
+  // Set (workers): the share of max_rcu / max_wcu (after capacity_percent) this process may use,
+  // in (0, 1]; read about five times a second, so that a cap for a whole run is split again
+  // when workers come and go.
+  std::function<double()> capacity_share;
 };
 
 struct ChangeSample {

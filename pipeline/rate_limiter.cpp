@@ -16,6 +16,20 @@ RateLimiter::Clock::duration from_seconds(double s) {
 }
 }  // namespace
 
+double RateLimiter::cap() const {
+  std::lock_guard lock(mutex_);
+  return cap_;
+}
+
+void RateLimiter::set_cap(double cap_per_second) {
+  if (cap_per_second <= 0) return;
+  std::lock_guard lock(mutex_);
+  if (cap_ <= 0) return;  // unlimited stays unlimited: there is no share of nothing
+  const bool at_cap = rate_ <= 0 || rate_ >= cap_;
+  cap_ = cap_per_second;
+  if (at_cap || rate_ > cap_) rate_ = cap_;
+}
+
 RateLimiter::RateLimiter(double cap_per_second, Now now)
     : cap_(cap_per_second > 0 ? cap_per_second : 0),
       now_(std::move(now)),

@@ -85,7 +85,12 @@ class RateLimiter {
   void record_estimated(double consumed, bool throttled);
 
   double rate() const;  // current units/s; 0 = unlimited
-  double cap() const { return cap_; }
+  double cap() const;
+  // Moves a cap (one worker's share of a whole run's cap, when the number of workers changes):
+  // a rate at the old cap follows it, a rate above the new one comes down to it; a rate cut by
+  // throttling stays where it is and grows towards the new cap. Only for a limiter made with a
+  // cap; `cap_per_second` > 0.
+  void set_cap(double cap_per_second);
   double baseline_share() const;  // b above, for tests and reports
 
  private:
@@ -95,7 +100,7 @@ class RateLimiter {
   double floor_rate() const;
   double with_cap(double r) const { return cap_ > 0 ? std::min(r, cap_) : r; }
 
-  const double cap_;
+  double cap_;  // under mutex_
   const Now now_;
   mutable std::mutex mutex_;
   double rate_;  // 0: unlimited
