@@ -201,9 +201,12 @@ bool VersionRunner::run_pipeline_step(const Migration& m, Direction direction, i
 }
 
 bool VersionRunner::run_worker_step(const Migration& m, Direction direction, int index,
-                                    const Step& step, const stages::StepSpec& spec,
-                                    const pipeline::RunOptions& ro, VersionRecord& rec) {
+                                    const Step& step, const stages::StepSpec& step_spec,
+                                    const pipeline::RunOptions& step_options, VersionRecord& rec) {
   const pipeline::Counters earlier = *rec.counters_before_step;
+  stages::StepSpec spec = step_spec;
+  pipeline::RunOptions ro = step_options;
+  bind_run_now(spec, ro, ctx_.now_iso, rec.started_at);
   const int total =
       prepare_step_leases(ctx_.client, state_, lease_.proof(), spec, ro, m.version, direction,
                           index);

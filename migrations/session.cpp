@@ -285,7 +285,8 @@ ExitCode Session::up_worker(const UpOptions& o, History& history, StateTable& st
         if (const auto* p = std::get_if<PipelineStep>(&step.body)) {
           const StepContext ctx = step_context();
           auto ro = step_run_options(ctx, m, o, p->spec);
-          const auto spec = with_segments(p->spec, ro);
+          auto spec = with_segments(p->spec, ro);
+          bind_run_now(spec, ro, now_iso_, rec.started_at);
           WorkerStepResult r = work_on_step(w, spec, ro, m.version, Direction::Up, rec.step);
           outcome = r.outcome;
           if (r.outcome == WorkerStepResult::Outcome::Failed && r.own)

@@ -29,6 +29,15 @@ std::string segment_list(const std::vector<int>& segments) {
 
 }  // namespace
 
+void bind_run_now(stages::StepSpec& spec, pipeline::RunOptions& ro, const std::string& loaded_now,
+                  const std::string& run_now) {
+  if (run_now.empty() || run_now == loaded_now) return;
+  ro.now_iso = run_now;
+  auto it = spec.values.find(":now");
+  if (it != spec.values.end() && it->second == dynamo::AttributeValue(loaded_now))
+    it->second = dynamo::AttributeValue(run_now);  // the loader's automatic :now (step_spec.h)
+}
+
 void sleep_unless_stopped(const std::atomic<bool>& stop, std::chrono::milliseconds d) {
   const auto until = Clock::now() + d;
   while (!stop.load() && Clock::now() < until)
@@ -125,7 +134,8 @@ LeaseCheckpointStore::LeaseCheckpointStore(StateTable& state, std::int64_t versi
     Held h;
     h.lease = l;
     h.expires_at_ms = l.expires_at_ms;
-    h.held = std::make_shared<std::atomic<bool>>(true);
+    h.held = std::make_shared<Flag>();
+    h.held->expires_at_ms.store(l.expires_at_ms);
     held_[static_cast<std::size_t>(l.checkpoint.segment)] = h.held;
     segments_.emplace(l.checkpoint.segment, std::move(h));
   }
@@ -152,20 +162,21 @@ std::optional<pipeline::RunCheckpoint> LeaseCheckpointStore::load() {
 void LeaseCheckpointStore::save(const pipeline::SegmentCheckpoint& checkpoint, int) {
   std::lock_guard lk(mu_);
   auto it = segments_.find(checkpoint.segment);
-  if (it == segments_.end() || !it->second.held->load()) return;  // not ours (any more)
+  if (it == segments_.end() || !it->second.held->held.load()) return;  // not ours (any more)
   it->second.pending = checkpoint;
 }
 
 bool LeaseCheckpointStore::held(int segment) const {
   if (segment < 0 || segment >= static_cast<int>(held_.size())) return false;
   const auto& h = held_[static_cast<std::size_t>(segment)];
-  return h && h->load(std::memory_order_relaxed);
+  return h && h->held.load(std::memory_order_relaxed) &&
+         dynamo::now_epoch_ms() < h->expires_at_ms.load(std::memory_order_relaxed);
 }
 
 int LeaseCheckpointStore::lost() const {
   std::lock_guard lk(mu_);
   int n = 0;
-  for (const auto& [s, h] : segments_) n += !h.held->load() && !h.done;
+  for (const auto& [s, h] : segments_) n += !held(s) && !h.done;
   return n;
 }
 
@@ -196,8 +207,14 @@ void LeaseCheckpointStore::write_round(std::unique_lock<std::mutex>& lk, bool re
     std::optional<pipeline::SegmentCheckpoint> cp;  // absent: a renewal
   };
   std::vector<Job> jobs;
+  const std::int64_t start_ms = dynamo::now_epoch_ms();
   for (auto& [s, h] : segments_) {
-    if (!h.held->load() || h.done) continue;
+    if (!h.held->held.load() || h.done) continue;
+    if (start_ms >= h.expires_at_ms) {  // not renewed in time (paused?): another may own it now
+      h.held->held.store(false);
+      h.pending.reset();
+      continue;
+    }
     if (h.pending) {
       jobs.push_back({s, h.lease.counter, std::move(h.pending)});
       h.pending.reset();
@@ -235,15 +252,16 @@ void LeaseCheckpointStore::write_round(std::unique_lock<std::mutex>& lk, bool re
       // Not written: tried again next round, unless a newer checkpoint came meanwhile; given up
       // once the lease has expired (another worker may own the segment by now).
       if (jobs[i].cp && !h.pending) h.pending = std::move(jobs[i].cp);
-      if (now >= h.expires_at_ms) h.held->store(false);
+      if (now >= h.expires_at_ms) h.held->held.store(false);
       continue;
     }
     if (!answers[i].ok) {  // taken over: stop at once, write nothing more
-      h.held->store(false);
+      h.held->held.store(false);
       h.pending.reset();
       continue;
     }
     h.expires_at_ms = answers[i].expires;
+    h.held->expires_at_ms.store(answers[i].expires);
     if (jobs[i].cp) {
       h.lease.checkpoint = *jobs[i].cp;
       h.done = jobs[i].cp->done;
@@ -258,7 +276,7 @@ void LeaseCheckpointStore::flush() {
   cv_.wait(lk, [this] {
     if (flush_requested_ || writing_) return false;
     for (const auto& [s, h] : segments_)
-      if (h.pending && h.held->load()) return false;
+      if (h.pending && h.held->held.load()) return false;
     return true;
   });
 }
@@ -267,8 +285,8 @@ void LeaseCheckpointStore::release_all(const std::string& error) {
   flush();
   std::lock_guard lk(mu_);
   for (auto& [s, h] : segments_) {
-    if (h.done || !h.held->load()) continue;
-    h.held->store(false);
+    if (h.done || !h.held->held.load()) continue;
+    h.held->held.store(false);
     try {
       state_.release_segment(version_, direction_, step_, s, owner_, h.lease.counter, error);
     } catch (const Error& e) {

@@ -88,10 +88,17 @@ class LeaseCheckpointStore final : public pipeline::CheckpointStore {
   int lost() const;  // segments lost so far
 
  private:
+  // Ours while `held` is set and the lease, as last written, has not expired by our clock: a
+  // process paused past its expiry (a stopped container, a long GC-like stall) stops writing the
+  // moment it runs again, before any answer tells it that another worker took over.
+  struct Flag {
+    std::atomic<bool> held{true};
+    std::atomic<std::int64_t> expires_at_ms{0};
+  };
   struct Held {
     SegmentLease lease;
     std::int64_t expires_at_ms = 0;  // as last written
-    std::shared_ptr<std::atomic<bool>> held;
+    std::shared_ptr<Flag> held;
     std::optional<pipeline::SegmentCheckpoint> pending;
     bool done = false;
   };
@@ -106,7 +113,7 @@ class LeaseCheckpointStore final : public pipeline::CheckpointStore {
   std::chrono::milliseconds ttl_;
   int total_ = 0;
   std::map<int, Held> segments_;  // keys fixed at construction; values under mu_
-  std::vector<std::shared_ptr<std::atomic<bool>>> held_;  // by segment; null: not ours
+  std::vector<std::shared_ptr<Flag>> held_;  // by segment; null: not ours
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false, flush_requested_ = false, writing_ = false;
@@ -149,6 +156,11 @@ WorkerStepResult work_on_step(WorkerContext& w, const stages::StepSpec& spec,
 int prepare_step_leases(dynamo::Client& client, StateTable& state, const LockProof& proof,
                         const stages::StepSpec& spec, const pipeline::RunOptions& ro,
                         std::int64_t version, Direction direction, int step);
+
+// Workers of one run bind an automatic `:now` to the version's start (its record's started_at),
+// not each to its own start: every item gets the same instant whichever worker wrote it.
+void bind_run_now(stages::StepSpec& spec, pipeline::RunOptions& ro, const std::string& loaded_now,
+                  const std::string& run_now);
 
 // Sleeps up to `d`, waking early when `stop` is set.
 void sleep_unless_stopped(const std::atomic<bool>& stop, std::chrono::milliseconds d);

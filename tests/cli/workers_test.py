@@ -14,7 +14,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import BIN, DDB, N, S, Project, make_table, scan  # noqa: E402
+from cli_test import BIN, DDB, ISO, N, S, Project, make_table, scan  # noqa: E402
 
 
 def seed(table, count, pad=0):
@@ -42,7 +42,7 @@ def batch_step(segments, page_size):
               values: {{ ":one": 1 }}
               source: {{ table: app, segments: {segments}, page_size: {page_size} }}
               transform:
-                - update: "SET visits = visits + :one, migrated = :one"
+                - update: "SET visits = visits + :one, migrated = :one, migratedAt = :now"
               write: {{ mode: batch }}
         """
 
@@ -158,8 +158,13 @@ class WorkersTest(unittest.TestCase):
         wall = time.monotonic() - start
         self.assertAllExit(results, [0, 0, 0])
         got = {i["PK"]["S"]: i for i in scan(p.table("app"))}
-        self.assertEqual(got, {i["PK"]["S"]: {**i, "visits": N(int(i["visits"]["N"]) + 1),
-                                             "migrated": N(1)} for i in items})
+        # One :now for the whole run (the version's start), whichever worker wrote the item.
+        stamps = {i["migratedAt"]["S"] for i in got.values()}
+        self.assertEqual(len(stamps), 1, sorted(stamps)[:5])
+        self.assertRegex(stamps.pop(), ISO)
+        self.assertEqual({k: {a: v for a, v in i.items() if a != "migratedAt"} for k, i in got.items()},
+                         {i["PK"]["S"]: {**i, "visits": N(int(i["visits"]["N"]) + 1),
+                                         "migrated": N(1)} for i in items})
         rec = self.record(p)
         self.assertEqual(rec["state"], "applied")
         c = rec["counters"]
@@ -242,6 +247,29 @@ class WorkersTest(unittest.TestCase):
         self.assertAllExit([r for j, r in enumerate(results) if j != k], [0, 0])
         self.assertLess(time.monotonic() - start, 100, "no wait for the 120 s lease expiry")
         self.assertEqual(self.visits(p), self.expected(items))
+
+    def test_a_worker_paused_past_its_leases_stops_their_segments_and_writes_nothing_twice(self):
+        p = Project(self, lock_ttl="3s")
+        make_table(p.table("app"))
+        items = seed(p.table("app"), 6000)
+        p.write("5_visits.yaml", visits_step(12, page_size=50))
+        w = Workers(self, p, 3, "--max-wcu", "900")
+        lock_pid = self.lock_pid(p)
+        self.wait_for_claims(p, owners=3)
+        time.sleep(1.0)
+        victim = next(x for x in w.procs if x.pid != lock_pid)
+        k = w.procs.index(victim)
+        os.kill(victim.pid, signal.SIGSTOP)  # a frozen container: its leases expire meanwhile
+        time.sleep(6)
+        taken = [i for i in self.leases(p) if i.get("owner", {}).get("S", "").split(":")[1:2] ==
+                 [str(victim.pid)]]
+        os.kill(victim.pid, signal.SIGCONT)
+        results = w.wait()
+        self.assertAllExit(results, [0, 0, 0])
+        self.assertEqual(taken, [], "its segments were taken over while it was frozen")
+        self.assertIn("lost the lease of", results[k][2])
+        self.assertEqual(self.visits(p), self.expected(items))  # each item rose by exactly one
+        self.assertEqual(self.record(p)["state"], "applied")
 
     def test_the_rate_cap_holds_for_the_whole_run(self):
         p = Project(self, lock_ttl="6s")
