@@ -15,10 +15,12 @@ import unittest
 import urllib.error
 import urllib.request
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import BIN, N, S, Project, make_table, put_all, scan, tables_with  # noqa: E402
+from cli_test import BIN, DDB, N, S, Project, make_table, put_all, scan, tables_with  # noqa: E402
+import stream_test  # noqa: E402  (a module, so that its tests are not run here too)
 
 USERS = 3000
 
@@ -253,6 +255,51 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(r.stderr, "dynamorph: DYNAMORPH_METRICS_LINGER: expected a duration like "
                                    "30s or 2m, got 'soon'\n")
         self.assertEqual(tables_with(self.p.ns), [self.p.table("app")])
+
+
+class StreamLagTest(unittest.TestCase):
+    def test_follow_serves_the_stream_lag_and_the_changes_it_replays(self):
+        p = Project(self)
+        stream_test.make_source(p.table("app"))
+        p.write("1_tables.yaml", stream_test.SETUP.format(view="new_and_old_images"))
+        p.write("2_copy.yaml", stream_test.PLAIN.format(extra=""))
+        r = p.run("up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        port = free_port()
+        run = Run(p, ["--json", "--metrics", f"127.0.0.1:{port}", "follow"])
+        DDB.update_item(TableName=p.table("app"), Key={"PK": S("USER#1"), "SK": S("PROFILE")},
+                        UpdateExpression="SET username = :u", ExpressionAttributeValues={":u": S("ReNamed")})
+        end, fams, lag, written = time.time() + 60, None, [], 0
+        while time.time() < end and (not lag or written < 1):
+            fams = scrape(port)
+            if fams and fams["dynamorph_stream_lag_seconds"].samples:
+                lag.append(value(fams, "dynamorph_stream_lag_seconds", version="2", step="1"))
+                written = value(fams, "dynamorph_items_written", "dynamorph_items_written_total",
+                                version="2", step="1")
+            time.sleep(0.2)
+        run.proc.send_signal(signal.SIGTERM)
+        rc, err = run.finish()
+        self.assertEqual(rc, 130, err)
+        self.assertTrue(lag, "a lag gauge while following")
+        self.assertTrue(all(0 <= x < 60 for x in lag), lag)
+        self.assertEqual(written, 1, "the one change made since `up`, replayed by this process")
+        self.assertEqual(value(fams, "dynamorph_segments_total", version="2", step="1"),
+                         len(stream_test.follow_items(p)))  # the replay's lanes
+        got = DDB.get_item(TableName=p.table("copy"), ConsistentRead=True,
+                           Key={"PK": S("USER#1"), "SK": S("PROFILE")})["Item"]["username"]
+        self.assertEqual(got, S("renamed"))
+
+
+class GuideTest(unittest.TestCase):
+    def test_the_guides_scrape_config_loads_and_names_a_metrics_address(self):
+        guide = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "guide.md")).read()
+        blocks = [b.split("\n```\n", 1)[0] for b in guide.split("```yaml prometheus\n")[1:]]
+        self.assertEqual(len(blocks), 1)
+        config = yaml.safe_load(blocks[0])
+        job = config["scrape_configs"][0]
+        self.assertEqual(job["job_name"], "dynamorph")
+        self.assertEqual(job.get("metrics_path", "/metrics"), "/metrics")
+        self.assertEqual(job["static_configs"][0]["targets"], ["127.0.0.1:9464"])
 
 
 if __name__ == "__main__":
