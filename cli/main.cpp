@@ -3,9 +3,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "benchmark/bench.h"
 #include "dynamo/http_transport.h"
@@ -13,8 +15,11 @@
 #include "benchmark/synthetic.h"
 #include "migrations/config.h"
 #include "migrations/errors.h"
+#include "migrations/metrics.h"
+#include "migrations/metrics_server.h"
 #include "migrations/scaffold.h"
 #include "migrations/session.h"
+#include "migrations/step_metrics.h"
 
 namespace {
 
@@ -22,6 +27,10 @@ using namespace dynamorph;
 using migrations::ExitCode;
 
 std::atomic<bool>* g_stop = nullptr;
+std::atomic<bool> g_signalled{false};  // a signal came, whatever it stopped
+// The stop flag once the command is over (its own died with it): a signal then only ends the
+// wait for a last scrape of /metrics.
+std::atomic<bool> g_after_command{false};
 
 // "dynamorph: stopping: waiting for N requests in flight (…)" with write(2) only: what a signal
 // handler may do.
@@ -46,6 +55,11 @@ void say_stopping() {
 }
 
 extern "C" void on_signal(int sig) {
+  g_signalled.store(true);
+  if (g_stop == &g_after_command && !g_after_command.load()) {
+    g_after_command.store(true);
+    return;
+  }
   if (g_stop && !g_stop->load()) {
     g_stop->store(true);  // first signal: stop reading, drain, checkpoint, release
     say_stopping();
@@ -54,6 +68,32 @@ extern "C" void on_signal(int sig) {
   std::signal(sig, SIG_DFL);  // second signal: leave now
   std::raise(sig);
 }
+
+// `--metrics ADDR` for the whole command: bound before the command's first request, stopped
+// when main returns. With DYNAMORPH_METRICS_LINGER set, it first serves the final values until
+// one scrape has read them or that long has passed (not after a signal).
+class MetricsScope {
+ public:
+  void start(const std::string& address) {
+    linger_ = migrations::metrics::linger_from_environment();
+    migrations::register_process_metrics();
+    server_ = migrations::metrics::MetricsServer::start(address, migrations::metrics::registry());
+  }
+  ~MetricsScope() {
+    if (!server_) return;
+    g_stop = &g_after_command;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::cout.flush();
+    std::cerr.flush();
+    if (linger_.count() > 0 && !g_signalled.load()) server_->linger(linger_, &g_after_command);
+    server_->stop();
+  }
+
+ private:
+  std::chrono::milliseconds linger_{0};
+  std::unique_ptr<migrations::metrics::MetricsServer> server_;
+};
 
 int fail(ExitCode code, const std::string& message) {
   std::cerr << "dynamorph: " << message << "\n";
@@ -81,6 +121,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "machine-readable output");
   auto* vflag = app.add_flag("-v,--verbose", verbose, "more detail");
   app.add_flag("-q,--quiet", quiet, "only errors and results")->excludes(vflag);
+  std::string metrics_address;
+  app.add_option("--metrics", metrics_address,
+                 "serve Prometheus metrics at http://ADDR/metrics while the command runs "
+                 "(HOST:PORT, e.g. 127.0.0.1:9464)");
 
   auto* init = app.add_subcommand("init", "write dynamorph.yaml and migrations/ here");
 
@@ -264,13 +308,21 @@ int main(int argc, char** argv) {
   g.migrations_dir = opt(mdir);
   g.table_namespace = app.count("--namespace") ? std::optional<std::string>(ns) : std::nullopt;
   g.verbosity = quiet ? -1 : verbose ? 1 : 0;
+  if (app.count("--metrics")) g.metrics = metrics_address;
 
+  MetricsScope metrics;
   try {
+    if (g.metrics) metrics.start(*g.metrics);  // before any request: refused = nothing written
     if (init->parsed()) {
       for (const auto& p : migrations::init_project(".")) std::cout << "wrote " << p << "\n";
       return 0;
     }
     migrations::Session session(g, std::cout, std::cerr);
+    // Declared after the session, so it runs before the session dies: a late signal then
+    // finds a live flag.
+    struct StopAfterCommand {
+      ~StopAfterCommand() { g_stop = &g_after_command; }
+    } stop_after_command;
     if (gen->parsed()) {
       go.create_table = opt(create_table);
       go.partition_key = opt(pk);

@@ -19,6 +19,7 @@ struct GlobalOptions {
   std::optional<std::string> table_namespace;
   bool json = false;
   int verbosity = 0;  // -1 quiet, 0 normal, 1 verbose
+  std::optional<std::string> metrics;  // --metrics HOST:PORT: serve /metrics while running
 };
 
 struct UpOptions {

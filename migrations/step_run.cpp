@@ -4,8 +4,26 @@
 
 #include "dynamo/client.h"
 #include "migrations/run_settings.h"
+#include "migrations/step_metrics.h"
 
 namespace dynamorph::migrations {
+namespace {
+
+// The 1-based position of the step `spec` belongs to, in whichever direction holds it (its
+// label names the file and line, so it is unique); 0 when not found.
+int step_number(const Migration& m, const stages::StepSpec& spec) {
+  auto find = [&](const std::vector<Step>& steps) {
+    for (std::size_t i = 0; i < steps.size(); ++i)
+      if (const auto* p = std::get_if<PipelineStep>(&steps[i].body);
+          p && p->spec.label == spec.label)
+        return static_cast<int>(i) + 1;
+    return 0;
+  };
+  if (int n = find(m.up)) return n;
+  return m.down ? find(*m.down) : 0;
+}
+
+}  // namespace
 
 pipeline::RunOptions step_run_options(const StepContext& ctx, const Migration& m,
                                       const UpOptions& o, const stages::StepSpec& spec) {
@@ -22,6 +40,10 @@ pipeline::RunOptions step_run_options(const StepContext& ctx, const Migration& m
   r.dry_run = o.dry_run;
   if (o.dry_run) r.sample_changes = 3;
   r.progress = ctx.render.progress(m);
+  // Real runs feed /metrics (dry runs write nothing, so their counters would mislead).
+  if (!o.dry_run)
+    r.progress =
+        record_step_metrics(std::move(r.progress), m.version, step_number(m, spec), ctx.client);
   return r;
 }
 

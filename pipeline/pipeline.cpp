@@ -708,6 +708,8 @@ ProgressEvent Run::snapshot(bool final) {
   e.item_bytes = bytes_live_.load(std::memory_order_relaxed);
   e.segments_total = total_partitions_;
   e.segments_done = partitions_done_.load(std::memory_order_relaxed);
+  e.resumed = resumed_;
+  e.lag_s = source_.lag_s();
   e.final = final;
   return e;
 }

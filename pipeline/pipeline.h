@@ -90,7 +90,10 @@ std::unique_ptr<CheckpointStore> file_checkpoint_store(std::string path);
 std::unique_ptr<CheckpointStore> null_checkpoint_store();
 
 struct ProgressEvent {
-  Counters counters;
+  Counters counters;  // earlier runs' checkpointed part included (see `resumed`)
+  Counters resumed;   // what the checkpoints held when this run began: counters - resumed is
+                      // this run's own work
+  std::optional<double> lag_s;  // a change source's lag (Source::lag_s), when it has one
   double elapsed_s = 0;
   double items_per_s = 0;
   double rcu_per_s = 0, wcu_per_s = 0;

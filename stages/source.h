@@ -102,6 +102,10 @@ class Source {
   // page is acknowledged and its checkpoint taken, so a key's changes land in the order read
   // (a stream). False: the next page is read while this one is written (a scan).
   virtual bool serial_pages() const { return false; }
+  // A source of changes (a stream): how far behind its input the run is, in seconds (now minus
+  // the oldest time up to which its partitions are applied), once every partition has said.
+  // nullopt for other sources, or before then. Any thread (the progress reporter asks).
+  virtual std::optional<double> lag_s() const { return std::nullopt; }
 };
 
 // What a source factory may use while planning (on the planning thread).

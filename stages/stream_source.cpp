@@ -138,6 +138,11 @@ class Lineage {
     if (oldest >= 0 && now_ms - oldest < lag_ms) finishing_ = true;
     return finishing_;
   }
+  // The oldest lane's applied-until time (epoch ms); -1 until every lane has reported.
+  std::int64_t oldest_ref() const {
+    std::lock_guard lock(mu_);
+    return *std::min_element(lane_ref_.begin(), lane_ref_.end());
+  }
 
  private:
   mutable std::mutex mu_;
@@ -217,6 +222,15 @@ class StreamSource final : public Source {
   }
   bool serial_pages() const override { return true; }
   bool consumes_read_capacity() const override { return false; }
+  std::optional<double> lag_s() const override {
+    std::int64_t oldest = -1;
+    {
+      std::lock_guard lock(lineage_mu_);
+      if (lineage_) oldest = lineage_->oldest_ref();
+    }
+    if (oldest < 0) return std::nullopt;
+    return std::max<double>(0, static_cast<double>(server_now_ms(streams_.client()) - oldest) / 1000.0);
+  }
 
   Lineage& lineage() const { return *lineage_; }
   int lanes() const { return lanes_; }
