@@ -314,6 +314,44 @@ class JobManifest(unittest.TestCase):
         self.assertEqual(names, ["AWS_REGION", "DYNAMORPH_ENV", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
         self.assertTrue(indent)
 
+    def test_scale_out_doc_says_what_the_job_does(self):
+        with open(os.path.join(ROOT, "docs", "scale-out.md")) as f:
+            doc = f.read()
+        self.assertIn("`dynamorph " + " ".join(self.args) + "`", doc)
+        spec = self.job["spec"]
+        grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
+        self.assertIn(f"`terminationGracePeriodSeconds: {grace}`", doc)
+        self.assertIn(f"an Indexed Job of {spec['parallelism']} pods", doc)
+        self.assertIn(f"`backoffLimitPerIndex: {spec['backoffLimitPerIndex']}`", doc)
+        self.assertIn(f"`maxFailedIndexes: {spec['maxFailedIndexes']}`", doc)
+        # The exit-code table: one row per code, its action as the policy decides.
+        rows = dict(re.findall(r"^\| (\d+) \| [^|]+ \| \**(\w+)\** \|", doc, re.M))
+        rules = spec["podFailurePolicy"]["rules"]
+        for code, action in rows.items():
+            want = next((r["action"] for r in rules if "onExitCodes" in r
+                         and int(code) in r["onExitCodes"]["values"]), "Count")
+            self.assertEqual((code, action), (code, want))
+        self.assertEqual(sorted(rows, key=int)[:4], ["1", "2", "4", "130"])
+
+    def test_scale_out_worked_example_adds_up(self):
+        with open(os.path.join(ROOT, "docs", "scale-out.md")) as f:
+            doc = f.read()
+        size, item, read_price, write_price = 10**12, 800, 0.125, 0.625  # pricing: defaults
+        items = size // item
+        rcu = size / 4096 / 2
+        wcu = items * 2  # table + one GSI, items under 1 KB
+        self.assertIn("**1.25 × 10^9**", doc)
+        self.assertEqual(items, 1_250_000_000)
+        self.assertIn(f"**{rcu / 1e8:.2f} × 10^8 RCU**", doc)
+        self.assertIn(f"**${rcu / 1e6 * read_price:,.2f}**", doc)
+        self.assertIn(f"**${wcu / 1e6 * write_price:,.2f}**", doc)
+        self.assertIn(f"**about {items / (20000 / 2) / 3600:.1f} hours**", doc)
+        self.assertIn(f"{items / 20000 / 3600:.1f} hours", doc)
+        with open(os.path.join(ROOT, "migrations", "estimate.h")) as f:
+            est = f.read()
+        self.assertIn(f"double read_per_million = {read_price};", est)
+        self.assertIn(f"double write_per_million = {write_price};", est)
+
     def test_service_account_irsa_annotation_stays_commented(self):
         # dynamorph's credential chain has no web identity (IRSA) yet: an active annotation
         # would leave the pods without credentials. See serviceaccount.yaml.
