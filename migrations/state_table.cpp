@@ -710,7 +710,7 @@ std::optional<SegmentLease> StateTable::claim_segment(std::int64_t version, Dire
       "ADD lease_writes :one";
   u.condition.text =
       "attribute_exists(sk) AND done = :no AND attribute_not_exists(#err) AND "
-      "(attribute_not_exists(#o) OR expires_at < :now)";
+      "(attribute_not_exists(#o) OR #o = :me OR expires_at < :now)";
   u.update.names["#o"] = "owner";
   u.condition.names["#o"] = "owner";
   u.condition.names["#err"] = "error";
@@ -719,6 +719,7 @@ std::optional<SegmentLease> StateTable::claim_segment(std::int64_t version, Dire
   u.update.values[":zero"] = num(std::int64_t{0});
   u.update.values[":one"] = num(std::int64_t{1});
   u.condition.values[":no"] = AttributeValue(false);
+  u.condition.values[":me"] = AttributeValue(owner);
   u.condition.values[":now"] = num(now_ms);
   u.return_values = "ALL_NEW";
   auto r = client_.update_item(u);

@@ -162,7 +162,8 @@ class StateTable {
   // worker writes its own segments, only the lock holder creates them (put_checkpoints).
   std::vector<SegmentLease> read_segment_leases(std::int64_t version, Direction direction,
                                                 int step) const;
-  // Takes a claimable segment: owner, counter + 1, expiry. Absent when it was not claimable any
+  // Takes a claimable segment (or one `owner` holds already: a worker taking its own segments
+  // up again after a drain): owner, counter + 1, expiry. Absent when it was not claimable any
   // more (another worker was first, or it is done).
   std::optional<SegmentLease> claim_segment(std::int64_t version, Direction direction, int step,
                                             int segment, const std::string& owner,

@@ -7,6 +7,7 @@
 
 #include "dynamo/clock.h"
 #include "migrations/errors.h"
+#include "migrations/metrics.h"
 #include "migrations/render.h"
 #include "pipeline/progress.h"
 #include "stages/step_plan.h"
@@ -297,6 +298,78 @@ void LeaseCheckpointStore::release_all(const std::string& error) {
 
 // ---- the step ----------------------------------------------------------------------------------
 
+namespace {
+
+// Which segments to try, in order: ours (kept over a drain), free, expired.
+std::vector<const SegmentLease*> claim_order(const std::vector<SegmentLease>& leases,
+                                             const std::string& me, std::int64_t now_ms) {
+  std::vector<const SegmentLease*> mine, free, expired;
+  for (const auto& l : leases) {
+    if (l.checkpoint.done || !l.error.empty()) continue;
+    if (l.owner == me) {
+      mine.push_back(&l);
+    } else if (l.owner.empty()) {
+      free.push_back(&l);
+    } else if (l.expires_at_ms < now_ms) {
+      expired.push_back(&l);
+    }
+  }
+  mine.insert(mine.end(), free.begin(), free.end());
+  mine.insert(mine.end(), expired.begin(), expired.end());
+  return mine;
+}
+
+// While a batch runs: every third of the TTL (at least every 0.5 s) looks for segments another
+// worker left (free, or expired) that this worker's share has room for, and then sets `drain`.
+class SegmentWatch {
+ public:
+  SegmentWatch(WorkerContext& w, std::int64_t version, Direction direction, int step,
+               const std::vector<int>& segments, std::atomic<bool>& drain)
+      : thread_([this, &w, version, direction, step, held = static_cast<int>(segments.size()),
+                 &drain] {
+          const auto period =
+              std::max(std::chrono::milliseconds(500), w.registration.ttl() / 3);
+          std::unique_lock lk(mu_);
+          while (!cv_.wait_for(lk, period, [this] { return done_; })) {
+            lk.unlock();
+            try {
+              const auto leases = w.state.read_segment_leases(version, direction, step);
+              int total = 0, left = 0;
+              const std::int64_t now = dynamo::now_epoch_ms();
+              for (const auto& l : leases) {
+                total = std::max(total, l.total_segments);
+                if (l.owner != w.registration.owner() && l.claimable(now)) ++left;
+              }
+              const int live = w.registration.live();
+              if (left > 0 && held < (total + live - 1) / live) {
+                drain.store(true);
+                return;
+              }
+            } catch (const Error&) {
+              // The network or the server: the next look tries again.
+            }
+            lk.lock();
+          }
+        }) {}
+  ~SegmentWatch() { stop(); }
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+}  // namespace
+
 int prepare_step_leases(dynamo::Client& client, StateTable& state, const LockProof& proof,
                         const stages::StepSpec& spec, const pipeline::RunOptions& ro,
                         std::int64_t version, Direction direction, int step) {
@@ -353,19 +426,14 @@ WorkerStepResult work_on_step(WorkerContext& w, const stages::StepSpec& spec,
       return result;
     }
 
-    // Claim: never-claimed (or released) segments first, then expired ones; at most a share.
+    // Claim: this worker's own unfinished segments (kept over a drain) first, then free ones,
+    // then expired ones; at most a share.
     w.registration.settle(w.stop);
     const int live = w.registration.refresh();
     const int share = (total + live - 1) / live;
-    const std::int64_t now = dynamo::now_epoch_ms();
-    std::vector<const SegmentLease*> free, expired;
-    for (const auto& l : leases) {
-      if (!l.claimable(now)) continue;
-      (l.owner.empty() ? free : expired).push_back(&l);
-    }
-    free.insert(free.end(), expired.begin(), expired.end());
+    std::vector<const SegmentLease*> candidates = claim_order(leases, me, dynamo::now_epoch_ms());
     std::vector<SegmentLease> claimed;
-    for (const SegmentLease* l : free) {
+    for (const SegmentLease* l : candidates) {
       if (static_cast<int>(claimed.size()) >= share || w.stop.load()) break;
       const std::int64_t at = dynamo::now_epoch_ms();
       if (auto c = w.state.claim_segment(version, direction, step, l->checkpoint.segment, me, at,
@@ -384,15 +452,31 @@ WorkerStepResult work_on_step(WorkerContext& w, const stages::StepSpec& spec,
                                 live, live == 1 ? "" : "s"));
     LeaseCheckpointStore store(w.state, version, direction, step, me, w.registration.ttl(),
                                claimed);
+    const metrics::Labels labels{{"version", std::to_string(version)},
+                                 {"step", std::to_string(step + 1)}};
+    metrics::registry().set_gauge("dynamorph_leases_held", labels,
+                                  static_cast<double>(claimed.size()));
+    struct Zero {  // whatever happens below: no lease is held once this batch is over
+      const metrics::Labels& labels;
+      ~Zero() { metrics::registry().set_gauge("dynamorph_leases_held", labels, 0); }
+    } zero{labels};
+    // While the batch runs, segments another worker left (released on its stop, or expired on
+    // its death) are taken up by draining: no new page is read, every page read is finished,
+    // and the next claim takes this worker's own segments up again with the others'.
+    std::atomic<bool> drain{false};
+    SegmentWatch watch(w, version, direction, step, segments, drain);
     pipeline::RunOptions mine = ro;
     mine.only_partitions = segments;
     mine.partition_held = [&store](int p) { return store.held(p); };
     mine.capacity_share = [&w] { return 1.0 / std::max(1, w.registration.live()); };
+    mine.drain = &drain;
     pipeline::RunResult r;
     try {
       r = pipeline::run_pipeline(w.client, spec, store, mine);
+      watch.stop();
       store.flush();
     } catch (const std::exception& e) {
+      watch.stop();
       store.release_all(e.what());
       throw;
     }
@@ -404,12 +488,17 @@ WorkerStepResult work_on_step(WorkerContext& w, const stages::StepSpec& spec,
       return result;
     }
     const int lost = store.lost();
-    store.release_all();  // what is left (stopped, or lost): the others take it at once
+    const bool drained = drain.load() && !w.stop.load();
+    // Stopped or lost: the others take what is left at once. Drained: kept for the next claim.
+    if (!drained) store.release_all();
     result.segments_run += static_cast<int>(segments.size()) - lost;
     if (lost > 0)
       w.render.warning(fmt::format("worker {}: lost the lease of {} segment{} (taken over after "
                                    "it expired); stopped {} at once",
                                    me, lost, lost == 1 ? "" : "s", lost == 1 ? "it" : "them"));
+    if (drained)
+      w.render.detail(fmt::format("  worker {}: another worker left segments; taking them up",
+                                  me));
     if (r.status == pipeline::RunResult::Status::Stopped && w.stop.load()) {
       result.outcome = WorkerStepResult::Outcome::Stopped;
       return result;

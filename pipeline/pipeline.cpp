@@ -258,6 +258,10 @@ class Run {
   bool stopping(int partition) const {
     return stopping() || (options_.partition_held && !options_.partition_held(partition));
   }
+  // No further page of this partition is to be read: stopping, or draining.
+  bool reading_stopped(int partition) const {
+    return stopping(partition) || (options_.drain && options_.drain->load());
+  }
   // Applies RunOptions::capacity_share to the caps the run started with.
   void apply_capacity_share();
   // Runs `go` at `at` (on the client's timer when that is later), or `abandon` as soon as the
@@ -344,7 +348,7 @@ void Run::fail(const std::string& message) {
 }
 
 void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gateway) {
-  if (stopping(request.partition)) {  // not sent: the partition resumes from its checkpoint
+  if (reading_stopped(request.partition)) {  // not sent: resumes from its checkpoint
     page_closed();
     return;
   }
@@ -473,7 +477,7 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
 
   // The next page of this partition is requested before this one is transformed, so reading
   // overlaps with CPU work and writing.
-  if (page->resume_token && !page->ends_run && !stopping(page->partition) &&
+  if (page->resume_token && !page->ends_run && !reading_stopped(page->partition) &&
       !source_.serial_pages()) {
     page_opened();
     std::get<process_port::next_page>(out).try_put(PageRequest{page->partition, page->seq + 1});
@@ -680,10 +684,18 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     add_units(estimated_index_wcu_, p->estimated_index_wcu);
     if (!dry_) store_.save(track.checkpoint, total_partitions_);
     // Serial pages: the partition's next page is read now that this one is written.
-    if (source_.serial_pages() && p->resume_token && !p->ends_run && !stopping(p->partition)) {
+    if (source_.serial_pages() && p->resume_token && !p->ends_run &&
+        !reading_stopped(p->partition)) {
       page_opened();
       std::get<commit_port::next_page>(out).try_put(PageRequest{p->partition, p->seq + 1});
     }
+  }
+  // A blocked partition's later pages are never committed: their slots go back now, or pages of
+  // the other partitions (a worker's, whose leases are still held) would wait for them forever.
+  if (track.blocked) {
+    for (std::size_t i = 0; i < track.waiting.size(); ++i)
+      std::get<commit_port::page_slot>(out).try_put(flow::continue_msg());
+    track.waiting.clear();
   }
 }
 

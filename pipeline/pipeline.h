@@ -143,6 +143,10 @@ struct RunOptions {
   // in (0, 1]; read about five times a second, so that a cap for a whole run is split again
   // when workers come and go.
   std::function<double()> capacity_share;
+  // Set (workers): once it is true no further page is read, but every page already read is
+  // written and committed as usual; the run then ends Stopped with exact checkpoints (nothing
+  // is read again). A worker drains to take up segments another worker left.
+  const std::atomic<bool>* drain = nullptr;
 };
 
 struct ChangeSample {

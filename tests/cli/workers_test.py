@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_test import BIN, DDB, ISO, N, S, Project, make_table, scan  # noqa: E402
+from metrics_test import free_port, scrape  # noqa: E402
 
 
 def seed(table, count, pad=0):
@@ -65,15 +66,16 @@ def visits_step(segments, page_size=100):
 class Workers:
     """N worker processes, each started in a copy of the project folder of its own."""
 
-    def __init__(self, test, project, count, *args):
+    def __init__(self, test, project, count, *args, first=()):
         self.dirs, self.procs = [], []
         for _ in range(count):
             d = tempfile.mkdtemp(prefix="dynamorph_worker_")
             shutil.copytree(project.dir, d, dirs_exist_ok=True)
             test.addCleanup(shutil.rmtree, d, True)
             self.dirs.append(d)
-        for d in self.dirs:
-            self.procs.append(subprocess.Popen([BIN, "up", "--worker", *args], cwd=d,
+        for k, d in enumerate(self.dirs):
+            self.procs.append(subprocess.Popen([BIN, *(first if k == 0 else ()), "up", "--worker",
+                                                *args], cwd=d,
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                text=True))
         test.addCleanup(self.kill_all)
@@ -153,7 +155,15 @@ class WorkersTest(unittest.TestCase):
         items = seed(p.table("app"), 60000)
         p.write("5_visits.yaml", batch_step(24, page_size=500))
         start = time.monotonic()
-        w = Workers(self, p, 3)
+        port = free_port()
+        w = Workers(self, p, 3, first=("--metrics", f"127.0.0.1:{port}"))
+        held = []  # worker 0's dynamorph_leases_held while it runs, from its /metrics
+        while w.procs[0].poll() is None:
+            fams = scrape(port)
+            if fams and "dynamorph_leases_held" in fams:
+                held += [x.value for x in fams["dynamorph_leases_held"].samples
+                         if x.labels.get("version") == "5" and x.labels.get("step") == "1"]
+            time.sleep(0.2)
         results = w.wait()
         wall = time.monotonic() - start
         self.assertAllExit(results, [0, 0, 0])
@@ -181,6 +191,8 @@ class WorkersTest(unittest.TestCase):
             self.assertGreaterEqual(s["segments"], 4, shares)
         coordinators = [k for k, (_, out, _) in enumerate(results) if "applying 5" in out]
         self.assertEqual(len(coordinators), 1, results)
+        self.assertGreaterEqual(max(held, default=0), 1, held)  # it held leases, and said so
+        self.assertLessEqual(max(held), 24)
         self.assertEqual(self.leases(p), [])  # cleared once applied
         self.assertEqual([i for i in scan(p.state) if i["sk"]["S"].startswith("worker#")], [])
         print(f"[ measure  ] 3 workers, 60,000 items, 24 segments: {wall:.1f} s "
@@ -260,9 +272,16 @@ class WorkersTest(unittest.TestCase):
         victim = next(x for x in w.procs if x.pid != lock_pid)
         k = w.procs.index(victim)
         os.kill(victim.pid, signal.SIGSTOP)  # a frozen container: its leases expire meanwhile
-        time.sleep(6)
-        taken = [i for i in self.leases(p) if i.get("owner", {}).get("S", "").split(":")[1:2] ==
-                 [str(victim.pid)]]
+
+        def owned_by_victim():
+            return [i["segment"]["N"] for i in self.leases(p) if not i["done"]["BOOL"] and
+                    i.get("owner", {}).get("S", "").split(":")[1:2] == [str(victim.pid)]]
+        frozen = owned_by_victim()
+        self.assertNotEqual(frozen, [], "it held unfinished segments when it froze")
+        end = time.time() + 60
+        while owned_by_victim() and time.time() < end:  # the others take them over meanwhile
+            time.sleep(0.2)
+        taken = owned_by_victim()
         os.kill(victim.pid, signal.SIGCONT)
         results = w.wait()
         self.assertAllExit(results, [0, 0, 0])
