@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "cli", "dynamorph"))
     ap.add_argument("--out", default="")
     a = ap.parse_args()
+    a.bin = os.path.abspath(a.bin)  # the workers run in folders of their own
     import boto3
     srv = Server()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local",
