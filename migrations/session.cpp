@@ -202,8 +202,13 @@ ExitCode Session::up(const UpOptions& o) {
           fmt::format("note: {} is older than the applied {}; it is applied now, in version order",
                       m->file, newest_applied));
   VersionRunner runner(step_context(), state, *lease);
+  return apply_plan(plan, history, runner, *lease, o);
+}
+
+ExitCode Session::apply_plan(const Plan& plan, const History& history, VersionRunner& runner,
+                             Lease& lease, const UpOptions& o) {
   for (const auto& [m, dir] : plan) {
-    if (stop_.load() && !lease->lost()) {
+    if (stop_.load() && !lease.lost()) {
       render_->info("interrupted before the next version");
       return ExitCode::Interrupted;
     }
@@ -213,7 +218,7 @@ ExitCode Session::up(const UpOptions& o) {
     auto code = runner.run(*m, Direction::Up, o, existing);
     if (code != ExitCode::Ok) return code;
   }
-  lease->release();
+  lease.release();
   return ExitCode::Ok;
 }
 
@@ -245,19 +250,7 @@ ExitCode Session::up_worker(const UpOptions& o, History& history, StateTable& st
     if (lease) {  // the coordinator: the run goes on from the records, as a single `up` would
       render_->info("this worker holds the lock: it coordinates");
       VersionRunner runner(step_context(), state, *lease, &w);
-      for (const auto& [m, dir] : plan) {
-        if (stop_.load() && !lease->lost()) {
-          render_->info("interrupted before the next version");
-          return ExitCode::Interrupted;
-        }
-        auto r = history.records.find(m->version);
-        std::optional<VersionRecord> existing;
-        if (r != history.records.end()) existing = r->second;
-        auto code = runner.run(*m, Direction::Up, o, existing);
-        if (code != ExitCode::Ok) return code;
-      }
-      lease->release();
-      return ExitCode::Ok;
+      return apply_plan(plan, history, runner, *lease, o);
     }
     if (plan.empty()) {
       render_->result("up to date: every version is applied");

@@ -32,6 +32,9 @@ class Renderer;
 struct StepContext;
 class History;
 class StateTable;
+class VersionRunner;
+class Lease;
+struct PlannedVersion;
 
 // Settings resolved in the contract's order: dynamorph.yaml with its overlay, then the flags.
 // Throws UsageError like Session's constructor. (Session and `dynamorph bench` both use it.)
@@ -66,6 +69,10 @@ class Session {
   // `up --worker`: coordinates while this process holds the lock, else works on the leases of
   // the step the lock holder is running, until the target is applied.
   ExitCode up_worker(const UpOptions& options, History& history, StateTable& state);
+  // Runs every version of `plan` up, in order, from its record in `history`; releases the lock
+  // when all are applied.
+  ExitCode apply_plan(const std::vector<PlannedVersion>& plan, const History& history,
+                      VersionRunner& runner, Lease& lease, const UpOptions& o);
   std::vector<Migration> load();
   dynamo::Client& client();
   StepContext step_context();

@@ -831,14 +831,16 @@ bool StateTable::extend_worker(const std::string& owner, std::int64_t expires_at
   return conditional(client_.update_item(u), name_, fmt::format("renewing worker {}", owner));
 }
 
-void StateTable::delete_worker(const std::string& owner) {
+bool StateTable::delete_worker(const std::string& owner,
+                               std::optional<std::int64_t> expired_before) {
   dynamo::DeleteItemRequest d;
   d.table = name_;
   d.key = key("worker#" + owner);
-  auto r = client_.delete_item(d);
-  if (!r)
-    throw Error(fmt::format("removing worker {} from {}: {}", owner, name_,
-                            r.error().to_string()));
+  if (expired_before) {
+    d.condition.text = "expires_at < :t";
+    d.condition.values[":t"] = num(*expired_before);
+  }
+  return conditional(client_.delete_item(d), name_, fmt::format("removing worker {}", owner));
 }
 
 std::vector<WorkerRecord> StateTable::read_workers() const {

@@ -188,7 +188,9 @@ class StateTable {
   // Workers' registrations.
   void put_worker(const WorkerRecord& worker);
   bool extend_worker(const std::string& owner, std::int64_t expires_at_ms);
-  void delete_worker(const std::string& owner);
+  // Deletes a registration; with `expired_before`, only if it expired before then (a dead
+  // worker's, pruned by the live ones): false when it had not.
+  bool delete_worker(const std::string& owner, std::optional<std::int64_t> expired_before = {});
   std::vector<WorkerRecord> read_workers() const;
 
   // The most actions one TransactWriteItems may hold: DynamoDB's 100 until the server refuses a

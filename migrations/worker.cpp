@@ -75,7 +75,10 @@ int WorkerRegistration::refresh() {
   int n = 0;
   bool me = false;
   for (const auto& w : state_.read_workers()) {
-    if (w.expires_at_ms < now) continue;
+    if (w.expires_at_ms < now) {  // a dead worker's: nobody else removes it
+      if (w.owner != owner_) state_.delete_worker(w.owner, now);
+      continue;
+    }
     ++n;
     me = me || w.owner == owner_;
   }
@@ -192,10 +195,8 @@ void LeaseCheckpointStore::writer() {
     write_round(lk, renew);
     if (renew) next_renew = Clock::now() + period;
     ++rounds_;
-    if (flush_requested_) {
-      flush_requested_ = false;
-      cv_.notify_all();
-    }
+    flush_requested_ = false;
+    cv_.notify_all();  // flush() waits for a round to end
     if (stopping_) return;
   }
 }
@@ -271,15 +272,18 @@ void LeaseCheckpointStore::write_round(std::unique_lock<std::mutex>& lk, bool re
 }
 
 void LeaseCheckpointStore::flush() {
+  // Asks for rounds until nothing is left to write: a checkpoint saved while a round was
+  // writing is written by the next one.
   std::unique_lock lk(mu_);
-  flush_requested_ = true;
-  cv_.notify_all();
-  cv_.wait(lk, [this] {
-    if (flush_requested_ || writing_) return false;
-    for (const auto& [s, h] : segments_)
-      if (h.pending && h.held->held.load()) return false;
-    return true;
-  });
+  while (true) {
+    bool pending = writing_;
+    for (const auto& [s, h] : segments_) pending = pending || (h.pending && h.held->held.load());
+    if (!pending) return;
+    flush_requested_ = true;
+    cv_.notify_all();
+    const std::uint64_t round = rounds_;
+    cv_.wait(lk, [&] { return rounds_ != round; });
+  }
 }
 
 void LeaseCheckpointStore::release_all(const std::string& error) {

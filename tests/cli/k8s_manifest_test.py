@@ -402,9 +402,11 @@ class ConfigMapFilesRunWithTheJobsArguments(unittest.TestCase):
     def dm(self, args, env=None):
         e = dict(self.env)
         e.update(env or {})
-        p = subprocess.run([BIN] + args, capture_output=True, text=True, cwd=self.workdir,
-                           env={**os.environ, **e}, timeout=300)
-        return p
+        try:
+            return subprocess.run([BIN] + args, capture_output=True, text=True, cwd=self.workdir,
+                                  env={**os.environ, **e}, timeout=300)
+        except subprocess.TimeoutExpired as t:  # say what it was doing
+            self.fail(f"{args} did not end in 300 s; stdout:\n{t.stdout}\nstderr:\n{t.stderr}")
 
     def test_files_load_in_every_environment(self):
         versions = sorted(int(k.split("_")[0]) for k in self.cm["data"] if MIGRATION_NAME.match(k))

@@ -33,8 +33,7 @@ def seed(table, count, pad=0):
     return items
 
 
-def batch_step(segments, page_size):
-    """Idempotent, in batches: the fast shape of a bulk reshape."""
+def step(segments, page_size, update, write):
     return f"""\
         version: 5
         name: visits
@@ -43,24 +42,21 @@ def batch_step(segments, page_size):
               values: {{ ":one": 1 }}
               source: {{ table: app, segments: {segments}, page_size: {page_size} }}
               transform:
-                - update: "SET visits = visits + :one, migrated = :one, migratedAt = :now"
-              write: {{ mode: batch }}
+                - update: "{update}"
+              write: {write}
         """
+
+
+def batch_step(segments, page_size):
+    """Idempotent, in batches: the fast shape of a bulk reshape."""
+    return step(segments, page_size, "SET visits = visits + :one, migrated = :one, migratedAt = :now",
+                "{ mode: batch }")
 
 
 def visits_step(segments, page_size=100):
     """Non-idempotent (visits + 1), made exactly-once by version_attribute."""
-    return f"""\
-        version: 5
-        name: visits
-        up:
-          - pipeline:
-              values: {{ ":one": 1 }}
-              source: {{ table: app, segments: {segments}, page_size: {page_size} }}
-              transform:
-                - update: "SET visits = visits + :one"
-              write: {{ mode: update, version_attribute: _v }}
-        """
+    return step(segments, page_size, "SET visits = visits + :one",
+                "{ mode: update, version_attribute: _v }")
 
 
 class Workers:
@@ -226,6 +222,8 @@ class WorkersTest(unittest.TestCase):
             took_over = [r for j, r in enumerate(results) if j != k and "applying 5" in r[1]]
             self.assertEqual(len(took_over), 1, results)
         self.assertEqual(self.leases(p), [])
+        # The dead worker's registration was pruned by the live ones once it expired.
+        self.assertEqual([i for i in scan(p.state) if i["sk"]["S"].startswith("worker#")], [])
 
     def test_kill9_of_a_worker_its_segments_are_taken_over_exactly_once(self):
         self.kill9_and_check(coordinator=False)
