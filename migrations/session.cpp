@@ -14,6 +14,7 @@
 #include "migrations/journal_run.h"
 #include "migrations/json_writer.h"
 #include "migrations/lease.h"
+#include "migrations/preflight.h"
 #include "migrations/render.h"
 #include "migrations/runner.h"
 #include "migrations/worker.h"
@@ -188,6 +189,11 @@ ExitCode Session::up(const UpOptions& o) {
     throw UsageError(
         "--worker: a run with `journal:` set cannot be shared by workers yet (each worker's "
         "before-images would need their own manifest); run it without --worker");
+  // Everything that can be refused is refused before the first write (the state table, the
+  // lock): the files against the records as they are now, and the plan's steps.
+  if (state.exists()) history.records = state.read_versions();
+  history.check(false, state.name(), config_.migrations_dir);
+  preflight(step_context(), history.up_plan(o.to), history, o);
   state.ensure();
   if (o.worker) return up_worker(o, history, state);
   auto lease = Lease::acquire(state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
@@ -320,11 +326,13 @@ ExitCode Session::down(const DownOptions& o) {
     render_->result("nothing to roll back: no state table yet");
     return ExitCode::Ok;
   }
-  // A version without down steps goes down through its journal: refused before the lock is
-  // taken (nothing written) when there is none.
+  // Everything that can be refused is refused before the lock is taken (nothing written): the
+  // files against the records, a version without down steps and without a journal, the steps.
+  history.check(true, state.name(), config_.migrations_dir);
+  UpOptions uo;
+  preflight(step_context(), history.down_plan(o.to, o.steps, config_.journal), history, uo);
   std::shared_ptr<stages::JournalStore> journal;
   if (config_.journal) {
-    history.check(true, state.name(), config_.migrations_dir);
     for (const auto& [m, dir] : history.down_plan(o.to, o.steps, config_.journal)) {
       if (m->down) continue;
       if (!journal) journal = stages::JournalStore::open(*config_.journal, client());
@@ -341,7 +349,6 @@ ExitCode Session::down(const DownOptions& o) {
   const Plan plan = history.down_plan(o.to, o.steps, config_.journal);
   if (plan.empty()) render_->result("nothing to roll back");
   VersionRunner runner(step_context(), state, *lease);
-  UpOptions uo;
   for (const auto& [m, dir] : plan) {
     if (stop_.load() && !lease->lost()) return ExitCode::Interrupted;
     std::optional<VersionRecord> existing = history.records.at(m->version);

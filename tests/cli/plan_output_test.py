@@ -5,8 +5,9 @@ an item enters an index or changes its projected attributes, deleted and put whe
 changes, nothing when the index does not see the change; transactions double the table's units.
 The formula is computed here, independently, from the items; batch-mode estimates are also
 compared with what DynamoDB Local meters when the migration really runs. Then the edges a new
-user meets: a dry run that foresees a refusal exits with the real run's code, generate prints
-nothing before an error, and -q prints results (not progress)."""
+user meets: a dry run that foresees a refusal exits with the real run's code, every plan-time
+refusal writes nothing (not even the state table or the lock), generate prints nothing before an
+error, and -q prints results (not progress)."""
 import json
 import math
 import os
@@ -14,7 +15,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import DDB, Project, put_all, scan  # noqa: E402
+from cli_test import DDB, Project, put_all, scan, snapshot  # noqa: E402
+from cli_test import make_table as make_plain_table  # noqa: E402
 
 from bench_test import item_size  # noqa: E402  (DynamoDB's size rules)
 
@@ -212,6 +214,74 @@ class CommandEdgesTest(unittest.TestCase):
         r = p.run("up")  # and the real run is refused, with the same code
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn(f"source table '{p.table('missing')}' does not exist", r.stderr)
+
+    def test_plan_time_refusals_write_nothing_not_even_the_state_table(self):
+        p = Project(self)
+        make_plain_table(p.table("app"))
+        put_all(p.table("app"), [{"PK": {"S": f"U#{i}"}, "SK": {"S": "P"}, "n": {"N": str(i)}}
+                                 for i in range(30)])
+        fine = """\
+            version: 1
+            name: fine
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - update: "SET seen = n"
+                  write: { mode: update, guard: none }
+            """
+        refusals = [  # (a later version's file, what the refusal names)
+            ("""\
+            version: 2
+            up:
+              - pipeline:
+                  source: { table: app }
+                  transform:
+                    - update: "SET SK = concat(SK, '#1')"
+                  write: { mode: update }
+            """, "migrations/2_refused.yaml:3"),
+            ("""\
+            version: 2
+            up:
+              - pipeline:
+                  source: { table: nowhere }
+                  write: { table: app, mode: batch }
+            """, f"source table '{p.table('nowhere')}' does not exist"),
+            ("""\
+            version: 2
+            up:
+              - pipeline:
+                  source: { table: app }
+                  write: { table: nowhere, mode: batch }
+            """, f"target table '{p.table('nowhere')}' does not exist"),
+        ]
+        p.write("1_fine.yaml", fine)
+        before = snapshot(p.ns)
+        for text, message in refusals:
+            # The first version would run, the second is refused at plan time: neither runs,
+            # and the endpoint keeps no trace (no state table, no lock, no item changed).
+            path = p.write("2_refused.yaml", text)
+            r = p.run("up")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(message, r.stderr)
+            self.assertNotIn(p.state, DDB.list_tables()["TableNames"])
+            self.assertEqual(snapshot(p.ns), before)
+            os.remove(path)
+        # With the state table there: the refusal leaves its items (no lock taken) as they were.
+        self.assertEqual(p.run("up").returncode, 0)
+        before = snapshot(p.ns)
+        for text, message in refusals:
+            path = p.write("2_refused.yaml", text)
+            r = p.run("up")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(message, r.stderr)
+            self.assertEqual(snapshot(p.ns), before)
+            os.remove(path)
+        # A version without down steps and without a journal: `down` is refused before the lock.
+        r = p.run("down")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("version 1 has no down steps", r.stderr)
+        self.assertEqual(snapshot(p.ns), before)
 
     def test_generate_prints_nothing_before_an_error(self):
         p = Project(self)
