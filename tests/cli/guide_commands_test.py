@@ -3,7 +3,8 @@ here, in COMMANDS, and done: run in that file's own project against DynamoDB Loc
 order the file gives them, with its exit code and a key part of its output checked; or, where
 the situation it needs is costly (100 000 items, several workers), parsed by the binary (every
 flag and value accepted: only a probe flag added at the end is refused); or, for a synopsis
-line (`[--to V]`, `A|B`), every command word and flag of it looked up in the binary's help.
+line (`[--to V]`, `A|B`), every command word and flag of it looked up in the binary's help,
+and where one is given, an instance of it run (`up --dry-run --sample 10` plans).
 
 A command line added to a guide that COMMANDS does not know fails this test, naming its
 file:line; so does an entry of COMMANDS that no guide has any more. Adding one is one line:
@@ -65,10 +66,18 @@ class Parses:
 
 
 class Synopsis:
-    """A grammar line: every command word and flag exists (see check_words)."""
+    """A grammar line: every command word and flag exists (see check_words). With `example`, an
+    instance of it is also run in the project, like Run(exit, out)."""
+
+    def __init__(self, example=None, exit=0, out=""):
+        self.example, self.run = example, Run(exit, out)
 
     def check(self, t, doc, argv, project):
         t.check_words(doc, argv)
+        if self.example:
+            example = shlex.split(self.example)
+            t.check_words(doc, example)
+            self.run.check(t, f"{doc} as `{self.example}`", example, project)
 
 
 class Help:
@@ -122,16 +131,21 @@ COMMANDS = {
     "build/cli/dynamorph --help": Help(),
     "dynamorph --version": Run(0, f"dynamorph {VERSION}\n"),
     "dynamorph generate add_status": Run(0, WROTE, before=next_second),
-    "dynamorph up --dry-run [--sample 10]": Synopsis(),
-    "dynamorph up [--to V] [--segments N] [--max-wcu N] [--max-rcu N] [--capacity-percent P]": Synopsis(),
-    "dynamorph down [--to V | --steps N] [--force]": Synopsis(),
-    "dynamorph verify [VERSION]": Synopsis(),
-    "dynamorph unlock [--force]": Synopsis(),
+    # generate's starter reads a table that does not exist: the plan says so, exit 2.
+    "dynamorph up --dry-run [--sample 10]": Synopsis("dynamorph up --dry-run --sample 10", 2,
+                                                     "warning: source table"),
+    "dynamorph up [--to V] [--segments N] [--max-wcu N] [--max-rcu N] [--capacity-percent P]": Synopsis(
+        "dynamorph up --dry-run --segments 4 --max-wcu 100 --max-rcu 100", 2, "warning: source table"),
+    "dynamorph down [--to V | --steps N] [--force]": Synopsis("dynamorph down --steps 1 --dry-run", 0,
+                                                              "dry run: nothing to do"),
+    "dynamorph verify [VERSION]": Synopsis("dynamorph verify", 0, "nothing to verify: no version is applied"),
+    "dynamorph unlock [--force]": Synopsis("dynamorph unlock", 0, "no lock is held in"),
     "dynamorph mark VERSION applied|pending": Synopsis(),
     "dynamorph bench seed --items 100000": Parses(),  # 100 000 items: bench_test.py seeds fewer
     "dynamorph bench scan --table T --report scan.html": Parses(),
     "dynamorph bench write --mode batch --in-flight 4,16,64": Parses(),
-    "dynamorph bench migrate [VERSION] [--sample 10]": Synopsis(),
+    "dynamorph bench migrate [VERSION] [--sample 10]": Synopsis("dynamorph bench migrate --sample 10", 2,
+                                                                "add_status.yaml:7: source table"),
 }
 
 
