@@ -33,6 +33,10 @@ COPY pipeline pipeline
 COPY migrations migrations
 COPY benchmark benchmark
 COPY cli cli
+# `cmake --install` also puts the man page (help2man, from setup.sh) and the docs in place.
+COPY README.md ./
+COPY docs docs
+COPY configs configs
 RUN set -eu; \
     march="${DYNAMORPH_MARCH}"; \
     if [ -z "$march" ]; then \
@@ -62,6 +66,8 @@ RUN useradd --system --uid 10001 --user-group --home-dir /work --no-create-home 
       --shell /usr/sbin/nologin dynamorph \
  && mkdir -p /work && chown dynamorph:dynamorph /work
 COPY --from=build /out/usr/local/bin/dynamorph /usr/local/bin/dynamorph
+# The guide that `dynamorph init` and `generate` point to (no man in a slim image).
+COPY --from=build /out/usr/local/share/doc/dynamorph /usr/local/share/doc/dynamorph
 # dynamorph.yaml and migrations/ are read from the working folder unless --config and
 # --migrations say otherwise (configs/k8s/ mounts them from a ConfigMap at /etc/dynamorph).
 WORKDIR /work

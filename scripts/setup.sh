@@ -18,7 +18,7 @@ PKGS=(build-essential cmake ninja-build pkg-config git curl zip unzip
       libcurl4-openssl-dev libssl-dev libsimdjson-dev libtbb-dev libfmt-dev libyaml-cpp-dev
       libcli11-dev libspdlog-dev libhowardhinnant-date-dev uuid-dev zlib1g-dev liblua5.4-dev
       libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev clang libclang-rt-14-dev
-      libcpp-httplib-dev default-jre-headless nodejs npm python3-boto3 python3-botocore
+      libcpp-httplib-dev help2man default-jre-headless nodejs npm python3-boto3 python3-botocore
       python3-prometheus-client python3-yaml chromium)
 # What only the tests, benchmarks and fuzzing need; --build-only leaves these out.
 TEST_ONLY=(curl zip unzip libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
