@@ -10,6 +10,7 @@
 #include "migrations/errors.h"
 #include "migrations/estimate.h"
 #include "migrations/journal_run.h"
+#include "migrations/scaffold.h"
 
 namespace dynamorph::migrations {
 
@@ -95,6 +96,9 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   bool would_fail = false;
   for (const auto& [m, direction] : plan) {
     out.dry_run_version(*m, direction);
+    if (direction == Direction::Up && m->irreversible)
+      out.dry_run_note("declared irreversible (`down: irreversible`): `down` will refuse to roll "
+                       "it back");
     if (direction == Direction::Down && !m->down) {
       out.dry_run_note(
           fmt::format("no down steps: `down` restores the journal in {}, newest step "
@@ -116,8 +120,14 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         }
         if (!src.empty() && !table_exists(src)) {
           would_fail = true;
-          out.dry_run_warning(fmt::format("source table {} does not exist: `{}` would fail here",
-                                          src, to_string(direction)));
+          out.dry_run_warning(fmt::format("source table {} does not exist: `{}` would fail here{}",
+                                          src, to_string(direction),
+                                          src.ends_with(kPlaceholderTable)
+                                              ? fmt::format(" (the placeholder `dynamorph "
+                                                            "generate` wrote: replace it with your "
+                                                            "table's name in {})",
+                                                            step.where)
+                                              : ""));
           continue;
         }
         auto store = pipeline::null_checkpoint_store();

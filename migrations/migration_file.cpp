@@ -679,7 +679,14 @@ Migration Parser::parse(const std::string& file_name) {
   if (std::count_if(m.up.begin(), m.up.end(), is_follow_step) > 1)
     doc_.fail(root["up"], "up: at most one step of a version may follow: stream (`follow` "
                           "replays it until cut-over)");
-  if (root["down"]) m.down = steps(root["down"], "down");
+  if (const YAML::Node d = root["down"]; d && is_plain_scalar(d) && d.Scalar() == "irreversible")
+    m.irreversible = true;
+  else if (d && d.IsScalar() && !is_null_scalar(d))
+    doc_.fail(d, fmt::format("down: expected a list of steps, [] (nothing to undo) or "
+                             "irreversible, got '{}'",
+                             d.Scalar()));
+  else if (d)
+    m.down = steps(d, "down");
   // The Lua files a step names are part of the version: editing an applied script is drift.
   std::string text = doc_.text();
   for (const auto& [file, bytes] : lua_files_)

@@ -64,6 +64,7 @@ struct Migration {
   std::string checksum;  // SHA-256 of the LF-normalized text
   std::vector<Step> up;  // may be empty only when `schema` says what the version changes
   std::optional<std::vector<Step>> down;  // absent: this version cannot be rolled back
+  bool irreversible = false;              // `down: irreversible`: declared so, even with a journal
   std::optional<ModelSchema> schema;      // the model change it documents (`schema:`)
   // The file's own run settings (they beat dynamorph.yaml, flags beat them).
   std::optional<int> segments;

@@ -325,15 +325,16 @@ ExitCode Session::down(const DownOptions& o) {
   std::shared_ptr<stages::JournalStore> journal;
   if (config_.journal) {
     history.check(true, state.name(), config_.migrations_dir);
+    std::vector<std::pair<const Migration*, std::string>> blockers;
     for (const auto& [m, dir] : history.down_plan(o.to, o.steps, config_.journal)) {
       if (m->down) continue;
       if (!journal) journal = stages::JournalStore::open(*config_.journal, client());
       if (!has_journal(*journal, *m, history.records.at(m->version)))
-        throw UsageError(fmt::format(
-            "{}: version {} has no down steps and no journal in {} (it ran without one), so it "
-            "cannot be rolled back (nothing was changed)",
-            m->file, m->version, journal->describe()));
+        blockers.emplace_back(m, fmt::format("version {} has no down steps and no journal in {} "
+                                             "(it ran without one)",
+                                             m->version, journal->describe()));
     }
+    History::refuse_down(blockers);
   }
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   history.records = state.read_versions();

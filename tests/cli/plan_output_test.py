@@ -14,7 +14,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import DDB, Project, put_all, scan  # noqa: E402
+from cli_test import DDB, Project, put_all, scan, snapshot  # noqa: E402
 
 from bench_test import item_size  # noqa: E402  (DynamoDB's size rules)
 
@@ -229,6 +229,63 @@ class CommandEdgesTest(unittest.TestCase):
         r = p.run("frobnicate")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("dynamorph: unknown command 'frobnicate' (commands: init,", r.stderr)
+
+    def test_down_names_every_one_way_version(self):
+        p = Project(self)
+        p.write("1_table.yaml", """\
+            version: 1
+            name: table
+            up:
+              - create_table: { table: things, partition_key: id:string }
+            down:
+              - delete_table: { table: things }
+            """)
+        for v, name in ((2, "ttl"), (3, "more_ttl")):
+            p.write(f"{v}_{name}.yaml", f"""\
+                version: {v}
+                name: {name}
+                up:
+                  - create_table: {{ table: {name}, partition_key: id:string }}
+                """)
+        p.write("4_declared.yaml", """\
+            version: 4
+            name: declared
+            up:
+              - create_table: { table: others, partition_key: id:string }
+            down: irreversible
+            """)
+        r = p.run("up", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("dry run: would apply 4 declared (migrations/4_declared.yaml)\n"
+                      "    declared irreversible (`down: irreversible`): `down` will refuse to roll "
+                      "it back\n", r.stdout)
+        self.assertEqual(p.run("up").returncode, 0)
+        before = snapshot(p.ns)
+        hint = ("undo what a version did with a new version whose up steps reverse it; give "
+                "versions to come `down:` steps, or set `journal:` in dynamorph.yaml before "
+                "running them\n")
+        for args in (["down", "--to", "0"], ["down", "--to", "0", "--dry-run"]):
+            r = p.run(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr,
+                             "dynamorph: down: 3 versions in the plan cannot be rolled back "
+                             "(nothing was changed):\n"
+                             "  migrations/4_declared.yaml: version 4 is declared irreversible "
+                             "(`down: irreversible`)\n"
+                             "  migrations/3_more_ttl.yaml: version 3 has no down steps and no "
+                             "journal (dynamorph.yaml sets no `journal:`)\n"
+                             "  migrations/2_ttl.yaml: version 2 has no down steps and no journal "
+                             "(dynamorph.yaml sets no `journal:`)\n" + hint, args)
+            self.assertEqual(snapshot(p.ns), before)  # nothing written, not even the state table
+        # A journal does not make a declared irreversible version reversible.
+        with open(os.path.join(p.dir, "dynamorph.yaml"), "a") as f:
+            f.write("journal: ./journal\n")
+        r = p.run("down")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: migrations/4_declared.yaml: version 4 is declared "
+                         "irreversible (`down: irreversible`), so it cannot be rolled back "
+                         "(nothing was changed); " + hint)
+        self.assertEqual(snapshot(p.ns), before)
 
     def test_quiet_prints_results_not_progress(self):
         p = Project(self)

@@ -161,6 +161,21 @@ TEST(Loader, SchemaBlockWithoutStepsIsAVersion) {
   EXPECT_FALSE(parse("version: 7\nup:\n  - delete_table: { table: t }\n").schema);
 }
 
+TEST(Loader, DownIrreversible) {
+  const std::string up = "version: 7\nup:\n  - delete_table: { table: t }\n";
+  auto declared = parse(up + "down: irreversible\n");
+  EXPECT_TRUE(declared.irreversible);
+  EXPECT_FALSE(declared.down);
+  auto nothing = parse(up + "down: []\n");
+  EXPECT_FALSE(nothing.irreversible);
+  ASSERT_TRUE(nothing.down);
+  EXPECT_TRUE(nothing.down->empty());
+  EXPECT_FALSE(parse(up).irreversible);
+  EXPECT_EQ(error_of(up + "down: irreversable\n"),
+            "migrations/7_x.yaml:4: down: expected a list of steps, [] (nothing to undo) or "
+            "irreversible, got 'irreversable'");
+}
+
 TEST(Loader, SchemaErrorsNameFileAndLine) {
   auto with = [](const std::string& entity) {
     return error_of("version: 7\nschema:\n  entities:\n    - " + entity + "\n");
