@@ -47,7 +47,7 @@ void History::check(bool allow_down_in_progress, std::string_view state_table,
         r.direction == Direction::Down)
       throw HistoryError(
           fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
-                      "`dynamorph down`, or repair it with `dynamorph mark`",
+                      "`dynamorph down`, which resumes where it stopped",
                       v, m->file, to_string(r.state)));
   }
 }

@@ -79,8 +79,8 @@ std::string gsi_entry(const std::string& spec) {
   std::string pk_name, sk_name;
   const std::string pk = long_type(spec.substr(0, comma), &pk_name);
   if (comma == std::string::npos)
-    return fmt::format("        - {{ name: by_{}, partition_key: {}, projection: all }}\n",
-                       pk_name, pk);
+    return fmt::format("        - {{ name: by_{}, partition_key: {}, projection: all }}\n", pk_name,
+                       pk);
   const std::string sk = long_type(spec.substr(comma + 1), &sk_name);
   return fmt::format(
       "        - {{ name: by_{}_{}, partition_key: {}, sort_key: {}, projection: all }}\n", pk_name,

@@ -443,10 +443,13 @@ ExitCode Session::unlock(bool force) {
   const bool expired = lock->expires_at_ms < dynamo::now_epoch_ms();
   const bool dead_here = lock->host == this_process_owner().host && !process_alive(lock->pid);
   if (!expired && !dead_here && !force)
-    throw LockHeld(
-        fmt::format("the lock in {} is held by {}, which may still be running; `dynamorph unlock "
-                    "--force` frees it anyway",
-                    state.name(), describe_lock(*lock)));
+    // Never "--force" as the way out: two live runs on one version is what the lock prevents.
+    throw LockHeld(fmt::format(
+        "the lock in {} is held by {}, which may still be running; wait for it (a dead run's "
+        "lease ends at {}, then `dynamorph unlock` frees it), or use `dynamorph unlock --force` "
+        "only once you know process {} on {} is gone",
+        state.name(), describe_lock(*lock), dynamo::iso_utc(lock->expires_at_ms), lock->pid,
+        lock->host));
   if (!state.delete_lock(lock->owner)) {
     render_->info(
         "the lock changed hands meanwhile; run `dynamorph unlock` again to see who holds it");
@@ -470,7 +473,15 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
                                  config_.migrations_dir));
   state.ensure();
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
-  auto records = state.read_versions();
+  // A record this build cannot read (an unknown state word) is what mark repairs: it is
+  // rewritten (applied) or deleted (pending), so that refusal must not stop mark itself.
+  std::map<std::int64_t, VersionRecord> records;
+  bool unreadable = false;
+  try {
+    records = state.read_versions();
+  } catch (const HistoryError&) {
+    unreadable = true;
+  }
   // Checkpoints first: a crash while clearing them leaves the record as it was, and running
   // mark again finishes.
   state.delete_checkpoints(version, lease->proof());
@@ -491,7 +502,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     if (rec.started_at.empty()) rec.started_at = rec.updated_at;
     state.put_version(rec, lease->proof());
   } else {
-    if (records.contains(version)) state.delete_version(version, lease->proof());
+    if (records.contains(version) || unreadable) state.delete_version(version, lease->proof());
   }
   render_->result(fmt::format("marked {} {}", version, word));
   lease->release();

@@ -7,14 +7,16 @@ The formula is computed here, independently, from the items; batch-mode estimate
 compared with what DynamoDB Local meters when the migration really runs. Then the edges a new
 user meets: a dry run that foresees a refusal exits with the real run's code, generate prints
 nothing before an error, and -q prints results (not progress)."""
+import hashlib
 import json
 import math
 import os
+import socket
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import DDB, Project, put_all, scan, snapshot  # noqa: E402
+from cli_test import DDB, N, Project, S, put_all, scan, snapshot  # noqa: E402
 
 from bench_test import item_size  # noqa: E402  (DynamoDB's size rules)
 
@@ -188,6 +190,81 @@ class DryRunEstimateTest(unittest.TestCase):
         # DynamoDB Local meters 4 WCU per transaction whatever it holds: compare with the rules.
         self.check("transact", "SET username = lower(username)", lower, 2, metered=False)
 
+
+
+def checksum(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read().replace(b"\r\n", b"\n")).hexdigest()
+
+
+class SafeHintsTest(unittest.TestCase):
+    """Every hint that names a command is safe in the state it is printed in: no `unlock
+    --force` while the holder may be alive, no `mark V applied` for a version that may not have
+    finished, no edit of an applied file."""
+
+    def project(self):
+        p = Project(self)
+        p.write("1_table.yaml", """\
+            version: 1
+            name: table
+            up:
+              - create_table: { table: things, partition_key: id:string }
+            down:
+              - delete_table: { table: things }
+            """)
+        self.assertEqual(p.run("up").returncode, 0)
+        return p
+
+    def put_version(self, p, state, direction):
+        path = os.path.join(p.dir, "migrations", "1_table.yaml")
+        DDB.put_item(TableName=p.state, Item={
+            "pk": S("dynamorph"), "sk": S("version#%020d" % 1), "version": N(1), "name": S("table"),
+            "state": S(state), "direction": S(direction), "checksum": S(checksum(path)), "step": N(0),
+            "counters": {"M": {}}})
+
+    def test_a_live_lock_is_never_forced(self):
+        p = self.project()
+        DDB.put_item(TableName=p.state, Item={
+            "pk": S("dynamorph"), "sk": S("lock"), "owner": S("me:1:feedbeef"), "host": S(socket.gethostname()),
+            "pid": N(os.getpid()), "acquired_at": S("2026-11-22T01:02:03.000Z"),
+            "expires_at": N(4102444800000)})  # 2100-01-01
+        lock = f"{socket.gethostname()}:{os.getpid()} (owner me:1:feedbeef) since 2026-11-22T01:02:03.000Z, " \
+               f"lease until 2100-01-01T00:00:00.000Z"
+        r = p.run("unlock")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stderr, f"dynamorph: the lock in {p.state} is held by {lock}, which may still be "
+                                   "running; wait for it (a dead run's lease ends at 2100-01-01T00:00:00.000Z, "
+                                   "then `dynamorph unlock` frees it), or use `dynamorph unlock --force` only "
+                                   f"once you know process {os.getpid()} on {socket.gethostname()} is gone\n")
+        r = p.run("down")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stderr, f"dynamorph: the lock in {p.state} is held by {lock}; wait for it, or "
+                                   "`dynamorph unlock` if that run is dead\n")
+        self.assertIn("lock", {i["sk"]["S"] for i in scan(p.state)})  # still held
+
+    def test_a_version_stopped_going_down_is_finished_by_down(self):
+        p = self.project()
+        self.put_version(p, "running", "down")
+        r = p.run("up")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: version 1 (migrations/1_table.yaml) stopped while being rolled "
+                                   "back (running); finish it with `dynamorph down`, which resumes where it "
+                                   "stopped\n")
+        r = p.run("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(p.table("things"), DDB.list_tables()["TableNames"])
+
+    def test_an_unknown_state_word_is_repaired_as_pending(self):
+        p = self.project()
+        self.put_version(p, "paused", "up")
+        r = p.run("status")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: version 1 has state 'paused', direction 'up' in the state table: "
+                                   "not a state dynamorph knows (running, applied, failed; up, down); run the "
+                                   "dynamorph that wrote it, or repair it with `dynamorph mark 1 pending` "
+                                   "(`mark 1 applied` only if you know it finished)\n")
+        self.assertEqual(p.run("mark", "1", "pending").returncode, 0)
+        self.assertEqual(p.run("status").returncode, 0)
 
 
 class CommandEdgesTest(unittest.TestCase):
