@@ -16,7 +16,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import DDB, N, Project, S, put_all, scan, snapshot  # noqa: E402
+from cli_test import DDB, N, Project, S, make_table as make_app_table, put_all, scan, snapshot  # noqa: E402
 
 from bench_test import item_size  # noqa: E402  (DynamoDB's size rules)
 
@@ -265,6 +265,36 @@ class SafeHintsTest(unittest.TestCase):
                                    "(`mark 1 applied` only if you know it finished)\n")
         self.assertEqual(p.run("mark", "1", "pending").returncode, 0)
         self.assertEqual(p.run("status").returncode, 0)
+
+
+class ProgressTest(unittest.TestCase):
+    def test_written_moves_within_one_page(self):
+        """One 2,000-item page under a WCU cap: the JSON progress events count items as their
+        BatchWriteItem requests are acknowledged, long before the page's checkpoint."""
+        p = Project(self)
+        make_app_table(p.table("app"))
+        items = [{"PK": S(f"USER#{i:05}"), "SK": S("PROFILE"), "n": N(i)} for i in range(2000)]
+        put_all(p.table("app"), items)
+        p.write("1_mark.yaml", """\
+            version: 1
+            name: mark
+            up:
+              - pipeline:
+                  source: { table: app, segments: 1, page_size: 2000 }
+                  transform:
+                    - update: "SET seen = :yes"
+                  values: { ":yes": true }
+                  write: { mode: batch }
+            """)
+        r = p.run("--json", "up", "--max-wcu", "400")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        written = [e["counters"]["written"] for e in events if e.get("event") == "progress"]
+        within = [w for w in written if 0 < w < 2000]  # the page is not committed yet
+        self.assertGreaterEqual(len(set(within)), 3, written)
+        self.assertEqual(within, sorted(within), written)
+        got = sorted(scan(p.table("app")), key=lambda i: i["PK"]["S"])
+        self.assertEqual(got, [dict(i, seen={"BOOL": True}) for i in items])
 
 
 class CommandEdgesTest(unittest.TestCase):
