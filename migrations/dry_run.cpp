@@ -94,6 +94,10 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   Estimate total;
   int pipeline_steps = 0;
   bool would_fail = false;
+  // The raw figures of the last pipeline step planned: a cleanup step's writes are its items.
+  pipeline::Counters previous_counters;
+  double previous_wcu = 0;
+  decltype(pipeline::RunResult::estimated_index_wcu) previous_index_wcu;
   for (const auto& [m, direction] : plan) {
     out.dry_run_version(*m, direction);
     if (direction == Direction::Up && m->irreversible)
@@ -169,6 +173,19 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         }
         if (r.status == pipeline::RunResult::Status::Failed)
           throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, r.error));
+        if (p->cleanup) {
+          // Nothing carries this version before the step ran, so the scan matches nothing now:
+          // the cleanup updates every item the step writes, each metered at its size (as the
+          // step's own write was; a transact step's doubling makes this an upper bound).
+          const std::int64_t items = previous_counters.puts + previous_counters.updates;
+          r.counters.matched = items;
+          r.counters.updates = items;
+          r.estimated_wcu = previous_wcu;
+          r.estimated_index_wcu = previous_index_wcu;
+        }
+        previous_counters = r.counters;
+        previous_wcu = r.estimated_wcu;
+        previous_index_wcu = r.estimated_index_wcu;
         for (const auto& w : r.warnings) out.dry_run_warning(w);
         DryRunStep found;
         found.version = m->version;

@@ -41,6 +41,11 @@ struct EnableStreamStep {
 };
 struct PipelineStep {
   stages::StepSpec spec;
+  // `write.cleanup_version_attribute: true`: the loader puts a cleanup step after this one.
+  bool cleanup_after = false;
+  // That cleanup step itself: a scan of the target for items whose version attribute is this
+  // version, each updated with REMOVE of it, conditioned on it still holding this version.
+  bool cleanup = false;
 };
 
 struct Step {

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import socket
+import time
 import sys
 import unittest
 
@@ -265,6 +266,75 @@ class SafeHintsTest(unittest.TestCase):
                                    "(`mark 1 applied` only if you know it finished)\n")
         self.assertEqual(p.run("mark", "1", "pending").returncode, 0)
         self.assertEqual(p.run("status").returncode, 0)
+
+
+CLEANUP_STEP = """\
+    version: 1
+    name: visits
+    up:
+      - pipeline:
+          source: { table: app, segments: 4, page_size: 50 }
+          transform:
+            - update: "SET visits = visits + :one"
+          values: { ":one": 1 }
+          write: { mode: update, version_attribute: _v, cleanup_version_attribute: true }
+    """
+
+
+class CleanupVersionAttributeTest(unittest.TestCase):
+    """`cleanup_version_attribute: true`: a last pass removes `_v` from every item the step
+    wrote, with its own checkpoints; the step's change is still applied exactly once."""
+
+    def seeded(self, n):
+        p = Project(self)
+        make_app_table(p.table("app"))
+        items = [{"PK": S(f"USER#{i:05}"), "SK": S("PROFILE"), "visits": N(i)} for i in range(n)]
+        put_all(p.table("app"), items)
+        p.write("1_visits.yaml", CLEANUP_STEP)
+        return p, [dict(i, visits=N(int(i["visits"]["N"]) + 1)) for i in items]
+
+    def read(self, p):
+        return sorted(scan(p.table("app")), key=lambda i: i["PK"]["S"])
+
+    def test_up_removes_the_attribute(self):
+        p, expected = self.seeded(300)
+        r = p.run("up", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"  step 2/2: pipeline cleanup: REMOVE _v from the items of {p.table('app')} at "
+                      "this version (migrations/1_visits.yaml:4)\n", r.stdout)
+        cleanup = r.stdout.split("step 2/2")[1]  # its writes: one UpdateItem per item the step writes
+        self.assertIn("    scanned 300, matched 300\n    would write: 0 puts, 300 updates, 0 deletes, 0 "
+                      "transactions; estimated 300 WCU by DynamoDB's metering rules\n", cleanup)
+        self.assertIn(", 4 RCU + 328 WCU, ", cleanup)
+        r = p.run("up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read(p), expected)
+
+    def test_kill9_during_the_cleanup_then_resume(self):
+        p, expected = self.seeded(600)
+        proc = p.start("up", "--max-wcu", "100")
+        killed = False
+        while proc.poll() is None:
+            now = scan(p.table("app"))
+            cleaned = sum(1 for i in now if "_v" not in i and i["visits"] != expected[0]["visits"] and
+                          int(i["visits"]["N"]) == int(i["PK"]["S"][5:]) + 1)
+            left = sum(1 for i in now if "_v" in i)
+            if cleaned > 0 and left > 0:
+                proc.kill()
+                killed = True
+                break
+            time.sleep(0.2)
+        proc.communicate()
+        self.assertTrue(killed, "the kill must land during the cleanup pass")
+        self.assertEqual(p.run("unlock").returncode, 0)  # this host's dead run
+        st, _ = p.status()
+        self.assertEqual((st[1]["state"], st[1]["step"]), ("running", 1))  # in the cleanup step
+        r = p.run("up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.read(p), expected)
+        st, _ = p.status()
+        self.assertEqual(st[1]["state"], "applied")
 
 
 class ProgressTest(unittest.TestCase):

@@ -338,6 +338,43 @@ TEST(Loader, YamlSyntaxErrorsExplained) {
   EXPECT_EQ(b.up.size(), 1u);
 }
 
+TEST(Loader, CleanupVersionAttributeIsItsOwnStep) {
+  const std::string head =
+      "version: 7\nup:\n  - pipeline:\n      source: { table: t, segments: 5 }\n      "
+      "transform:\n        - update: \"SET a = :one\"\n      values: { \":one\": 1 }\n";
+  auto m = parse(head +
+                 "      write: { mode: update, version_attribute: _v, "
+                 "cleanup_version_attribute: true }\n");
+  ASSERT_EQ(m.up.size(), 2u);
+  const auto& c = std::get<PipelineStep>(m.up[1].body);
+  EXPECT_TRUE(c.cleanup);
+  EXPECT_FALSE(std::get<PipelineStep>(m.up[0].body).cleanup);
+  EXPECT_EQ(m.up[1].where, "migrations/7_x.yaml:3");
+  EXPECT_EQ(m.up[1].describe(),
+            "pipeline cleanup: REMOVE _v from the items of ns-t at this version");
+  EXPECT_EQ(c.spec.source.table, "ns-t");
+  EXPECT_EQ(c.spec.source.segments, 5);
+  EXPECT_EQ(c.spec.where.text, "#cv = :cv");
+  EXPECT_EQ(c.spec.source.filter.text, "#cv = :cv");
+  EXPECT_EQ(c.spec.transform.at(0).update.text, "REMOVE #cv");
+  EXPECT_EQ(c.spec.names.at("#cv"), "_v");
+  EXPECT_EQ(c.spec.values.at(":cv").as<dynamo::Number>().text(), "7");
+  EXPECT_EQ(c.spec.write.mode, stages::WriteMode::Update);
+  EXPECT_EQ(c.spec.write.guard, stages::Guard::Unchanged);
+  EXPECT_TRUE(c.spec.write.version_attribute.empty());
+  EXPECT_EQ(parse(head + "      write: { mode: update, version_attribute: _v, "
+                         "cleanup_version_attribute: false }\n")
+                .up.size(),
+            1u);
+  EXPECT_EQ(error_of(head + "      write: { mode: update, cleanup_version_attribute: true }\n"),
+            "migrations/7_x.yaml:8: cleanup_version_attribute: needs version_attribute (the "
+            "attribute it removes)");
+  EXPECT_EQ(error_of(head + "      write: { mode: none, version_attribute: _v, "
+                            "cleanup_version_attribute: true }\n"),
+            "migrations/7_x.yaml:8: cleanup_version_attribute: mode none leaves no attribute to "
+            "remove");
+}
+
 TEST(Loader, FollowStream) {
   auto m = parse(R"Y(version: 7
 up:
