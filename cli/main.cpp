@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
   gen->add_option("--create-table", create_table, "start with a create_table step for this table");
   gen->add_option("--partition-key", pk, "NAME:TYPE");
   gen->add_option("--sort-key", sk, "NAME:TYPE");
-  gen->add_option("--gsi", go.gsi, "NAME:TYPE partition key of a global index (repeatable)");
+  gen->add_option("--gsi", go.gsi, "NAME:TYPE[,SORT:TYPE] keys of a global index (repeatable)");
 
   auto* status = app.add_subcommand(
       "status", "every version: pending / running / applied / failed, checksum drift");

@@ -10,6 +10,7 @@
 #include "migrations/errors.h"
 #include "migrations/estimate.h"
 #include "migrations/journal_run.h"
+#include "migrations/scaffold.h"
 
 namespace dynamorph::migrations {
 
@@ -93,8 +94,15 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
   Estimate total;
   int pipeline_steps = 0;
   bool would_fail = false;
+  // The raw figures of the last pipeline step planned: a cleanup step's writes are its items.
+  pipeline::Counters previous_counters;
+  double previous_wcu = 0;
+  decltype(pipeline::RunResult::estimated_index_wcu) previous_index_wcu;
   for (const auto& [m, direction] : plan) {
     out.dry_run_version(*m, direction);
+    if (direction == Direction::Up && m->irreversible)
+      out.dry_run_note("declared irreversible (`down: irreversible`): `down` will refuse to roll "
+                       "it back");
     if (direction == Direction::Down && !m->down) {
       out.dry_run_note(
           fmt::format("no down steps: `down` restores the journal in {}, newest step "
@@ -116,8 +124,14 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         }
         if (!src.empty() && !table_exists(src)) {
           would_fail = true;
-          out.dry_run_warning(fmt::format("source table {} does not exist: `{}` would fail here",
-                                          src, to_string(direction)));
+          out.dry_run_warning(fmt::format("source table {} does not exist: `{}` would fail here{}",
+                                          src, to_string(direction),
+                                          src.ends_with(kPlaceholderTable)
+                                              ? fmt::format(" (the placeholder `dynamorph "
+                                                            "generate` wrote: replace it with your "
+                                                            "table's name in {})",
+                                                            step.where)
+                                              : ""));
           continue;
         }
         auto store = pipeline::null_checkpoint_store();
@@ -159,6 +173,19 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
         }
         if (r.status == pipeline::RunResult::Status::Failed)
           throw StepFailed(fmt::format("{}: pipeline (dry run): {}", step.where, r.error));
+        if (p->cleanup) {
+          // Nothing carries this version before the step ran, so the scan matches nothing now:
+          // the cleanup updates every item the step writes, each metered at its size (as the
+          // step's own write was; a transact step's doubling makes this an upper bound).
+          const std::int64_t items = previous_counters.puts + previous_counters.updates;
+          r.counters.matched = items;
+          r.counters.updates = items;
+          r.estimated_wcu = previous_wcu;
+          r.estimated_index_wcu = previous_index_wcu;
+        }
+        previous_counters = r.counters;
+        previous_wcu = r.estimated_wcu;
+        previous_index_wcu = r.estimated_index_wcu;
         for (const auto& w : r.warnings) out.dry_run_warning(w);
         DryRunStep found;
         found.version = m->version;

@@ -47,7 +47,7 @@ void History::check(bool allow_down_in_progress, std::string_view state_table,
         r.direction == Direction::Down)
       throw HistoryError(
           fmt::format("version {} ({}) stopped while being rolled back ({}); finish it with "
-                      "`dynamorph down`, or repair it with `dynamorph mark`",
+                      "`dynamorph down`, which resumes where it stopped",
                       v, m->file, to_string(r.state)));
   }
 }
@@ -72,13 +72,36 @@ Plan History::down_plan(std::optional<std::int64_t> to, std::optional<int> steps
     if (!to && static_cast<int>(plan.size()) >= steps.value_or(1)) break;
     plan.push_back({by_version_.at(v), Direction::Down});
   }
-  for (const auto& p : plan)
-    if (!p.migration->down && !journal)
-      throw UsageError(
-          fmt::format("{}: version {} has no down steps and no journal (dynamorph.yaml sets no "
-                      "`journal:`), so it cannot be rolled back (nothing was changed)",
-                      p.migration->file, p.migration->version));
+  std::vector<std::pair<const Migration*, std::string>> blockers;
+  for (const auto& p : plan) {
+    const Migration& m = *p.migration;
+    if (m.irreversible)
+      blockers.emplace_back(
+          &m, fmt::format("version {} is declared irreversible (`down: irreversible`)", m.version));
+    else if (!m.down && !journal)
+      blockers.emplace_back(&m, fmt::format("version {} has no down steps and no journal "
+                                            "(dynamorph.yaml sets no `journal:`)",
+                                            m.version));
+  }
+  refuse_down(blockers);
   return plan;
+}
+
+void History::refuse_down(const std::vector<std::pair<const Migration*, std::string>>& blockers) {
+  if (blockers.empty()) return;
+  // Never "edit the file": an applied file's edit is drift, and it would not undo what ran.
+  constexpr std::string_view hint =
+      "undo what a version did with a new version whose up steps reverse it; give versions to "
+      "come `down:` steps, or set `journal:` in dynamorph.yaml before running them";
+  if (blockers.size() == 1)
+    throw UsageError(fmt::format("{}: {}, so it cannot be rolled back (nothing was changed); {}",
+                                 blockers[0].first->file, blockers[0].second, hint));
+  std::string text =
+      fmt::format("down: {} versions in the plan cannot be rolled back (nothing was changed):",
+                  blockers.size());
+  for (const auto& [m, why] : blockers) text += fmt::format("\n  {}: {}", m->file, why);
+  text += fmt::format("\n{}", hint);
+  throw UsageError(text);
 }
 
 std::int64_t History::newest_applied() const {

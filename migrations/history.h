@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "migrations/migration_file.h"
@@ -45,6 +47,10 @@ class History {
   // may be (the session then checks that it is there).
   Plan down_plan(std::optional<std::int64_t> to, std::optional<int> steps,
                  const std::optional<std::string>& journal = std::nullopt) const;
+  // Why each of a down plan's versions that has no down steps cannot go down (its file and a
+  // phrase, "version 5 has no down steps and no journal …"): one refusal naming them all and
+  // what would make such a version reversible. Throws UsageError; does nothing when empty.
+  static void refuse_down(const std::vector<std::pair<const Migration*, std::string>>& blockers);
   // The newest applied version, -1 when none is.
   std::int64_t newest_applied() const;
 

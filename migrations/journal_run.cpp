@@ -421,7 +421,7 @@ ExitCode JournalRestorer::run(const Migration& m, VersionRecord rec, bool force)
     rec.step = 0;
     rec.error = fmt::format(
         "{}: {} items were changed since version {} wrote them and were left as they are; "
-        "`dynamorph down --force` restores them too",
+        "`dynamorph down --force` restores them too, overwriting those later changes",
         m.file, total.changed, m.version);
     rec.updated_at = dynamo::now_iso();
     state_.put_version(rec, lease_.proof());

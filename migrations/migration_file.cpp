@@ -54,6 +54,7 @@ class Parser {
   DeleteTableStep delete_table(const YAML::Node& n);
   EnableStreamStep enable_stream(const YAML::Node& n);
   PipelineStep pipeline(const YAML::Node& n, const std::string& where);
+  Step cleanup_step(const std::string& where, const PipelineStep& after);
 
   std::string table(const YAML::Node& map, std::string_view what);
   dynamo::KeyAttribute key(const YAML::Node& n, std::string_view what);
@@ -69,6 +70,7 @@ class Parser {
   const YamlDoc& doc_;
   const LoadOptions& options_;
   bool in_down_ = false;
+  std::int64_t version_ = 0;
   std::vector<std::pair<std::string, std::string>> lua_files_;  // as written, bytes: checksummed
 };
 
@@ -552,7 +554,9 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     }
   }
   if (const YAML::Node w = n["write"]) {
-    doc_.check_map(w, "write", Keys{"table", "mode", "guard", "version_attribute"});
+    doc_.check_map(w, "write",
+                   Keys{"table", "mode", "guard", "version_attribute",
+                        "cleanup_version_attribute"});
     if (w["table"]) spec.write.table = table(w, "write");
     if (w["mode"]) {
       auto m = stages::parse_write_mode(doc_.string(w["mode"], "mode"));
@@ -584,6 +588,16 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
                   "the items to revert with where: attribute_exists(#v), and REMOVE #v, with "
                   "names: { \"#v\": _v }");
       spec.write.version_attribute = doc_.string(w["version_attribute"], "version_attribute");
+    }
+    if (const YAML::Node c = w["cleanup_version_attribute"]) {
+      p.cleanup_after = doc_.boolean(c, "cleanup_version_attribute");
+      if (p.cleanup_after && spec.write.version_attribute.empty())
+        doc_.fail(c,
+                  "cleanup_version_attribute: needs version_attribute (the attribute it removes)");
+      if (p.cleanup_after && (spec.write.mode == stages::WriteMode::Delete ||
+                              spec.write.mode == stages::WriteMode::None))
+        doc_.fail(c, fmt::format("cleanup_version_attribute: mode {} leaves no attribute to remove",
+                                 stages::to_string(spec.write.mode)));
     }
   }
   if (spec.write.mode == stages::WriteMode::Delete && !spec.transform.empty())
@@ -631,9 +645,42 @@ std::vector<Step> Parser::steps(const YAML::Node& node, std::string_view what) {
   if (!node.IsSequence()) doc_.fail(node, fmt::format("{}: expected a list of steps", what));
   std::vector<Step> out;
   in_down_ = what == "down";
-  for (const auto& n : node) out.push_back(step(n));
+  for (const auto& n : node) {
+    out.push_back(step(n));
+    const auto* p = std::get_if<PipelineStep>(&out.back().body);
+    if (p && p->cleanup_after) out.push_back(cleanup_step(out.back().where, *p));
+  }
   in_down_ = false;
   return out;
+}
+
+// The last pass of `cleanup_version_attribute`: its own step, so it has its own checkpoints
+// (resumed like any step), runs segment-parallel, and is planned and estimated by the dry run.
+Step Parser::cleanup_step(const std::string& where, const PipelineStep& after) {
+  const stages::StepSpec& done = after.spec;
+  PipelineStep c;
+  c.cleanup = true;
+  stages::StepSpec& s = c.spec;
+  const std::string label = fmt::format("{}: cleanup_version_attribute", where);
+  s.label = label;
+  s.names["#cv"] = done.write.version_attribute;
+  s.values[":cv"] = dynamo::AttributeValue::number(std::to_string(version_));
+  s.source.table = done.write.table.empty() ? done.source.table : done.write.table;
+  s.source.segments = done.source.segments;
+  s.source.page_size = done.source.page_size;
+  s.source.filter = {"#cv = :cv", label + ": filter"};
+  s.where = {"#cv = :cv", label + ": where"};
+  stages::TransformSpec t;
+  t.update = {"REMOVE #cv", label + ": update"};
+  s.transform.push_back(std::move(t));
+  s.write.mode = stages::WriteMode::Update;
+  s.write.guard = stages::Guard::Unchanged;  // conditioned on #cv still being this version
+  stages::compile_step_expressions(s, options_.now_iso, where);
+  Step step;
+  step.kind = "pipeline";
+  step.where = where;
+  step.body = std::move(c);
+  return step;
 }
 
 Migration Parser::parse(const std::string& file_name) {
@@ -645,6 +692,7 @@ Migration Parser::parse(const std::string& file_name) {
   Migration m;
   m.file = doc_.display();
   m.version = doc_.integer(required(root, "version", "migration"), "version");
+  version_ = m.version;
   if (m.version < 0) doc_.fail(root["version"], "version: must not be negative");
   // <version>_<name>.yaml
   const auto us = file_name.find('_');
@@ -679,7 +727,14 @@ Migration Parser::parse(const std::string& file_name) {
   if (std::count_if(m.up.begin(), m.up.end(), is_follow_step) > 1)
     doc_.fail(root["up"], "up: at most one step of a version may follow: stream (`follow` "
                           "replays it until cut-over)");
-  if (root["down"]) m.down = steps(root["down"], "down");
+  if (const YAML::Node d = root["down"]; d && is_plain_scalar(d) && d.Scalar() == "irreversible")
+    m.irreversible = true;
+  else if (d && d.IsScalar() && !is_null_scalar(d))
+    doc_.fail(d, fmt::format("down: expected a list of steps, [] (nothing to undo) or "
+                             "irreversible, got '{}'",
+                             d.Scalar()));
+  else if (d)
+    m.down = steps(d, "down");
   // The Lua files a step names are part of the version: editing an applied script is drift.
   std::string text = doc_.text();
   for (const auto& [file, bytes] : lua_files_)
@@ -743,6 +798,9 @@ std::string Step::describe() const {
           return fmt::format("enable_stream {} ({})", b.table, b.view);
         } else {
           const auto& s = b.spec;
+          if (b.cleanup)
+            return fmt::format("pipeline cleanup: REMOVE {} from the items of {} at this version",
+                               s.names.at("#cv"), s.source.table);
           std::string target = s.write.table.empty() ? s.source.table : s.write.table;
           if (s.source.kind == "export")
             return fmt::format("pipeline export {} → {} ({})", s.source.export_location, target,

@@ -41,6 +41,11 @@ struct EnableStreamStep {
 };
 struct PipelineStep {
   stages::StepSpec spec;
+  // `write.cleanup_version_attribute: true`: the loader puts a cleanup step after this one.
+  bool cleanup_after = false;
+  // That cleanup step itself: a scan of the target for items whose version attribute is this
+  // version, each updated with REMOVE of it, conditioned on it still holding this version.
+  bool cleanup = false;
 };
 
 struct Step {
@@ -64,6 +69,7 @@ struct Migration {
   std::string checksum;  // SHA-256 of the LF-normalized text
   std::vector<Step> up;  // may be empty only when `schema` says what the version changes
   std::optional<std::vector<Step>> down;  // absent: this version cannot be rolled back
+  bool irreversible = false;              // `down: irreversible`: declared so, even with a journal
   std::optional<ModelSchema> schema;      // the model change it documents (`schema:`)
   // The file's own run settings (they beat dynamorph.yaml, flags beat them).
   std::optional<int> segments;

@@ -80,14 +80,34 @@ bool valid_name(const std::string& n) {
   return true;
 }
 
-std::string long_type(const std::string& spec) {
+std::string long_type(const std::string& spec, std::string* name = nullptr) {
   std::string why;
   auto k = parse_key_spec(spec, &why);
   if (!k) throw UsageError(fmt::format("'{}': {}", spec, why));
   std::string_view t = k->type == dynamo::AttrType::S   ? "string"
                        : k->type == dynamo::AttrType::N ? "number"
                                                         : "binary";
+  if (name) *name = k->name;
   return fmt::format("{}:{}", k->name, t);
+}
+
+// `--gsi NAME:TYPE[,SORT:TYPE]` as a gsi entry named by_<partition>[_<sort>].
+std::string gsi_entry(const std::string& spec) {
+  const auto comma = spec.find(',');
+  if (comma != std::string::npos && spec.find(',', comma + 1) != std::string::npos)
+    throw UsageError(
+        fmt::format("--gsi '{}': expected NAME:TYPE or NAME:TYPE,SORT:TYPE (a partition and a "
+                    "sort key)",
+                    spec));
+  std::string pk_name, sk_name;
+  const std::string pk = long_type(spec.substr(0, comma), &pk_name);
+  if (comma == std::string::npos)
+    return fmt::format("        - {{ name: by_{}, partition_key: {}, projection: all }}\n", pk_name,
+                       pk);
+  const std::string sk = long_type(spec.substr(comma + 1), &sk_name);
+  return fmt::format(
+      "        - {{ name: by_{}_{}, partition_key: {}, sort_key: {}, projection: all }}\n", pk_name,
+      sk_name, pk, sk);
 }
 
 }  // namespace
@@ -131,8 +151,7 @@ std::string generate_migration(const std::string& migrations_dir, const Generate
     text += "      billing: on_demand                 # or { read: 5, write: 5 }\n";
     if (!o.gsi.empty()) {
       text += "      gsi:\n";
-      for (const auto& g : o.gsi)
-        text += fmt::format("        - {{ partition_key: {}, projection: all }}\n", long_type(g));
+      for (const auto& g : o.gsi) text += gsi_entry(g);
     }
     text += "      # ttl: expires_at                    # optional TTL attribute\n";
     text += fmt::format("\ndown:\n  - delete_table: {{ table: {} }}\n", *o.create_table);
@@ -140,7 +159,7 @@ std::string generate_migration(const std::string& migrations_dir, const Generate
     text += fmt::format(
         "  - pipeline:\n"
         "      source:\n"
-        "        table: {0}                       # the table to reshape (namespace is added)\n"
+        "        table: {0}  # the table to reshape (namespace is added)\n"
         "      where: \"attribute_not_exists(migratedAt)\"\n"
         "      transform:\n"
         "        - update: \"SET migratedAt = :now\"\n"
@@ -151,7 +170,7 @@ std::string generate_migration(const std::string& migrations_dir, const Generate
         "# down:                                 # without down, `dynamorph down` refuses this "
         "version\n"
         "#   - pipeline: ...\n",
-        o.name);
+        kPlaceholderTable);
   }
   fs::create_directories(migrations_dir);
   fs::path file = fs::path(migrations_dir) / fmt::format("{}_{}.yaml", version, o.name);

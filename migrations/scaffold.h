@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dynamorph::migrations {
@@ -18,9 +19,12 @@ struct GenerateOptions {
   std::optional<std::string> create_table;
   std::optional<std::string> partition_key;  // NAME:TYPE
   std::optional<std::string> sort_key;
-  std::vector<std::string> gsi;  // NAME:TYPE partition keys
+  std::vector<std::string> gsi;  // NAME:TYPE[,SORT:TYPE] keys of global indexes
   std::int64_t now_ms = 0;       // 0: now
 };
+
+// The source table of generate's starter pipeline: the dry run tells the user to replace it.
+inline constexpr std::string_view kPlaceholderTable = "REPLACE_WITH_YOUR_TABLE";
 
 // Writes <migrations_dir>/<yyyymmddHHMMSS>_<name>.yaml and returns its path. UsageError for a
 // bad name or key spec, or when the file exists.

@@ -333,15 +333,16 @@ ExitCode Session::down(const DownOptions& o) {
   preflight(step_context(), history.down_plan(o.to, o.steps, config_.journal), history, uo);
   std::shared_ptr<stages::JournalStore> journal;
   if (config_.journal) {
+    std::vector<std::pair<const Migration*, std::string>> blockers;
     for (const auto& [m, dir] : history.down_plan(o.to, o.steps, config_.journal)) {
       if (m->down) continue;
       if (!journal) journal = stages::JournalStore::open(*config_.journal, client());
       if (!has_journal(*journal, *m, history.records.at(m->version)))
-        throw UsageError(fmt::format(
-            "{}: version {} has no down steps and no journal in {} (it ran without one), so it "
-            "cannot be rolled back (nothing was changed)",
-            m->file, m->version, journal->describe()));
+        blockers.emplace_back(m, fmt::format("version {} has no down steps and no journal in {} "
+                                             "(it ran without one)",
+                                             m->version, journal->describe()));
     }
+    History::refuse_down(blockers);
   }
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
   history.records = state.read_versions();
@@ -449,10 +450,13 @@ ExitCode Session::unlock(bool force) {
   const bool expired = lock->expires_at_ms < dynamo::now_epoch_ms();
   const bool dead_here = lock->host == this_process_owner().host && !process_alive(lock->pid);
   if (!expired && !dead_here && !force)
-    throw LockHeld(
-        fmt::format("the lock in {} is held by {}, which may still be running; `dynamorph unlock "
-                    "--force` frees it anyway",
-                    state.name(), describe_lock(*lock)));
+    // Never "--force" as the way out: two live runs on one version is what the lock prevents.
+    throw LockHeld(fmt::format(
+        "the lock in {} is held by {}, which may still be running; wait for it (a dead run's "
+        "lease ends at {}, then `dynamorph unlock` frees it), or use `dynamorph unlock --force` "
+        "only once you know process {} on {} is gone",
+        state.name(), describe_lock(*lock), dynamo::iso_utc(lock->expires_at_ms), lock->pid,
+        lock->host));
   if (!state.delete_lock(lock->owner)) {
     render_->info(
         "the lock changed hands meanwhile; run `dynamorph unlock` again to see who holds it");
@@ -476,7 +480,15 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
                                  config_.migrations_dir));
   state.ensure();
   auto lease = Lease::acquire(state, config_.lock_ttl, &stop_);
-  auto records = state.read_versions();
+  // A record this build cannot read (an unknown state word) is what mark repairs: it is
+  // rewritten (applied) or deleted (pending), so that refusal must not stop mark itself.
+  std::map<std::int64_t, VersionRecord> records;
+  bool unreadable = false;
+  try {
+    records = state.read_versions();
+  } catch (const HistoryError&) {
+    unreadable = true;
+  }
   // Checkpoints first: a crash while clearing them leaves the record as it was, and running
   // mark again finishes.
   state.delete_checkpoints(version, lease->proof());
@@ -497,7 +509,7 @@ ExitCode Session::mark(std::int64_t version, const std::string& word) {
     if (rec.started_at.empty()) rec.started_at = rec.updated_at;
     state.put_version(rec, lease->proof());
   } else {
-    if (records.contains(version)) state.delete_version(version, lease->proof());
+    if (records.contains(version) || unreadable) state.delete_version(version, lease->proof());
   }
   render_->result(fmt::format("marked {} {}", version, word));
   lease->release();

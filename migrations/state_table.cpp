@@ -360,8 +360,10 @@ VersionRecord version_of(const Item& i) {
   if (!state || !direction)
     throw HistoryError(fmt::format(
         "version {} has state '{}', direction '{}' in the state table: not a state dynamorph "
-        "knows (running, applied, failed; up, down); repair it with `dynamorph mark`",
-        r.version, str_of(i, "state"), str_of(i, "direction")));
+        "knows (running, applied, failed; up, down); run the dynamorph that wrote it, or "
+        "repair it with `dynamorph mark {} pending` (`mark {} applied` only if you know it "
+        "finished)",
+        r.version, str_of(i, "state"), str_of(i, "direction"), r.version, r.version));
   r.state = *state;
   r.direction = *direction;
   r.checksum = str_of(i, "checksum");

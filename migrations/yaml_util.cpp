@@ -1,6 +1,7 @@
 #include "migrations/yaml_util.h"
 
 #include "dynamo/suggest.h"
+#include "migrations/yaml_explain.h"
 
 #include <fmt/format.h>
 
@@ -16,12 +17,40 @@ YamlDoc YamlDoc::parse(std::string text, std::string display) {
   try {
     doc.root_ = YAML::Load(doc.text_);
   } catch (const YAML::ParserException& e) {
+    if (auto why = explain_yaml_error(doc.text_, e.mark.line, e.mark.column, e.msg))
+      throw UsageError(fmt::format("{}:{}:{}: {} (yaml-cpp: {})", doc.display_, e.mark.line + 1,
+                                   e.mark.column + 1, *why, e.msg));
     throw UsageError(
         fmt::format("{}:{}:{}: {}", doc.display_, e.mark.line + 1, e.mark.column + 1, e.msg));
   } catch (const YAML::Exception& e) {
     throw UsageError(fmt::format("{}: {}", doc.display_, e.msg));
   }
+  if (auto open = unclosed_quote_at_end(doc.text_))
+    throw UsageError(fmt::format("{}:{}: {}", doc.display_, open->first, open->second));
+  doc.check_tags(doc.root_);
   return doc;
+}
+
+// A value written `!x = 1` parses as the string "= 1" tagged "!x": nothing here uses tags, so
+// one is a value that needed quoting.
+void YamlDoc::check_tags(const YAML::Node& node) const {
+  const std::string& tag = node.Tag();
+  if (node.IsScalar() && tag != "?" && tag != "!" && !tag.starts_with("tag:yaml.org,2002:")) {
+    const YAML::Mark m = node.Mark();
+    const auto why = explain_yaml_error(text_, m.line, m.column, "tag");
+    fail(node, why ? *why
+                   : fmt::format("a plain value cannot start with '!' (YAML reads '{}' as a tag); "
+                                 "quote it",
+                                 tag));
+  }
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      check_tags(it->first);
+      check_tags(it->second);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& n : node) check_tags(n);
+  }
 }
 
 std::string YamlDoc::where(const YAML::Node& node) const {

@@ -43,6 +43,8 @@ class YamlDoc {
   std::vector<std::string> string_list(const YAML::Node& node, std::string_view key) const;
 
  private:
+  void check_tags(const YAML::Node& node) const;
+
   std::string text_;
   std::string display_;
   YAML::Node root_;

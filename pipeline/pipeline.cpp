@@ -315,6 +315,9 @@ class Run {
   mutable std::mutex progress_mutex_;
   Counters committed_;
   std::atomic<std::int64_t> scanned_live_{0};
+  // Items acknowledged, counted per write request as its answer comes (a BatchWriteItem of 25,
+  // an UpdateItem), so progress moves between page commits; checkpoints still count whole pages.
+  std::atomic<std::int64_t> written_live_{0};
   std::atomic<std::int64_t> bytes_live_{0};
   std::atomic<int> partitions_done_{0};
   // Pages requested and not yet through commit (or dropped unsent). The calling thread sleeps
@@ -561,6 +564,7 @@ void Run::ack(const WriteDone& done, AckNode::output_ports_type& out) {
   if (a.capacity_unreadable) capacity_unreadable_.fetch_add(1, std::memory_order_relaxed);
   stages::Verdict v = sink_.classify(op, a, options_.max_conflict_retries);
   c.written += v.written;
+  written_live_.fetch_add(v.written, std::memory_order_relaxed);
   c.conflicts += v.conflicts;
   c.failed += v.failed;
   c.retries += v.retries;
@@ -707,7 +711,10 @@ ProgressEvent Run::snapshot(bool final) {
   }
   // Live progress counts pages read but not yet committed; the final figures are what the
   // checkpoints hold, so that a resumed run continues exactly from them.
-  if (!final) e.counters.scanned = std::max(e.counters.scanned, scanned_live_.load());
+  if (!final) {
+    e.counters.scanned = std::max(e.counters.scanned, scanned_live_.load());
+    e.counters.written = std::max(e.counters.written, written_live_.load());
+  }
   e.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   e.items_per_s = e.elapsed_s > 0
                       ? static_cast<double>(scanned_live_.load() - resumed_scanned_) / e.elapsed_s
@@ -763,6 +770,7 @@ RunResult Run::run(int requested_partitions) {
   resumed_ = resumed;
   resumed_scanned_ = resumed.scanned;
   scanned_live_ = resumed.scanned;
+  written_live_ = resumed.written;
   for (const auto& t : partitions_) partitions_done_ += t.checkpoint.done;
 
   int max_pages =

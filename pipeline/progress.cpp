@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <memory>
 #include <mutex>
 
@@ -31,6 +32,24 @@ std::string format_counters_text(const Counters& c) {
   return s;
 }
 
+void RateSmoother::add(double t_s, double count) {
+  if (last_t_ && t_s <= *last_t_) return;
+  if (last_t_) {
+    const double dt = t_s - *last_t_;
+    const double now = (count - *last_count_) / dt;
+    // The weight of a sample grows with the time it covers: ticks that come late (a loaded
+    // machine) move the rate as much as the same span in one-second ticks.
+    rate_ = rate_ ? *rate_ + (1 - std::exp(-dt / window_s_)) * (now - *rate_) : now;
+  }
+  last_t_ = t_s;
+  last_count_ = count;
+}
+
+std::optional<double> RateSmoother::eta_s(double remaining) const {
+  if (!rate_ || *rate_ <= 0) return std::nullopt;
+  return remaining / *rate_;
+}
+
 namespace {
 
 struct Printer {
@@ -41,9 +60,11 @@ struct Printer {
   std::ostream& err;
   std::mutex mutex;
   std::chrono::steady_clock::time_point last_plain = std::chrono::steady_clock::now();
+  RateSmoother scan_rate;
 
   void operator()(const ProgressEvent& e) {
     std::lock_guard lock(mutex);
+    scan_rate.add(e.elapsed_s, static_cast<double>(e.counters.scanned));
     if (style.json) {
       out << fmt::format(
                  "{{\"event\":\"{}\",\"label\":\"{}\",\"elapsed_s\":{:.1f},\"items_per_s\":{:.0f},"
@@ -71,8 +92,9 @@ struct Printer {
                         std::string(static_cast<std::size_t>(20 - filled), '.'), f * 100);
     }
     std::string eta;
-    if (!e.final && e.table_items > 0 && e.items_per_s > 0 && c.scanned < e.table_items) {
-      eta = fmt::format(", ETA {:.0f}s", static_cast<double>(e.table_items - c.scanned) / e.items_per_s);
+    if (!e.final && e.table_items > 0 && c.scanned < e.table_items) {
+      if (auto s = scan_rate.eta_s(static_cast<double>(e.table_items - c.scanned)))
+        eta = fmt::format(", ETA {:.0f}s", *s);
     }
     std::string line = fmt::format(
         "{}{}, {:.0f} items/s, {:.0f} RCU/s, {:.0f} WCU/s, segments {}/{}{}", bar, format_counters_text(c),

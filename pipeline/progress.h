@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -14,14 +15,32 @@
 namespace dynamorph::pipeline {
 
 struct ProgressStyle {
-  bool json = false;   // JSON lines on `out`
-  bool tty = false;    // redraw a bar on `err`
-  bool quiet = false;  // nothing but JSON (when asked for)
-  std::string label;   // "20261122101500 normalize_usernames, step 2"
+  bool json = false;                     // JSON lines on `out`
+  bool tty = false;                      // redraw a bar on `err`
+  bool quiet = false;                    // nothing but JSON (when asked for)
+  std::string label;                     // "20261122101500 normalize_usernames, step 2"
   std::chrono::seconds plain_every{10};  // non-TTY: one line this often
 };
 
-std::function<void(const ProgressEvent&)> make_progress_printer(ProgressStyle style, std::ostream& out,
+// A rate smoothed exponentially over about `window_s` seconds, the ETA's basis: the last
+// second alone jumps with every page and pause, the whole-run average trails a changed rate
+// (a raised cap, a throttled table) for minutes. Time comes from the caller (the events'
+// elapsed_s), so it is tested with exact values. Not thread-safe.
+class RateSmoother {
+ public:
+  explicit RateSmoother(double window_s = 20) : window_s_(window_s) {}
+  // A cumulative count at time t_s (seconds from any origin, not decreasing).
+  void add(double t_s, double count);
+  std::optional<double> rate() const { return rate_; }  // per second; none before two samples
+  std::optional<double> eta_s(double remaining) const;
+
+ private:
+  double window_s_;
+  std::optional<double> last_t_, last_count_, rate_;
+};
+
+std::function<void(const ProgressEvent&)> make_progress_printer(ProgressStyle style,
+                                                                std::ostream& out,
                                                                 std::ostream& err);
 
 // {"scanned":…,"matched":…,…} and "scanned 10, matched 4, written 4[, skipped …]" ("-" when empty).

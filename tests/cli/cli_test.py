@@ -734,9 +734,18 @@ class CliTest(unittest.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(p.dir, "dynamorph.yaml")))
         self.assertExit(p.run("init"), 2)  # never overwrites
         r = p.run("generate", "users", "--create-table", "users", "--partition-key", "id:string",
-                  "--sort-key", "at:number", "--gsi", "email:string")
+                  "--sort-key", "at:number", "--gsi", "email:string", "--gsi", "author:S,at:number")
         self.assertExit(r, 0)
         self.assertRegex(r.stdout, r"wrote migrations/\d{14}_users\.yaml")
+        with open(os.path.join(p.dir, r.stdout.split()[1])) as f:
+            self.assertIn("      gsi:\n"
+                          "        - { name: by_email, partition_key: email:string, projection: all }\n"
+                          "        - { name: by_author_at, partition_key: author:string, sort_key: at:number, "
+                          "projection: all }\n", f.read())
+        r = p.run("generate", "x", "--create-table", "t", "--partition-key", "id:S", "--gsi", "a:S,b:N,c:S")
+        self.assertExit(r, 2)
+        self.assertEqual(r.stderr, "dynamorph: --gsi 'a:S,b:N,c:S': expected NAME:TYPE or NAME:TYPE,SORT:TYPE "
+                                   "(a partition and a sort key)\n")
         time.sleep(1.1)
         self.assertExit(p.run("generate", "backfill"), 0)
         self.assertExit(p.run("generate", "bad name"), 2)
@@ -748,12 +757,18 @@ class CliTest(unittest.TestCase):
         # and exits with the code the real run would be refused with.
         self.assertExit(r, 2)
         self.assertIn("would apply", r.stdout)
-        self.assertIn(f"warning: source table {p.table('backfill')} does not exist: `up` would fail here",
-                      r.stdout)
+        backfill = [f for f in os.listdir(os.path.join(p.dir, "migrations")) if f.endswith("_backfill.yaml")]
+        self.assertIn(f"warning: source table {p.table('REPLACE_WITH_YOUR_TABLE')} does not exist: `up` would "
+                      f"fail here (the placeholder `dynamorph generate` wrote: replace it with your table's "
+                      f"name in migrations/{backfill[0]}:7)", r.stdout)
         self.assertEqual(snapshot(p.ns), before)
         versions = sorted(f.split("_")[0] for f in os.listdir(os.path.join(p.dir, "migrations")) if f.endswith(".yaml"))
         self.assertExit(p.run(*common, "up", "--to", versions[0]), 0)
         self.assertIn(p.table("users"), tables_with(p.ns))
+        gsis = DDB.describe_table(TableName=p.table("users"))["Table"]["GlobalSecondaryIndexes"]
+        self.assertEqual(sorted((g["IndexName"], [(k["AttributeName"], k["KeyType"]) for k in g["KeySchema"]])
+                                for g in gsis),
+                         [("by_author_at", [("author", "HASH"), ("at", "RANGE")]), ("by_email", [("email", "HASH")])])
         self.assertExit(p.run(*common, "down"), 0)
         self.assertNotIn(p.table("users"), tables_with(p.ns))
 

@@ -271,7 +271,7 @@ class ApplicationEditTest(unittest.TestCase):
         r = p.run("down")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("10 items changed since", r.stdout)
-        self.assertIn("down --force", r.stderr)
+        self.assertIn("`dynamorph down --force` restores them too, overwriting those later changes", r.stderr)
         for it in edited:  # each listed by key
             self.assertIn(it["PK"]["S"], r.stdout)
         now = {(i["PK"]["S"], i["SK"]["S"]): i for i in p.scan()}

@@ -8,15 +8,17 @@ compared with what DynamoDB Local meters when the migration really runs. Then th
 user meets: a dry run that foresees a refusal exits with the real run's code, every plan-time
 refusal writes nothing (not even the state table or the lock), generate prints nothing before an
 error, and -q prints results (not progress)."""
+import hashlib
 import json
 import math
 import os
+import socket
+import time
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import DDB, Project, put_all, scan, snapshot  # noqa: E402
-from cli_test import make_table as make_plain_table  # noqa: E402
+from cli_test import DDB, N, Project, S, make_table as make_app_table, put_all, scan, snapshot  # noqa: E402
 
 from bench_test import item_size  # noqa: E402  (DynamoDB's size rules)
 
@@ -192,6 +194,180 @@ class DryRunEstimateTest(unittest.TestCase):
 
 
 
+def checksum(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read().replace(b"\r\n", b"\n")).hexdigest()
+
+
+class SafeHintsTest(unittest.TestCase):
+    """Every hint that names a command is safe in the state it is printed in: no `unlock
+    --force` while the holder may be alive, no `mark V applied` for a version that may not have
+    finished, no edit of an applied file."""
+
+    def project(self):
+        p = Project(self)
+        p.write("1_table.yaml", """\
+            version: 1
+            name: table
+            up:
+              - create_table: { table: things, partition_key: id:string }
+            down:
+              - delete_table: { table: things }
+            """)
+        self.assertEqual(p.run("up").returncode, 0)
+        return p
+
+    def put_version(self, p, state, direction):
+        path = os.path.join(p.dir, "migrations", "1_table.yaml")
+        DDB.put_item(TableName=p.state, Item={
+            "pk": S("dynamorph"), "sk": S("version#%020d" % 1), "version": N(1), "name": S("table"),
+            "state": S(state), "direction": S(direction), "checksum": S(checksum(path)), "step": N(0),
+            "counters": {"M": {}}})
+
+    def test_a_live_lock_is_never_forced(self):
+        p = self.project()
+        DDB.put_item(TableName=p.state, Item={
+            "pk": S("dynamorph"), "sk": S("lock"), "owner": S("me:1:feedbeef"), "host": S(socket.gethostname()),
+            "pid": N(os.getpid()), "acquired_at": S("2026-11-22T01:02:03.000Z"),
+            "expires_at": N(4102444800000)})  # 2100-01-01
+        lock = f"{socket.gethostname()}:{os.getpid()} (owner me:1:feedbeef) since 2026-11-22T01:02:03.000Z, " \
+               f"lease until 2100-01-01T00:00:00.000Z"
+        r = p.run("unlock")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stderr, f"dynamorph: the lock in {p.state} is held by {lock}, which may still be "
+                                   "running; wait for it (a dead run's lease ends at 2100-01-01T00:00:00.000Z, "
+                                   "then `dynamorph unlock` frees it), or use `dynamorph unlock --force` only "
+                                   f"once you know process {os.getpid()} on {socket.gethostname()} is gone\n")
+        r = p.run("down")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stderr, f"dynamorph: the lock in {p.state} is held by {lock}; wait for it, or "
+                                   "`dynamorph unlock` if that run is dead\n")
+        self.assertIn("lock", {i["sk"]["S"] for i in scan(p.state)})  # still held
+
+    def test_a_version_stopped_going_down_is_finished_by_down(self):
+        p = self.project()
+        self.put_version(p, "running", "down")
+        r = p.run("up")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: version 1 (migrations/1_table.yaml) stopped while being rolled "
+                                   "back (running); finish it with `dynamorph down`, which resumes where it "
+                                   "stopped\n")
+        r = p.run("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(p.table("things"), DDB.list_tables()["TableNames"])
+
+    def test_an_unknown_state_word_is_repaired_as_pending(self):
+        p = self.project()
+        self.put_version(p, "paused", "up")
+        r = p.run("status")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: version 1 has state 'paused', direction 'up' in the state table: "
+                                   "not a state dynamorph knows (running, applied, failed; up, down); run the "
+                                   "dynamorph that wrote it, or repair it with `dynamorph mark 1 pending` "
+                                   "(`mark 1 applied` only if you know it finished)\n")
+        self.assertEqual(p.run("mark", "1", "pending").returncode, 0)
+        self.assertEqual(p.run("status").returncode, 0)
+
+
+CLEANUP_STEP = """\
+    version: 1
+    name: visits
+    up:
+      - pipeline:
+          source: { table: app, segments: 4, page_size: 50 }
+          transform:
+            - update: "SET visits = visits + :one"
+          values: { ":one": 1 }
+          write: { mode: update, version_attribute: _v, cleanup_version_attribute: true }
+    """
+
+
+class CleanupVersionAttributeTest(unittest.TestCase):
+    """`cleanup_version_attribute: true`: a last pass removes `_v` from every item the step
+    wrote, with its own checkpoints; the step's change is still applied exactly once."""
+
+    def seeded(self, n):
+        p = Project(self)
+        make_app_table(p.table("app"))
+        items = [{"PK": S(f"USER#{i:05}"), "SK": S("PROFILE"), "visits": N(i)} for i in range(n)]
+        put_all(p.table("app"), items)
+        p.write("1_visits.yaml", CLEANUP_STEP)
+        return p, [dict(i, visits=N(int(i["visits"]["N"]) + 1)) for i in items]
+
+    def read(self, p):
+        return sorted(scan(p.table("app")), key=lambda i: i["PK"]["S"])
+
+    def test_up_removes_the_attribute(self):
+        p, expected = self.seeded(300)
+        r = p.run("up", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"  step 2/2: pipeline cleanup: REMOVE _v from the items of {p.table('app')} at "
+                      "this version (migrations/1_visits.yaml:4)\n", r.stdout)
+        cleanup = r.stdout.split("step 2/2")[1]  # its writes: one UpdateItem per item the step writes
+        self.assertIn("    scanned 300, matched 300\n    would write: 0 puts, 300 updates, 0 deletes, 0 "
+                      "transactions; estimated 300 WCU by DynamoDB's metering rules\n", cleanup)
+        self.assertIn(", 4 RCU + 328 WCU, ", cleanup)
+        r = p.run("up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read(p), expected)
+
+    def test_kill9_during_the_cleanup_then_resume(self):
+        p, expected = self.seeded(600)
+        proc = p.start("up", "--max-wcu", "100")
+        killed = False
+        while proc.poll() is None:
+            now = scan(p.table("app"))
+            cleaned = sum(1 for i in now if "_v" not in i and i["visits"] != expected[0]["visits"] and
+                          int(i["visits"]["N"]) == int(i["PK"]["S"][5:]) + 1)
+            left = sum(1 for i in now if "_v" in i)
+            if cleaned > 0 and left > 0:
+                proc.kill()
+                killed = True
+                break
+            time.sleep(0.2)
+        proc.communicate()
+        self.assertTrue(killed, "the kill must land during the cleanup pass")
+        self.assertEqual(p.run("unlock").returncode, 0)  # this host's dead run
+        st, _ = p.status()
+        self.assertEqual((st[1]["state"], st[1]["step"]), ("running", 1))  # in the cleanup step
+        r = p.run("up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.read(p), expected)
+        st, _ = p.status()
+        self.assertEqual(st[1]["state"], "applied")
+
+
+class ProgressTest(unittest.TestCase):
+    def test_written_moves_within_one_page(self):
+        """One 2,000-item page under a WCU cap: the JSON progress events count items as their
+        BatchWriteItem requests are acknowledged, long before the page's checkpoint."""
+        p = Project(self)
+        make_app_table(p.table("app"))
+        items = [{"PK": S(f"USER#{i:05}"), "SK": S("PROFILE"), "n": N(i)} for i in range(2000)]
+        put_all(p.table("app"), items)
+        p.write("1_mark.yaml", """\
+            version: 1
+            name: mark
+            up:
+              - pipeline:
+                  source: { table: app, segments: 1, page_size: 2000 }
+                  transform:
+                    - update: "SET seen = :yes"
+                  values: { ":yes": true }
+                  write: { mode: batch }
+            """)
+        r = p.run("--json", "up", "--max-wcu", "400")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        written = [e["counters"]["written"] for e in events if e.get("event") == "progress"]
+        within = [w for w in written if 0 < w < 2000]  # the page is not committed yet
+        self.assertGreaterEqual(len(set(within)), 3, written)
+        self.assertEqual(within, sorted(within), written)
+        got = sorted(scan(p.table("app")), key=lambda i: i["PK"]["S"])
+        self.assertEqual(got, [dict(i, seen={"BOOL": True}) for i in items])
+
+
 class CommandEdgesTest(unittest.TestCase):
     def test_a_dry_run_that_foresees_a_refusal_exits_2(self):
         p = Project(self)
@@ -217,7 +393,7 @@ class CommandEdgesTest(unittest.TestCase):
 
     def test_plan_time_refusals_write_nothing_not_even_the_state_table(self):
         p = Project(self)
-        make_plain_table(p.table("app"))
+        make_app_table(p.table("app"))
         put_all(p.table("app"), [{"PK": {"S": f"U#{i}"}, "SK": {"S": "P"}, "n": {"N": str(i)}}
                                  for i in range(30)])
         fine = """\
@@ -299,6 +475,63 @@ class CommandEdgesTest(unittest.TestCase):
         r = p.run("frobnicate")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("dynamorph: unknown command 'frobnicate' (commands: init,", r.stderr)
+
+    def test_down_names_every_one_way_version(self):
+        p = Project(self)
+        p.write("1_table.yaml", """\
+            version: 1
+            name: table
+            up:
+              - create_table: { table: things, partition_key: id:string }
+            down:
+              - delete_table: { table: things }
+            """)
+        for v, name in ((2, "ttl"), (3, "more_ttl")):
+            p.write(f"{v}_{name}.yaml", f"""\
+                version: {v}
+                name: {name}
+                up:
+                  - create_table: {{ table: {name}, partition_key: id:string }}
+                """)
+        p.write("4_declared.yaml", """\
+            version: 4
+            name: declared
+            up:
+              - create_table: { table: others, partition_key: id:string }
+            down: irreversible
+            """)
+        r = p.run("up", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("dry run: would apply 4 declared (migrations/4_declared.yaml)\n"
+                      "    declared irreversible (`down: irreversible`): `down` will refuse to roll "
+                      "it back\n", r.stdout)
+        self.assertEqual(p.run("up").returncode, 0)
+        before = snapshot(p.ns)
+        hint = ("undo what a version did with a new version whose up steps reverse it; give "
+                "versions to come `down:` steps, or set `journal:` in dynamorph.yaml before "
+                "running them\n")
+        for args in (["down", "--to", "0"], ["down", "--to", "0", "--dry-run"]):
+            r = p.run(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr,
+                             "dynamorph: down: 3 versions in the plan cannot be rolled back "
+                             "(nothing was changed):\n"
+                             "  migrations/4_declared.yaml: version 4 is declared irreversible "
+                             "(`down: irreversible`)\n"
+                             "  migrations/3_more_ttl.yaml: version 3 has no down steps and no "
+                             "journal (dynamorph.yaml sets no `journal:`)\n"
+                             "  migrations/2_ttl.yaml: version 2 has no down steps and no journal "
+                             "(dynamorph.yaml sets no `journal:`)\n" + hint, args)
+            self.assertEqual(snapshot(p.ns), before)  # nothing written, not even the state table
+        # A journal does not make a declared irreversible version reversible.
+        with open(os.path.join(p.dir, "dynamorph.yaml"), "a") as f:
+            f.write("journal: ./journal\n")
+        r = p.run("down")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: migrations/4_declared.yaml: version 4 is declared "
+                         "irreversible (`down: irreversible`), so it cannot be rolled back "
+                         "(nothing was changed); " + hint)
+        self.assertEqual(snapshot(p.ns), before)
 
     def test_quiet_prints_results_not_progress(self):
         p = Project(self)

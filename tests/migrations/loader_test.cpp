@@ -161,6 +161,21 @@ TEST(Loader, SchemaBlockWithoutStepsIsAVersion) {
   EXPECT_FALSE(parse("version: 7\nup:\n  - delete_table: { table: t }\n").schema);
 }
 
+TEST(Loader, DownIrreversible) {
+  const std::string up = "version: 7\nup:\n  - delete_table: { table: t }\n";
+  auto declared = parse(up + "down: irreversible\n");
+  EXPECT_TRUE(declared.irreversible);
+  EXPECT_FALSE(declared.down);
+  auto nothing = parse(up + "down: []\n");
+  EXPECT_FALSE(nothing.irreversible);
+  ASSERT_TRUE(nothing.down);
+  EXPECT_TRUE(nothing.down->empty());
+  EXPECT_FALSE(parse(up).irreversible);
+  EXPECT_EQ(error_of(up + "down: irreversable\n"),
+            "migrations/7_x.yaml:4: down: expected a list of steps, [] (nothing to undo) or "
+            "irreversible, got 'irreversable'");
+}
+
 TEST(Loader, SchemaErrorsNameFileAndLine) {
   auto with = [](const std::string& entity) {
     return error_of("version: 7\nschema:\n  entities:\n    - " + entity + "\n");
@@ -256,6 +271,110 @@ TEST(Loader, ErrorsNameFileAndLine) {
             "migrations/7_x.yaml:4: N: 'abc' is not a Dynamo");
 }
 
+// yaml-cpp's own words ("illegal map value") explained from the text around the error.
+TEST(Loader, YamlSyntaxErrorsExplained) {
+  const std::string head = "version: 7\nup:\n  - pipeline:\n      source: { table: t }\n";
+  EXPECT_EQ(error_of("version: 7\nup:\n\t- delete_table: { table: t }\n"),
+            "migrations/7_x.yaml:3:2: YAML forbids tabs in indentation: line 3 column 1 has a "
+            "tab; indent with spaces (yaml-cpp: illegal block entry)");
+  EXPECT_EQ(error_of(head + "      where: \"a = b\n      transform:\n        - update: \"SET a = "
+                            "1\"\n"),
+            "migrations/7_x.yaml:7:20: the double quote opened at line 5 column 14 is closed only "
+            "on line 7, so YAML reads the lines between as one string; close it on line 5 "
+            "(yaml-cpp: end of map not found)");
+  EXPECT_EQ(error_of(head + "      where: 'a = b\n      transform:\n        - update: \"SET a = "
+                            "1\"\n      write: {mode: 'batch'}\n"),
+            "migrations/7_x.yaml:8:22: the single quote opened at line 5 column 14 is closed only "
+            "on line 8, so YAML reads the lines between as one string; close it on line 5 "
+            "(yaml-cpp: end of map not found)");
+  EXPECT_EQ(error_of(head + "      values: [1, 2\n      where: x\n"),
+            "migrations/7_x.yaml:6:12: the '[' opened at line 5 column 15 is never closed with ']' "
+            "(yaml-cpp: end of sequence flow not found)");
+  EXPECT_EQ(error_of(head + "      names: {#n: name}\n      where: x\n"),
+            "migrations/7_x.yaml:7:1: the '{' opened at line 5 column 14 is never closed: the '#' "
+            "at line 5 column 15 starts a comment that hides the rest of the line; quote names "
+            "like \"#n\" (yaml-cpp: end of map flow not found)");
+  EXPECT_EQ(error_of(head + "      transform:\n        - update: SET a = b, c: 1\n"),
+            "migrations/7_x.yaml:6:31: line 6: the value of 'update' contains ': ', which YAML "
+            "reads as a nested key; quote the whole value: update: \"SET a = b, c: 1\" "
+            "(yaml-cpp: illegal map value)");
+  EXPECT_EQ(error_of(head + "      where: @x = 1\n"),
+            "migrations/7_x.yaml:5:14: line 5 column 14: a plain value cannot start with '@' "
+            "(YAML reserves it); quote it: where: \"@x = 1\" (yaml-cpp: unknown token)");
+  EXPECT_EQ(error_of(head + "      where: `x` = 1\n"),
+            "migrations/7_x.yaml:5:14: line 5 column 14: a plain value cannot start with '`' "
+            "(YAML reserves it); quote it: where: \"`x` = 1\" (yaml-cpp: unknown token)");
+  EXPECT_EQ(error_of(head + "      where: %x = 1\n"),
+            "migrations/7_x.yaml:5:14: line 5 column 14: a plain value cannot start with '%' "
+            "(YAML reads it as a directive); quote it: where: \"%x = 1\" (yaml-cpp: unknown "
+            "token)");
+  EXPECT_EQ(error_of(head + "      values: { \":p\": *p }\n      where: \"a = :p\"\n"),
+            "migrations/7_x.yaml:5:23: line 5 column 23: a plain value cannot start with '*' "
+            "(YAML reads it as an alias); quote it: \"*p\" (yaml-cpp: the referenced anchor is "
+            "not defined)");
+  EXPECT_EQ(error_of(head + "      where: !attribute_exists(x)\n"),
+            "migrations/7_x.yaml:5: line 5 column 14: a plain value cannot start with '!' (YAML "
+            "reads it as a tag); quote it: where: \"!attribute_exists(x)\"");
+  EXPECT_EQ(error_of(head + "      where: \"a\" = b\n"),
+            "migrations/7_x.yaml:5:18: line 5: text follows the closing quote of the value of "
+            "'where'; quote the whole value: where: '\"a\" = b' (yaml-cpp: end of map not found)");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      source:\n        table: t\n       "
+                     "segments: 2\n"),
+            "migrations/7_x.yaml:6:8: line 6 is indented 7 spaces, a depth no line above it uses "
+            "(line 5 uses 8); indent the keys of one map, or the items of one list, by the same "
+            "number of spaces (yaml-cpp: end of map not found)");
+  EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: t }\n   - delete_table: { "
+                     "table: u }\n"),
+            "migrations/7_x.yaml:4:4: line 4 is indented 3 spaces, a depth no line above it uses "
+            "(line 3 uses 2); indent the keys of one map, or the items of one list, by the same "
+            "number of spaces (yaml-cpp: end of sequence not found)");
+  // Expressions with ':' but no ': ' are plain scalars YAML takes as they are.
+  auto m = parse(head + "      where: a = :x\n      values: { \":x\": 1 }\n");
+  EXPECT_EQ(m.up.size(), 1u);
+  // Quotes inside a block scalar are text, not YAML quotes.
+  auto b = parse(
+      "version: 7\ndescription: |\n  'not closed, and {neither\n  \"is this\nup:\n  - "
+      "delete_table: { table: t }\n");
+  EXPECT_EQ(b.up.size(), 1u);
+}
+
+TEST(Loader, CleanupVersionAttributeIsItsOwnStep) {
+  const std::string head =
+      "version: 7\nup:\n  - pipeline:\n      source: { table: t, segments: 5 }\n      "
+      "transform:\n        - update: \"SET a = :one\"\n      values: { \":one\": 1 }\n";
+  auto m = parse(head +
+                 "      write: { mode: update, version_attribute: _v, "
+                 "cleanup_version_attribute: true }\n");
+  ASSERT_EQ(m.up.size(), 2u);
+  const auto& c = std::get<PipelineStep>(m.up[1].body);
+  EXPECT_TRUE(c.cleanup);
+  EXPECT_FALSE(std::get<PipelineStep>(m.up[0].body).cleanup);
+  EXPECT_EQ(m.up[1].where, "migrations/7_x.yaml:3");
+  EXPECT_EQ(m.up[1].describe(),
+            "pipeline cleanup: REMOVE _v from the items of ns-t at this version");
+  EXPECT_EQ(c.spec.source.table, "ns-t");
+  EXPECT_EQ(c.spec.source.segments, 5);
+  EXPECT_EQ(c.spec.where.text, "#cv = :cv");
+  EXPECT_EQ(c.spec.source.filter.text, "#cv = :cv");
+  EXPECT_EQ(c.spec.transform.at(0).update.text, "REMOVE #cv");
+  EXPECT_EQ(c.spec.names.at("#cv"), "_v");
+  EXPECT_EQ(c.spec.values.at(":cv").as<dynamo::Number>().text(), "7");
+  EXPECT_EQ(c.spec.write.mode, stages::WriteMode::Update);
+  EXPECT_EQ(c.spec.write.guard, stages::Guard::Unchanged);
+  EXPECT_TRUE(c.spec.write.version_attribute.empty());
+  EXPECT_EQ(parse(head + "      write: { mode: update, version_attribute: _v, "
+                         "cleanup_version_attribute: false }\n")
+                .up.size(),
+            1u);
+  EXPECT_EQ(error_of(head + "      write: { mode: update, cleanup_version_attribute: true }\n"),
+            "migrations/7_x.yaml:8: cleanup_version_attribute: needs version_attribute (the "
+            "attribute it removes)");
+  EXPECT_EQ(error_of(head + "      write: { mode: none, version_attribute: _v, "
+                            "cleanup_version_attribute: true }\n"),
+            "migrations/7_x.yaml:8: cleanup_version_attribute: mode none leaves no attribute to "
+            "remove");
+}
+
 TEST(Loader, FollowStream) {
   auto m = parse(R"Y(version: 7
 up:
@@ -338,6 +457,26 @@ TEST(Config, OverlayAndErrors) {
     FAIL();
   } catch (const UsageError& e) {
     EXPECT_EQ(std::string(e.what()), file + ":5: no environment 'qa' (defined: prod)");
+  }
+  std::ofstream(file) << "region: us-east-1\ndefaults:\n  segments: 4\n\tmax_wcu: 10\n";
+  try {
+    load_config(file, std::nullopt);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              file +
+                  ":4:1: YAML forbids tabs in indentation: line 4 column 1 has a tab; indent "
+                  "with spaces (yaml-cpp: illegal tab when looking for indentation)");
+  }
+  std::ofstream(file) << "region: us-east-1\nnamespace: \"demo-\nlock_ttl: 90s\n";
+  try {
+    load_config(file, std::nullopt);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              file +
+                  ":2: the double quote opened at line 2 column 12 is never closed, so YAML "
+                  "reads the rest of the file as one string; close it on line 2");
   }
   std::ofstream(file) << "region: us-east-1\nlock_ttl: forever\n";
   try {
