@@ -112,7 +112,7 @@ COMMANDS = {
     # docs/guide.md, Getting started: one project, in this order.
     "dynamorph init": Run(0, "wrote dynamorph.yaml\nwrote migrations/\n", after=point_at_local),
     "dynamorph generate create_users --create-table users --partition-key id:string "
-    "--sort-key created_at:number --gsi email:string": Run(0, WROTE, before=next_second),
+    "--sort-key created_at:number --gsi email:string --gsi author:string,created_at:number": Run(0, WROTE, before=next_second),
     "dynamorph status": Run(0, re.compile(r"(?m)^\d{14} +(create_users|add_status) +(pending|applied) ")),
     "dynamorph up --dry-run": Run(0, re.compile(r"(?s)would apply \d{14} create_users.*nothing was written")),
     "dynamorph up": Run(0, re.compile(r"(?m)^  applied \d{14} create_users$")),
