@@ -156,7 +156,9 @@ class CheckpointsTest(unittest.TestCase):
         items = dataset(users)
         put_all(p.table("app"), items)
         p.write("8_visits.yaml", visits_step(64))
-        rng = random.Random()
+        seed = int(os.environ.get("DYNAMORPH_TEST_SEED") or random.SystemRandom().randrange(2**32))
+        print(f"kill times: seed {seed} (DYNAMORPH_TEST_SEED={seed} repeats it)", file=sys.stderr)
+        rng = random.Random(seed)
         killed = []
         for _ in range(5):
             proc = p.start("up", "--max-wcu", "150")

@@ -50,7 +50,7 @@ TEST(CrashSafety, KillNineAtRandomMomentsThenResume) {
       return r.status == pipeline::RunResult::Status::Done ? 0 : 2;
     });
   };
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(test::test_seed("crash_test: kill times"));
   int killed = 0;
   for (int round = 0; round < 6; ++round) {
     pid_t pid = run_child(600);

@@ -49,7 +49,7 @@ TEST(LuaCrashSafety, KillNineDuringALuaRunThenResumeAppliesEachItemOnce) {
       return r.status == pipeline::RunResult::Status::Done ? 0 : 2;
     });
   };
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(test::test_seed("lua_crash_test: kill times"));
   int killed = 0;
   for (int round = 0; round < 6; ++round) {
     pid_t pid = run_child(600);

@@ -1,12 +1,13 @@
 #include "tests/support/test_env.h"
 
+#include <unistd.h>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <stdexcept>
-#include <unistd.h>
 
 namespace dynamorph::test {
 namespace {
@@ -89,6 +90,17 @@ std::string s3_access_key() { return "S3RVER"; }
 std::string unique_name(const std::string& prefix) {
   static std::atomic<int> counter{0};
   return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+}
+
+unsigned test_seed(const std::string& what) {
+  unsigned seed = 0;
+  if (const char* v = std::getenv("DYNAMORPH_TEST_SEED"); v && *v)
+    seed = static_cast<unsigned>(std::strtoul(v, nullptr, 10));
+  else
+    seed = std::random_device{}();
+  std::fprintf(stderr, "%s: seed %u (DYNAMORPH_TEST_SEED=%u repeats it)\n", what.c_str(), seed,
+               seed);
+  return seed;
 }
 
 }  // namespace dynamorph::test

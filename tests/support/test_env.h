@@ -14,10 +14,13 @@ std::string ddb_endpoint();
 std::string s3_endpoint();
 std::string s3_bucket();      // the bucket that exists on it: "dynamorph-test"
 std::string s3_access_key();  // the one key it accepts: "S3RVER" (secret "S3RVER")
-std::string source_dir();                       // the repository root
+std::string source_dir();     // the repository root
 std::string source_path(const std::string& rel);  // source_dir() + "/" + rel
-std::string dynamorph_bin();                    // path of the built dynamorph executable
+std::string dynamorph_bin();                      // path of the built dynamorph executable
 // A table name unique to this process and call, so tests never collide on a shared server.
 std::string unique_name(const std::string& prefix);
+// The seed of a test's random choices: DYNAMORPH_TEST_SEED when set (to repeat a failure), a
+// fresh one otherwise. Printed on stderr with `what`, so that a failing run can be repeated.
+unsigned test_seed(const std::string& what);
 
 }  // namespace dynamorph::test
