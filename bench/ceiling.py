@@ -44,6 +44,27 @@ class Server:
         subprocess.run([os.path.join(ROOT, "scripts", "dynamodb-local.sh"), "stop", self.dir], check=False)
 
 
+def create_keyed_table(ddb, table):
+    """An on-demand table keyed by PK and SK (strings), as the benchmarks' items are."""
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"}
+                                           for k in ("PK", "SK")],
+                     KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
+                                {"AttributeName": "SK", "KeyType": "RANGE"}])
+
+
+def put_items(ddb, table, items, threads=8):
+    """Every item, with BatchWriteItem of 25 from `threads` threads, unprocessed ones sent again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def put(chunk):
+        req = {table: [{"PutRequest": {"Item": i}} for i in chunk]}
+        while req:
+            req = ddb.batch_write_item(RequestItems=req).get("UnprocessedItems")
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, [items[k:k + 25] for k in range(0, len(items), 25)]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers", required=True)

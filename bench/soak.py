@@ -28,15 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from ceiling import Server  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from ceiling import Server, create_keyed_table, put_items  # noqa: E402
+from fault_proxy import Spawned as Proxy  # noqa: E402
 
-PROXY = os.path.join(ROOT, "tests", "support", "fault_proxy.py")
 RULES = [
     {"fault": "throttle", "probability": 0.05},
     {"fault": "http500", "probability": 0.02},
@@ -49,27 +48,6 @@ RULES = [
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-class Proxy:
-    def __init__(self, upstream):
-        self.proc = subprocess.Popen(["/usr/bin/python3", PROXY, "--upstream", upstream,
-                                      "--exit-on-stdin-eof"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("PORT "):
-            raise SystemExit(f"fault proxy did not start: {line!r}")
-        self.url = "http://127.0.0.1:%d" % int(line.split()[1])
-
-    def control(self, method, name, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + "/__proxy__/" + name, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 def peak_rss_mib(pid):
@@ -111,23 +89,11 @@ def main():
     try:
         ns = f"s{uuid.uuid4().hex[:6]}-"
         table = ns + "app"
-        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"}
-                                               for k in ("PK", "SK")],
-                         KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
-                                    {"AttributeName": "SK", "KeyType": "RANGE"}])
+        create_keyed_table(ddb, table)
         original = {f"USER#{i:07}": i % 17 for i in range(a.items)}
-
-        def put(keys):
-            req = {table: [{"PutRequest": {"Item": {
-                "PK": {"S": k}, "SK": {"S": "PROFILE"}, "visits": {"N": str(original[k])},
-                "bio": {"S": "x" * 64}}}} for k in keys]}
-            while req:
-                req = ddb.batch_write_item(RequestItems=req).get("UnprocessedItems")
-        keys = list(original)
         t0 = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(put, [keys[k:k + 25] for k in range(0, len(keys), 25)]))
+        put_items(ddb, table, [{"PK": {"S": k}, "SK": {"S": "PROFILE"}, "visits": {"N": str(v)},
+                                "bio": {"S": "x" * 64}} for k, v in original.items()])
         log(f"seeded {a.items} items in {time.monotonic() - t0:.0f} s")
 
         os.makedirs(os.path.join(project, "migrations"))
@@ -213,8 +179,8 @@ up:
                    "load1": os.getloadavg()[0]}
         if out:
             out.write(json.dumps({"soak": summary}) + "\n")
-        print(f"| items | kill -9 cycles | wall s | lost | applied twice | wrong | "
-              f"peak RSS MiB (min-max) | requests | faults injected |")
+        print("| items | kill -9 cycles | wall s | lost | applied twice | wrong | "
+              "peak RSS MiB (min-max) | requests | faults injected |")
         print("|---|---|---|---|---|---|---|---|---|")
         faults = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("faults") or {}).items()))
         print(f"| {a.items:,} | {len(cycles)} | {wall:.0f} | {lost} | {twice} | {wrong} | "

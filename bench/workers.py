@@ -26,11 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from ceiling import Server  # noqa: E402
+from ceiling import Server, create_keyed_table, put_items  # noqa: E402
 
 
 def log(*a):
@@ -62,20 +61,9 @@ def main():
             for n in counts:
                 ns = f"w{uuid.uuid4().hex[:6]}-"
                 table = ns + "app"
-                ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                                 AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"}
-                                                       for k in ("PK", "SK")],
-                                 KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
-                                            {"AttributeName": "SK", "KeyType": "RANGE"}])
-                items = [{"PK": {"S": f"USER#{i:07}"}, "SK": {"S": "PROFILE"},
-                          "visits": {"N": str(i % 17)}} for i in range(a.items)]
-
-                def put(chunk):
-                    req = {table: [{"PutRequest": {"Item": i}} for i in chunk]}
-                    while req:
-                        req = ddb.batch_write_item(RequestItems=req).get("UnprocessedItems")
-                with ThreadPoolExecutor(8) as pool:
-                    list(pool.map(put, [items[k:k + 25] for k in range(0, len(items), 25)]))
+                create_keyed_table(ddb, table)
+                put_items(ddb, table, [{"PK": {"S": f"USER#{i:07}"}, "SK": {"S": "PROFILE"},
+                                        "visits": {"N": str(i % 17)}} for i in range(a.items)])
                 base = tempfile.mkdtemp(prefix="dynamorph_wbench_")
                 os.makedirs(os.path.join(base, "migrations"))
                 with open(os.path.join(base, "dynamorph.yaml"), "w") as f:

@@ -177,15 +177,7 @@ ExitCode Session::up(const UpOptions& o) {
     throw UsageError(fmt::format("--to {}: no migration file has this version in {}", *o.to,
                                  config_.migrations_dir));
   StateTable state(client(), config_.physical(config_.state_table));
-  if (o.dry_run) {  // reads only: never creates the state table, never takes the lock
-    if (state.exists()) history.records = state.read_versions();
-    history.check(false, state.name(), config_.migrations_dir);
-    const bool ok =
-        DryRunPlanner(step_context(), state.transaction_limit()).plan(history.up_plan(o.to), o);
-    if (stop_.load()) return ExitCode::Interrupted;
-    return ok ? ExitCode::Ok : ExitCode::Usage;  // what the real run answers: a plan-time refusal
-  }
-  if (o.worker && config_.journal)
+  if (o.worker && !o.dry_run && config_.journal)
     throw UsageError(
         "--worker: a run with `journal:` set cannot be shared by workers yet (each worker's "
         "before-images would need their own manifest); run it without --worker");
@@ -193,6 +185,12 @@ ExitCode Session::up(const UpOptions& o) {
   // lock): the files against the records as they are now, and the plan's steps.
   if (state.exists()) history.records = state.read_versions();
   history.check(false, state.name(), config_.migrations_dir);
+  if (o.dry_run) {  // reads only: never creates the state table, never takes the lock
+    const bool ok =
+        DryRunPlanner(step_context(), state.transaction_limit()).plan(history.up_plan(o.to), o);
+    if (stop_.load()) return ExitCode::Interrupted;
+    return ok ? ExitCode::Ok : ExitCode::Usage;  // what the real run answers: a plan-time refusal
+  }
   preflight(step_context(), history.up_plan(o.to), history, o);
   state.ensure();
   if (o.worker) return up_worker(o, history, state);

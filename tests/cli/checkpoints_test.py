@@ -2,46 +2,27 @@
 10 actions per transaction): the README's reshape with 10 to 1,024 scan segments, kill -9 at
 random moments with 64 segments, a crash between two transactions of the final clearing of
 checkpoints, and status and resume with 4,096 segments. Data are checked with boto3."""
-import json
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_test import (DDB, ENDPOINT, ISO, Project, by_key, dataset, make_table, put_all,  # noqa: E402
                       scan)
 
-PROXY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support",
-                     "fault_proxy.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "support"))
+import fault_proxy  # noqa: E402
 
 
-class FaultProxy:
+def FaultProxy(test):
     """tests/support/fault_proxy.py in front of DynamoDB Local, for one test."""
-
-    def __init__(self, test):
-        self.proc = subprocess.Popen(["/usr/bin/python3", PROXY, "--upstream", ENDPOINT,
-                                      "--exit-on-stdin-eof"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        assert line.startswith("PORT "), line
-        self.url = "http://127.0.0.1:%d" % int(line.split()[1])
-        test.addCleanup(self.stop)
-
-    def control(self, method, name, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + "/__proxy__/" + name, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
+    proxy = fault_proxy.Spawned(ENDPOINT)
+    test.addCleanup(proxy.stop)
+    return proxy
 
 
 def reshape(version, table, segments):

@@ -199,6 +199,16 @@ def checksum(path):
         return hashlib.sha256(f.read().replace(b"\r\n", b"\n")).hexdigest()
 
 
+# Version 1 of the hint and down tests: a table, and its down step.
+TABLE_VERSION = """\
+    version: 1
+    name: table
+    up:
+      - create_table: { table: things, partition_key: id:string }
+    down:
+      - delete_table: { table: things }
+    """
+
 class SafeHintsTest(unittest.TestCase):
     """Every hint that names a command is safe in the state it is printed in: no `unlock
     --force` while the holder may be alive, no `mark V applied` for a version that may not have
@@ -206,14 +216,7 @@ class SafeHintsTest(unittest.TestCase):
 
     def project(self):
         p = Project(self)
-        p.write("1_table.yaml", """\
-            version: 1
-            name: table
-            up:
-              - create_table: { table: things, partition_key: id:string }
-            down:
-              - delete_table: { table: things }
-            """)
+        p.write("1_table.yaml", TABLE_VERSION)
         self.assertEqual(p.run("up").returncode, 0)
         return p
 
@@ -478,14 +481,7 @@ class CommandEdgesTest(unittest.TestCase):
 
     def test_down_names_every_one_way_version(self):
         p = Project(self)
-        p.write("1_table.yaml", """\
-            version: 1
-            name: table
-            up:
-              - create_table: { table: things, partition_key: id:string }
-            down:
-              - delete_table: { table: things }
-            """)
+        p.write("1_table.yaml", TABLE_VERSION)
         for v, name in ((2, "ttl"), (3, "more_ttl")):
             p.write(f"{v}_{name}.yaml", f"""\
                 version: {v}
@@ -535,14 +531,7 @@ class CommandEdgesTest(unittest.TestCase):
 
     def test_quiet_prints_results_not_progress(self):
         p = Project(self)
-        p.write("1_table.yaml", """\
-            version: 1
-            name: table
-            up:
-              - create_table: { table: things, partition_key: id:string }
-            down:
-              - delete_table: { table: things }
-            """)
+        p.write("1_table.yaml", TABLE_VERSION)
         for args, expected in ((["-q", "up"], "  applied 1 table\n"),
                                (["-q", "up"], "up to date: nothing to apply\n"),
                                (["-q", "down"], "  reverted 1 table\n"),

@@ -776,6 +776,35 @@ async def amain(args):
         proxy.upstream.close()
 
 
+class Spawned:
+    """This proxy in a child process of the caller (tests, bench): started in front of
+    `upstream`, ready when constructed (`url`), told its rules with control(), ended by stop()
+    (it also exits by itself when the caller dies, --exit-on-stdin-eof)."""
+
+    def __init__(self, upstream):
+        import subprocess
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "--upstream",
+                                      upstream, "--exit-on-stdin-eof"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError("fault proxy did not start: %r" % line)
+        self.url = "http://127.0.0.1:%d" % int(line.split()[1])
+
+    def control(self, method, name, body=None):
+        import urllib.request
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + CONTROL_PREFIX.decode() + name, data=data,
+                                     method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fault-injecting HTTP/1.1 proxy for DynamoDB tests")
     ap.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of the real server")
