@@ -173,10 +173,15 @@ int main(int argc, char** argv) {
                                  "(where --max-rcu/--max-wcu are not given)")
                       ->check(CLI::Range(0.0, 100.0));
   auto* ttl_opt = up->add_option("--lock-ttl", lock_ttl, "lease duration, e.g. 30s, 5m");
-  up->add_flag("--worker", uo.worker,
+  auto* worker_flag = up->add_flag("--worker", uo.worker,
                "join the run of the pending versions with the other workers (segment leases in "
                "the state table) instead of refusing while the lock is held")
       ->excludes(dry_flag);
+  auto* retry_flag = up->add_flag(
+      "--retry-dead-letters", uo.retry_dead_letters,
+      "after a fix: run the applied versions' steps again on their dead letters only (the items "
+      "on_item_error: skip left out), each read again as it is now");
+  retry_flag->excludes(dry_flag)->excludes(up_to_opt)->excludes(worker_flag);
 
   auto* down = app.add_subcommand("down", "roll back applied migrations, newest first");
   migrations::DownOptions dopt;

@@ -381,6 +381,40 @@ Item parse_item_member(std::string_view json, std::string_view member) {
   return std::move(*item);
 }
 
+PlainRecord parse_plain_record(std::string_view json) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object obj;
+  if (detail::thread_parser().iterate(padded).get(doc) || doc.get_object().get(obj))
+    throw Error("not a JSON object");
+  PlainRecord r;
+  for (auto field : obj) {
+    std::string_view key;
+    simdjson::ondemand::value v;
+    simdjson::ondemand::json_type type;
+    if (field.unescaped_key().get(key) || field.value().get(v) || v.type().get(type))
+      throw Error("malformed JSON");
+    std::string name(key);
+    if (r.strings.count(name) || r.integers.count(name) || r.items.count(name))
+      throw Error(fmt::format("\"{}\" appears twice", name));
+    if (type == simdjson::ondemand::json_type::string) {
+      std::string_view text;
+      if (v.get_string().get(text)) throw Error(fmt::format("\"{}\": malformed string", name));
+      r.strings.emplace(std::move(name), std::string(text));
+    } else if (type == simdjson::ondemand::json_type::number) {
+      std::int64_t n = 0;
+      if (v.get_int64().get(n)) throw Error(fmt::format("\"{}\": expected an integer", name));
+      r.integers.emplace(std::move(name), n);
+    } else if (type == simdjson::ondemand::json_type::object) {
+      r.items.emplace(std::move(name), detail::read_item(v));
+    } else {
+      throw Error(fmt::format("\"{}\": expected a string, an integer or an item", name));
+    }
+  }
+  if (!at_end(doc)) throw Error("text after the object");
+  return r;
+}
+
 AttributeValue parse_value(std::string_view json) {
   {
     // A whole document must hold exactly one type tag (read_value, used inside pages, trusts

@@ -2,6 +2,9 @@
 // simdjson On-Demand using one parser per thread. All functions are thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -27,6 +30,15 @@ AttributeValue parse_value(std::string_view json);
 // Parse `{"<member>":{…item…}}` — a line of a DynamoDB export is {"Item":{…}} — into the item.
 // Another member, a missing one, or text after the object throws dynamorph::Error naming it.
 Item parse_item_member(std::string_view json, std::string_view member);
+
+// A flat JSON object whose members are strings, integers, or items in DynamoDB JSON (objects):
+// the records of dynamorph's own JSON-lines files. Throws dynamorph::Error naming what is wrong.
+struct PlainRecord {
+  std::map<std::string, std::string, std::less<>> strings;
+  std::map<std::string, std::int64_t, std::less<>> integers;
+  std::map<std::string, Item, std::less<>> items;
+};
+PlainRecord parse_plain_record(std::string_view json);
 
 // Ensures `buffer` can be handed to simdjson without a copy (capacity ≥ size + padding).
 void pad_for_parsing(std::string& buffer);

@@ -86,6 +86,15 @@ bool ServiceError::transient_cancellation() const {
   return true;
 }
 
+bool ServiceError::item_rejected() const {
+  if (type == "ValidationException" || type == "ItemCollectionSizeLimitExceededException")
+    return true;
+  if (type != "TransactionCanceledException") return false;
+  return std::any_of(cancellation_reasons.begin(), cancellation_reasons.end(), [](const auto& r) {
+    return r == "ValidationError" || r == "ItemCollectionSizeLimitExceeded";
+  });
+}
+
 bool ServiceError::clock_skew() const {
   if (type == "RequestTimeTooSkewed" || type == "RequestExpired") return true;
   return type == "InvalidSignatureException" &&

@@ -31,6 +31,11 @@ struct ServiceError {
   // condition): nothing was applied, and sending the same actions again is right.
   bool transient_cancellation() const;
   bool clock_skew() const;
+  // The server refused the request for what is in its items, not for the request's sake: a
+  // ValidationException (an item over 400 KB, a wrong type for an index key, an empty key
+  // value), an item collection over its size limit, or a transaction cancelled for a
+  // ValidationError or ItemCollectionSizeLimitExceeded. Nothing of the request was applied.
+  bool item_rejected() const;
   // One line: "Scan on 'app': ResourceNotFoundException: Requested resource not found
   // (HTTP 400, request id ABC, 1 attempt)".
   std::string to_string() const;

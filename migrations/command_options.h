@@ -35,6 +35,8 @@ struct UpOptions {
   // --worker: join the run with the other workers (migrations/worker.h); the lock TTL is also
   // the segment leases' and the registrations'.
   bool worker = false;
+  // --retry-dead-letters: only the dead letters of applied versions (dead_letter_retry.h).
+  bool retry_dead_letters = false;
 };
 
 struct DownOptions {

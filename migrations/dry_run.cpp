@@ -7,6 +7,7 @@
 #include <set>
 
 #include "dynamo/client.h"
+#include "migrations/dead_letters.h"
 #include "migrations/errors.h"
 #include "migrations/estimate.h"
 #include "migrations/journal_run.h"
@@ -227,6 +228,15 @@ bool DryRunPlanner::plan(const Plan& plan, const UpOptions& o) {
           }
         }
         out.dry_run_step(found);
+        if (spec.on_item_error == stages::OnItemError::Skip)
+          out.dry_run_note(fmt::format(
+              "on_item_error: skip ({}): {} item{} the transform rejects would go to the dead "
+              "letters ({}); items the server rejects are known only when written",
+              spec.max_item_errors > 0 ? fmt::format("max_item_errors {}", spec.max_item_errors)
+                                       : std::string("no max_item_errors: every item may be "
+                                                     "skipped"),
+              r.counters.dead_letters, r.counters.dead_letters == 1 ? "" : "s",
+              dead_letter_file(ctx_.config, m->version).string()));
       } else if (const auto* ct = std::get_if<CreateTableStep>(&step.body)) {
         const std::string& t = ct->request.table;
         deleted.erase(t);

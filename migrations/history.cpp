@@ -22,7 +22,8 @@ const Migration* History::file(std::int64_t version) const {
 }
 
 void History::check(bool allow_down_in_progress, std::string_view state_table,
-                    std::string_view migrations_dir) const {
+                    std::string_view migrations_dir,
+                    const std::set<std::int64_t>& may_edit) const {
   for (const auto& [v, r] : records) {
     const Migration* m = file(v);
     if (!m)
@@ -32,6 +33,8 @@ void History::check(bool allow_down_in_progress, std::string_view state_table,
     // A failed version may be fixed (its script, say) and resumed; what ran is not applied.
     // The hint says the safe thing for each state: an applied version's edit may be accepted
     // (nothing runs again), a started one's never as applied (it has not finished).
+    if (r.checksum != m->checksum && r.state == VersionState::Applied && may_edit.count(v))
+      continue;
     if (r.checksum != m->checksum && r.state == VersionState::Applied)
       throw HistoryError(fmt::format(
           "{}: changed since it was applied (checksum {} → {}); restore the file, or, if the "

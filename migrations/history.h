@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,8 +39,11 @@ class History {
 
   // Throws HistoryError (exit 4): a recorded version without its file, a file changed since it
   // was applied or started, or (unless allowed) a version stopped while going down.
+  // `may_edit`: applied versions whose file may have changed (`up --retry-dead-letters`: the
+  // edit is the fix of their dead letters, recorded once they are retried).
   void check(bool allow_down_in_progress, std::string_view state_table,
-             std::string_view migrations_dir) const;
+             std::string_view migrations_dir,
+             const std::set<std::int64_t>& may_edit = {}) const;
   // Every version not applied, in order, up to and including `to`.
   Plan up_plan(std::optional<std::int64_t> to) const;
   // Recorded versions newest first: every one above `to`, or the newest `steps` (default 1).

@@ -58,6 +58,8 @@ constexpr Declared kFamilies[] = {
     {"dynamorph_items_skipped_total", Kind::Counter,
      "Items left as they were (already at this version, or nothing to change)"},
     {"dynamorph_items_failed_total", Kind::Counter, "Items that could not be written"},
+    {"dynamorph_items_dead_lettered_total", Kind::Counter,
+     "Items skipped to the dead letters (on_item_error: skip)"},
     {"dynamorph_conflicts_total", Kind::Counter,
      "Guard failures whose item was read and transformed again"},
     {"dynamorph_retries_total", Kind::Counter,

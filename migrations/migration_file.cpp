@@ -423,7 +423,8 @@ dynamo::AttributeValue Parser::value(const YAML::Node& n) {
 }
 
 PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
-  doc_.check_map(n, "pipeline", Keys{"values", "names", "source", "where", "transform", "write"});
+  doc_.check_map(n, "pipeline", Keys{"values", "names", "source", "where", "transform", "write",
+                                     "on_item_error", "max_item_errors"});
   PipelineStep p;
   auto& spec = p.spec;
   spec.label = fmt::format("{}: pipeline", where);
@@ -599,6 +600,26 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
         doc_.fail(c, fmt::format("cleanup_version_attribute: mode {} leaves no attribute to remove",
                                  stages::to_string(spec.write.mode)));
     }
+  }
+  if (const YAML::Node e = n["on_item_error"]) {
+    const std::string v = doc_.string(e, "on_item_error");
+    if (v == "skip")
+      spec.on_item_error = stages::OnItemError::Skip;
+    else if (v != "stop")
+      doc_.fail(e, fmt::format("on_item_error: expected stop or skip, got '{}'", v));
+    if (spec.on_item_error == stages::OnItemError::Skip && in_down_)
+      doc_.fail(e, "on_item_error: skip is only for up steps (a rollback that skips items leaves "
+                   "them half rolled back)");
+    if (spec.on_item_error == stages::OnItemError::Skip && spec.source.follow_stream)
+      doc_.fail(e, "on_item_error: skip is not available with follow: stream (a skipped change "
+                   "would leave the copy silently behind its source)");
+  }
+  if (const YAML::Node m = n["max_item_errors"]) {
+    if (spec.on_item_error != stages::OnItemError::Skip)
+      doc_.fail(m, "max_item_errors: only with on_item_error: skip");
+    const auto v = doc_.integer(m, "max_item_errors");
+    if (v < 0) doc_.fail(m, "max_item_errors: expected 0 (no limit) or more");
+    spec.max_item_errors = v;
   }
   if (spec.write.mode == stages::WriteMode::Delete && !spec.transform.empty())
     doc_.fail(n["transform"],

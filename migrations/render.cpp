@@ -127,6 +127,11 @@ void Renderer::status_row(const StatusRow& r) {
         .raw("counters", format_counters_json(r.counters))
         .object("checkpoints", cost_json(r.checkpoints))
         .string("note", r.note);
+    if (r.dead_letters > 0) {
+      JsonObject d;
+      d.integer("items", r.dead_letters).string("file", r.dead_letter_file);
+      o.object("dead_letters", d);
+    }
     if (r.schema) o.object("schema", schema_json(*r.schema));
     if (!r.workers.empty()) {
       JsonObject ws;
@@ -162,10 +167,15 @@ void Renderer::status_row(const StatusRow& r) {
                             r.follow->lag_s ? fmt::format("{:.1f} s", *r.follow->lag_s) : "?",
                             r.follow->applied);
   }
+  std::string note = r.note;
+  if (r.dead_letters > 0)
+    note += fmt::format("{}{} dead letter{} in {}: after a fix, `dynamorph up --retry-dead-letters`",
+                        note.empty() ? "" : "; ", r.dead_letters, r.dead_letters == 1 ? "" : "s",
+                        r.dead_letter_file);
   const std::string when = r.when.value_or("");
   out_ << fmt::format("{:<16} {:<28} {:<8} {:<25} {}{}\n", r.version, r.name, r.word,
                       when.empty() ? "-" : when, counters,
-                      r.note.empty() ? "" : "  (" + r.note + ")");
+                      note.empty() ? "" : "  (" + note + ")");
 }
 
 void Renderer::status_lock(const LockRecord& lock, bool expired) {

@@ -40,6 +40,9 @@ struct StatusRow {
   std::optional<ModelSchema> schema;  // recorded, or the file's while pending
   std::optional<FollowStatus> follow;
   std::map<std::string, VersionRecord::WorkerShare> workers;  // `up --worker` runs
+  // Items in its dead-letter file (skipped, not yet retried), and the file; 0: none.
+  std::int64_t dead_letters = 0;
+  std::string dead_letter_file;
 };
 
 // The most a step's checkpoints can cost (see checkpoint_estimate in dry_run.h).

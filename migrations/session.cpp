@@ -9,6 +9,8 @@
 #include "dynamo/clock.h"
 #include "dynamo/credentials.h"
 #include "dynamo/json.h"
+#include "migrations/dead_letter_retry.h"
+#include "migrations/dead_letters.h"
 #include "migrations/dry_run.h"
 #include "migrations/history.h"
 #include "migrations/journal_run.h"
@@ -164,6 +166,9 @@ ExitCode Session::status() {
         status_row(v, history.file(v), r == history.records.end() ? nullptr : &r->second, problem);
     if (const Migration* m = history.file(v); m && r != history.records.end())
       row.follow = follow_status(state, *m);
+    const auto letters = dead_letter_file(config_, v);
+    row.dead_letters = static_cast<std::int64_t>(read_dead_letters(letters).size());
+    if (row.dead_letters > 0) row.dead_letter_file = letters.string();
     render_->status_row(row);
   }
   if (const auto& lock = recorded.lock)
@@ -172,6 +177,7 @@ ExitCode Session::status() {
 }
 
 ExitCode Session::up(const UpOptions& o) {
+  if (o.retry_dead_letters) return retry_dead_letters(o);
   History history(load());
   if (o.to && !history.file(*o.to))
     throw UsageError(fmt::format("--to {}: no migration file has this version in {}", *o.to,
@@ -207,6 +213,76 @@ ExitCode Session::up(const UpOptions& o) {
                       m->file, newest_applied));
   VersionRunner runner(step_context(), state, *lease);
   return apply_plan(plan, history, runner, *lease, o);
+}
+
+ExitCode Session::retry_dead_letters(const UpOptions& o) {
+  History history(load());
+  std::vector<const Migration*> todo;
+  std::set<std::int64_t> versions;
+  for (const auto& m : history.files()) {
+    if (has_dead_letter_work(dead_letter_file(config_, m.version))) {
+      todo.push_back(&m);
+      versions.insert(m.version);
+    }
+  }
+  if (todo.empty()) {
+    render_->result("no dead letters to retry");
+    return ExitCode::Ok;
+  }
+  StateTable state(client(), config_.physical(config_.state_table));
+  if (!state.exists())
+    throw UsageError(fmt::format("--retry-dead-letters: {} has dead letters, but {} does not "
+                                 "exist: nothing was applied here",
+                                 dead_letter_file(config_, todo.front()->version).string(),
+                                 state.name()));
+  // Refused before the lock is taken: a version not applied is finished by `up` first.
+  auto check = [&] {
+    history.records = state.read_versions();
+    history.check(false, state.name(), config_.migrations_dir, versions);
+    for (const Migration* m : todo) {
+      auto r = history.records.find(m->version);
+      if (r == history.records.end() || r->second.state != VersionState::Applied)
+        throw UsageError(fmt::format(
+            "--retry-dead-letters: version {} is {}; `dynamorph up` finishes it first, then its "
+            "dead letters can be retried",
+            m->version, r == history.records.end() ? "pending" : to_string(r->second.state)));
+    }
+  };
+  check();
+  auto lease = Lease::acquire(state, o.lock_ttl.value_or(config_.lock_ttl), &stop_);
+  check();
+  std::int64_t remaining = 0;
+  std::string first_reason;
+  for (const Migration* m : todo) {
+    render_->info(fmt::format("retrying the dead letters of {} {} ({})", m->version, m->name,
+                              m->file));
+    RetryOutcome r = migrations::retry_dead_letters(step_context(), *m, o);
+    if (lease->lost())
+      throw StepFailed(fmt::format("lost the lock in {} while retrying dead letters of version {}",
+                                   state.name(), m->version));
+    if (r.interrupted) {
+      render_->info("interrupted: `dynamorph up --retry-dead-letters` resumes the retry");
+      return ExitCode::Interrupted;
+    }
+    VersionRecord rec = history.records.at(m->version);
+    rec.checksum = m->checksum;  // the fixed file is the one now applied
+    rec.counters.written += r.written;
+    rec.counters.dead_letters = r.remaining;
+    rec.updated_at = dynamo::now_iso();
+    state.put_version(rec, lease->proof());
+    render_->result(fmt::format("  version {}: {} dead letter{} retried, {} written, {} still "
+                                "failing",
+                                m->version, r.retried, r.retried == 1 ? "" : "s", r.written,
+                                r.remaining));
+    remaining += r.remaining;
+    if (first_reason.empty()) first_reason = r.first_reason;
+  }
+  lease->release();
+  if (remaining > 0)
+    throw StepFailed(fmt::format("{} dead letter{} still cannot be written (the first: {}); they "
+                                 "stay in .dynamorph/dead-letters/",
+                                 remaining, remaining == 1 ? "" : "s", first_reason));
+  return ExitCode::Ok;
 }
 
 ExitCode Session::apply_plan(const Plan& plan, const History& history, VersionRunner& runner,

@@ -69,6 +69,8 @@ class Session {
   // `up --worker`: coordinates while this process holds the lock, else works on the leases of
   // the step the lock holder is running, until the target is applied.
   ExitCode up_worker(const UpOptions& options, History& history, StateTable& state);
+  // `up --retry-dead-letters` (dead_letter_retry.h): applied versions' dead letters only.
+  ExitCode retry_dead_letters(const UpOptions& options);
   // Runs every version of `plan` up, in order, from its record in `history`; releases the lock
   // when all are applied.
   ExitCode apply_plan(const std::vector<PlannedVersion>& plan, const History& history,

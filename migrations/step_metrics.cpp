@@ -22,6 +22,7 @@ constexpr CounterMetric kStepCounters[] = {
     {"dynamorph_items_written_total", &pipeline::Counters::written, nullptr},
     {"dynamorph_items_skipped_total", &pipeline::Counters::skipped, nullptr},
     {"dynamorph_items_failed_total", &pipeline::Counters::failed, nullptr},
+    {"dynamorph_items_dead_lettered_total", &pipeline::Counters::dead_letters, nullptr},
     {"dynamorph_conflicts_total", &pipeline::Counters::conflicts, nullptr},
     {"dynamorph_retries_total", &pipeline::Counters::retries, nullptr},
     {"dynamorph_consumed_rcu_total", nullptr, &pipeline::Counters::consumed_rcu},

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "dynamo/client.h"
+#include "migrations/dead_letters.h"
 #include "migrations/run_settings.h"
 #include "migrations/step_metrics.h"
 
@@ -39,6 +40,9 @@ pipeline::RunOptions step_run_options(const StepContext& ctx, const Migration& m
   r.stop = &ctx.stop;
   r.dry_run = o.dry_run;
   if (o.dry_run) r.sample_changes = 3;
+  if (!o.dry_run && spec.on_item_error == stages::OnItemError::Skip)
+    r.dead_letters = std::make_shared<DeadLetterFile>(dead_letter_file(ctx.config, m.version),
+                                                      step_number(m, spec));
   r.progress = ctx.render.progress(m);
   // Real runs feed /metrics (dry runs write nothing, so their counters would mislead).
   if (!o.dry_run)

@@ -98,6 +98,10 @@ struct PageState {
   Counters counters;
   double estimated_wcu = 0;
   std::vector<double> estimated_index_wcu;  // by the target's global index
+  // Items skipped to the dead letters (on_item_error: skip), stored when the page commits.
+  // Added by process and by the serial ack and reprocess nodes, which may run at once.
+  std::mutex dead_mutex;
+  std::vector<DeadLetter> dead;
 };
 using PagePtr = std::shared_ptr<PageState>;
 
@@ -226,10 +230,11 @@ class StatePool {
 
 class Run {
  public:
-  Run(dynamo::Client& client, const stages::StepPlan& plan, CheckpointStore& store,
-      const RunOptions& options)
+  Run(dynamo::Client& client, const stages::StepPlan& plan, const stages::StepSpec& spec,
+      CheckpointStore& store, const RunOptions& options)
       : client_(client),
         plan_(plan),
+        spec_(spec),
         source_(*plan.source),
         processor_(*plan.processor),
         sink_(*plan.sink),
@@ -274,6 +279,14 @@ class Run {
     return page->pending.fetch_sub(1, std::memory_order_acq_rel) == 1;
   }
   void add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<WriteJob>& jobs);
+  // on_item_error: skip. Puts one item in its page's dead letters, or fails the run once more
+  // than max_item_errors items were skipped.
+  void dead_letter(const PagePtr& page, const Item& scanned, const std::string& reason);
+  // An op the server rejected for something in its items, when the step skips bad items: each
+  // of its scanned items goes through the step again and is written on its own (nothing of the
+  // op was applied), so that only the items at fault end in the dead letters.
+  void isolate(const PagePtr& page, const WriteOp& op, std::vector<WriteJob>& jobs);
+  bool skipping() const { return spec_.on_item_error == stages::OnItemError::Skip; }
   void maybe_sample(const Item& before, const Decision& d);
   ProgressEvent snapshot(bool final);
   std::string where(int partition) const {
@@ -282,6 +295,7 @@ class Run {
 
   dynamo::Client& client_;
   const stages::StepPlan& plan_;
+  const stages::StepSpec& spec_;
   const stages::Source& source_;
   const stages::ItemProcessor& processor_;
   const stages::Sink& sink_;
@@ -304,6 +318,7 @@ class Run {
   std::mutex error_mutex_;
   std::string error_;
   std::atomic<std::int64_t> capacity_unreadable_{0};
+  std::atomic<std::int64_t> dead_letters_{0};  // skipped items, earlier runs' included
 
   // Commit state (serial commit node only, snapshot under mutex for progress).
   struct PartitionTrack {
@@ -447,6 +462,45 @@ void Run::add_ops(const PagePtr& page, std::vector<WriteOp>& ops, std::vector<Wr
   ops.clear();
 }
 
+void Run::dead_letter(const PagePtr& page, const Item& scanned, const std::string& reason) {
+  {
+    std::lock_guard lock(page->dead_mutex);
+    page->dead.push_back(DeadLetter{processor_.source_key(scanned), scanned, reason});
+    ++page->counters.dead_letters;
+  }
+  const std::int64_t total = dead_letters_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (spec_.max_item_errors > 0 && total > spec_.max_item_errors) {
+    page->failed = true;
+    fail(fmt::format("{}: {} items could not be written, more than max_item_errors {}; the "
+                     "last: {}",
+                     spec_.label, total, spec_.max_item_errors, reason));
+  }
+}
+
+void Run::isolate(const PagePtr& page, const WriteOp& op, std::vector<WriteJob>& jobs) {
+  auto state = states_.take();
+  for (const Item& scanned : op.scanned) {
+    Decision d = processor_.process(scanned, *state);
+    if (d.kind == Decision::Kind::Error) {
+      dead_letter(page, scanned, d.error);
+      continue;
+    }
+    if (d.kind != Decision::Kind::Put && d.kind != Decision::Kind::Update &&
+        d.kind != Decision::Kind::Delete && d.kind != Decision::Kind::Many)
+      continue;  // counted when first planned; nothing to write now (a transform that changed)
+    auto sink_state = sink_.make_page_state_at(stages::PageId{page->partition, page->seq});
+    std::vector<WriteOp> ops;
+    sink_state->add(scanned, std::move(d), ops, op.conflict_round);
+    sink_state->flush(ops);
+    // Counted already when first planned: only the writes themselves go out again.
+    for (auto& one : ops) {
+      page->pending.fetch_add(1, std::memory_order_relaxed);
+      jobs.push_back(WriteJob{page, std::make_shared<WriteOp>(std::move(one))});
+    }
+  }
+  states_.give_back(std::move(state));
+}
+
 void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   auto page = std::make_shared<PageState>();
   page->partition = raw.request.partition;
@@ -504,6 +558,7 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
         return;
       case Decision::Kind::Error:
         ++c.matched;
+        if (skipping()) return dead_letter(page, item, d.error);
         ++c.failed;
         page->failed = true;
         fail(d.error);
@@ -563,6 +618,17 @@ void Run::ack(const WriteDone& done, AckNode::output_ports_type& out) {
   if (!a.error) c.consumed_wcu += a.consumed_wcu;
   if (a.capacity_unreadable) capacity_unreadable_.fetch_add(1, std::memory_order_relaxed);
   stages::Verdict v = sink_.classify(op, a, options_.max_conflict_retries);
+  if (!v.error.empty() && v.item_rejected && skipping()) {
+    if (op.scanned.size() == 1) {
+      dead_letter(page, op.scanned.front(), v.error);
+    } else {
+      std::vector<WriteJob> jobs;
+      isolate(page, op, jobs);
+      for (auto& j : jobs) std::get<ack_port::write>(out).try_put(std::move(j));
+    }
+    v.error.clear();
+    v.failed = 0;
+  }
   c.written += v.written;
   written_live_.fetch_add(v.written, std::memory_order_relaxed);
   c.conflicts += v.conflicts;
@@ -635,8 +701,12 @@ void Run::reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& ou
     Decision d = processor_.process(*now, *state);
     states_.give_back(std::move(state));
     if (d.kind == Decision::Kind::Error) {
-      page->failed = true;
-      fail(d.error);
+      if (skipping()) {
+        dead_letter(page, *now, d.error);
+      } else {
+        page->failed = true;
+        fail(d.error);
+      }
     } else if (d.kind == Decision::Kind::Put || d.kind == Decision::Kind::Update ||
                d.kind == Decision::Kind::Delete || d.kind == Decision::Kind::Many) {
       auto sink_state = sink_.make_page_state_at(stages::PageId{page->partition, page->seq});
@@ -673,6 +743,16 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
         (options_.partition_held && !options_.partition_held(p->partition))) {
       track.blocked = true;  // a lost lease: its new owner commits from the last checkpoint
       break;
+    }
+    // Durable before the checkpoint that covers them (DeadLetterStore).
+    if (!p->dead.empty() && options_.dead_letters && !dry_) {
+      try {
+        options_.dead_letters->append(p->dead);
+      } catch (const std::exception& e) {
+        fail(fmt::format("{}: storing {} dead letters: {}", spec_.label, p->dead.size(), e.what()));
+        track.blocked = true;
+        break;
+      }
     }
     track.checkpoint.pages = p->seq + 1;
     track.checkpoint.resume_token = p->resume_token;
@@ -771,6 +851,7 @@ RunResult Run::run(int requested_partitions) {
   resumed_scanned_ = resumed.scanned;
   scanned_live_ = resumed.scanned;
   written_live_ = resumed.written;
+  dead_letters_ = resumed.dead_letters;
   for (const auto& t : partitions_) partitions_done_ += t.checkpoint.done;
 
   int max_pages =
@@ -917,7 +998,7 @@ RunResult run_pipeline(dynamo::Client& client, const stages::StepSpec& spec,
           static_cast<double>(plan.target.provisioned->write) * options.capacity_percent / 100.0;
   }
   int requested = spec.source.segments > 0 ? spec.source.segments : options.segments;
-  Run run(client, plan, checkpoints, effective);
+  Run run(client, plan, spec, checkpoints, effective);
   return run.run(requested);
 }
 

@@ -26,6 +26,7 @@ struct Counters {
   std::int64_t skipped = 0;    // version_attribute already at this version, or no change
   std::int64_t conflicts = 0;  // guard failures that were re-read and transformed again
   std::int64_t failed = 0;     // items that could not be written (the run stops)
+  std::int64_t dead_letters = 0;  // items skipped to the dead letters (on_item_error: skip)
   std::int64_t retries = 0;    // requests retried (throttling, 5xx, resets, unprocessed)
   double consumed_rcu = 0;
   double consumed_wcu = 0;
@@ -49,6 +50,7 @@ inline constexpr CounterField kCounterFields[] = {
     {"skipped", &Counters::skipped, nullptr},
     {"conflicts", &Counters::conflicts, nullptr},
     {"failed", &Counters::failed, nullptr},
+    {"dead_letters", &Counters::dead_letters, nullptr},
     {"retries", &Counters::retries, nullptr},
     {"puts", &Counters::puts, nullptr},
     {"updates", &Counters::updates, nullptr},
@@ -88,6 +90,25 @@ class CheckpointStore {
 std::unique_ptr<CheckpointStore> file_checkpoint_store(std::string path);
 // Keeps nothing (dry runs, benchmarks).
 std::unique_ptr<CheckpointStore> null_checkpoint_store();
+
+// One item a step skipped (on_item_error: skip): its source key, the item as read, and why it
+// could not be written (the error line the run would have stopped with).
+struct DeadLetter {
+  dynamo::Item key;
+  dynamo::Item item;
+  std::string reason;
+};
+
+// Where skipped items go. append() is called by the serial commit node with a page's dead
+// letters right before that page's checkpoint is saved, and returns once they are durable: a
+// checkpoint never covers an item that is neither written nor in the dead letters. A page read
+// again after a crash appends its items again; the store keeps one record per key. Throws
+// dynamorph::Error when it cannot write (the run then fails).
+class DeadLetterStore {
+ public:
+  virtual ~DeadLetterStore() = default;
+  virtual void append(const std::vector<DeadLetter>& letters) = 0;
+};
 
 struct ProgressEvent {
   Counters counters;  // earlier runs' checkpointed part included (see `resumed`)
@@ -147,6 +168,9 @@ struct RunOptions {
   // written and committed as usual; the run then ends Stopped with exact checkpoints (nothing
   // is read again). A worker drains to take up segments another worker left.
   const std::atomic<bool>* drain = nullptr;
+  // Set: where a step with on_item_error: skip puts the items it skips. Unset (dry runs), they
+  // are only counted.
+  std::shared_ptr<DeadLetterStore> dead_letters;
 };
 
 struct ChangeSample {

@@ -29,6 +29,7 @@ std::string format_counters_text(const Counters& c) {
   if (c.conflicts) s += fmt::format(", conflicts {}", c.conflicts);
   if (c.retries) s += fmt::format(", retries {}", c.retries);
   if (c.failed) s += fmt::format(", failed {}", c.failed);
+  if (c.dead_letters) s += fmt::format(", dead letters {}", c.dead_letters);
   return s;
 }
 

@@ -36,6 +36,7 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expres
       mode_(spec.write.mode),
       same_table_(source.name == target.name),
       version_attribute_(spec.write.version_attribute),
+      skips_bad_items_(spec.on_item_error == OnItemError::Skip),
       version_(version),
       expressions_(expressions) {
   ctx_.eval.now_iso = now_iso;
@@ -143,13 +144,26 @@ bool ItemProcessor::finish_item(Item& item, const Item& scanned, Decision& d) co
     item.set(version_attribute_,
              AttributeValue(dynamo::Number::from_decimal(dynamo::Decimal::from_int(version_))));
   }
-  if (target_key(item)) return true;
-  d.kind = Decision::Kind::Error;
-  d.error = fmt::format("item {}: after the transform it has no key for table '{}' (needs {}{})",
-                        dynamo::to_debug_string(source_key(scanned)), target_.name,
-                        target_.partition_key.name,
-                        target_.sort_key ? " and " + target_.sort_key->name : std::string());
-  return false;
+  if (!target_key(item)) {
+    d.kind = Decision::Kind::Error;
+    d.error =
+        fmt::format("item {}: after the transform it has no key for table '{}' (needs {}{})",
+                    dynamo::to_debug_string(source_key(scanned)), target_.name,
+                    target_.partition_key.name,
+                    target_.sort_key ? " and " + target_.sort_key->name : std::string());
+    return false;
+  }
+  // DynamoDB refuses an item over 400 KB (names and values, as item_size counts them): said
+  // here, with the item's key, rather than as a batch's ValidationException.
+  constexpr std::size_t kMaxItemBytes = 400 * 1024;
+  if (const std::size_t size = dynamo::item_size(item); size > kMaxItemBytes) {
+    d.kind = Decision::Kind::Error;
+    d.error = fmt::format("item {}: {} bytes after the transform, over DynamoDB's item limit of "
+                          "400 KB ({} bytes)",
+                          dynamo::to_debug_string(source_key(scanned)), size, kMaxItemBytes);
+    return false;
+  }
+  return true;
 }
 
 Decision ItemProcessor::process(const Item& scanned, LocalState& state) const {

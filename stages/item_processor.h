@@ -69,6 +69,8 @@ class ItemProcessor {
   const dynamo::TableDescription& target() const { return target_; }
   const dynamo::TableDescription& source() const { return source_; }
   const std::string& version_attribute() const { return version_attribute_; }
+  // on_item_error: skip: an item that cannot be written goes to the dead letters.
+  bool skips_bad_items() const { return skips_bad_items_; }
   std::int64_t version() const { return version_; }
   // Top-level attributes the step's where and transforms read (guard conditions use them).
   const std::vector<std::string>& reads() const { return reads_; }
@@ -89,6 +91,7 @@ class ItemProcessor {
   bool guarded_ = false;
   bool same_table_ = true;
   std::string version_attribute_;
+  bool skips_bad_items_ = false;
   std::int64_t version_ = 0;
   const expr::Condition* where_ = nullptr;  // into expressions_
   StepExpressions expressions_;

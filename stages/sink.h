@@ -96,6 +96,11 @@ struct Verdict {
   int failed = 0;                 // items that cannot be written
   int retries = 0;                // sends of the same op again (a transaction cancelled in passing)
   std::string error;              // set: the run fails with this line
+  // With `error`: the server rejected the op for something in its items (a ValidationException,
+  // an item collection over its size limit), not for the run's sake, and applied none of it. A
+  // step that skips bad items (on_item_error: skip) then writes each of the op's scanned items
+  // on its own, and an op of one scanned item goes to the dead letters with `error` as reason.
+  bool item_rejected = false;
 };
 
 // Per page: turns decisions into write ops. Not thread-safe (one page, one thread).

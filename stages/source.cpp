@@ -5,6 +5,7 @@
 
 #include "dynamo/errors.h"
 #include "stages/export_source.h"
+#include "stages/keys_source.h"
 #include "stages/query_source.h"
 #include "stages/registry.h"
 #include "stages/scan_source.h"
@@ -20,6 +21,7 @@ Registry<std::string, SourceFactory>& registry() {
     r.add("query", make_query_source);
     r.add("export", make_export_source);
     r.add("stream", make_stream_source);
+    r.add("keys", make_keys_source);
   });
   return r;
 }

@@ -14,6 +14,9 @@ namespace dynamorph::stages {
 
 enum class WriteMode { Batch, Update, Transact, Delete, None };
 enum class Guard { Default, None, Unchanged };  // Default: unchanged for update/transact, else none
+// What one item that cannot be written does to the run: stop it (the default), or go to the
+// dead letters (`on_item_error: skip`) while the run goes on.
+enum class OnItemError { Stop, Skip };
 
 // Every expression carries a label used as its error prefix: "migrations/x.yaml:14: where".
 struct Expression {
@@ -35,6 +38,9 @@ struct SourceSpec {
   bool consistent_read = false;
   bool scan_forward = true;
   std::string export_location;  // export: a local folder or s3://bucket/prefix
+  // kind "keys": read exactly these items (their keys, in this order) with consistent reads
+  // (`up --retry-dead-letters`).
+  std::vector<dynamo::Item> keys;
   // `follow: stream` (a copy): backfill, then replay the table's stream (kind "stream" runs the
   // replay) until its lag is under catch_up_lag_s; a negative lag never ends it (`follow`).
   bool follow_stream = false;
@@ -74,6 +80,11 @@ struct StepSpec {
   Expression where;
   std::vector<TransformSpec> transform;
   WriteSpec write;
+  // An item the transform or the server rejects (a transform error, a ValidationException, an
+  // item over 400 KB): `stop` fails the run; `skip` sends it to the dead letters, up to
+  // max_item_errors items in all (0: no limit), and goes on.
+  OnItemError on_item_error = OnItemError::Stop;
+  std::int64_t max_item_errors = 0;
 };
 
 std::string_view to_string(WriteMode m);

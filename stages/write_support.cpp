@@ -194,7 +194,7 @@ WriteOp guarded_delete(const ItemProcessor& p, const Item& scanned, int conflict
 }
 
 void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, const WriteCost& cost,
-                       int puts, int deletes, std::vector<WriteOp>& out) {
+                       int puts, int deletes, std::vector<WriteOp>& out, const Item* scanned) {
   std::vector<std::string> keys;
   bool clash = false;
   if (may_clash || !open_keys_.empty()) {
@@ -215,6 +215,7 @@ void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, con
   open_.puts += puts;
   open_.deletes += deletes;
   ++open_.item_count;
+  if (scanned) open_.scanned.push_back(*scanned);
   if (open_batch.size() >= 25) flush(out);
 }
 
@@ -228,9 +229,11 @@ void BatchGrouper::flush(std::vector<WriteOp>& out) {
 void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& scanned, Decision&& d,
                         std::vector<WriteOp>& out) {
   const std::string& table = p.target_table();
+  // Kept only when a rejected batch may have to be written item by item (on_item_error: skip).
+  const Item* keep = p.skips_bad_items() ? &scanned : nullptr;
   if (d.kind == Decision::Kind::Delete) {
     g.add({{p.source().name, BatchWriteEntry::Kind::Delete, p.source_key(scanned)}}, false,
-          write_cost(p, &scanned, nullptr), 0, 1, out);
+          write_cost(p, &scanned, nullptr), 0, 1, out, keep);
     return;
   }
   std::vector<BatchWriteEntry> entries;
@@ -268,7 +271,7 @@ void add_batch_decision(const ItemProcessor& p, BatchGrouper& g, const Item& sca
     ++deletes;
   }
   bool may_clash = d.key_changed || !p.same_table() || d.kind == Decision::Kind::Many;
-  g.add(std::move(entries), may_clash, cost, puts, deletes, out);
+  g.add(std::move(entries), may_clash, cost, puts, deletes, out, keep);
 }
 
 namespace {
@@ -355,6 +358,7 @@ Verdict batch_verdict(const ItemProcessor& p, const WriteOp& op, const WriteAnsw
   } else {
     v.failed = op.item_count;
     v.error = fmt::format("writing to '{}': {}", p.target_table(), a.error->to_string());
+    v.item_rejected = a.error->item_rejected();
   }
   return v;
 }

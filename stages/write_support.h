@@ -45,8 +45,9 @@ class BatchGrouper {
   explicit BatchGrouper(const ItemProcessor& p) : p_(p) {}
   // `may_clash`: the entries' keys could repeat one already in the open batch (key changes,
   // copies, fan-out); a scan never returns a key twice, so plain rewrites cannot.
+  // `scanned`: the item the entries stand for, kept in the op's `scanned` (null: not kept).
   void add(std::vector<dynamo::BatchWriteEntry> entries, bool may_clash, const WriteCost& cost,
-           int puts, int deletes, std::vector<WriteOp>& out);
+           int puts, int deletes, std::vector<WriteOp>& out, const dynamo::Item* scanned = nullptr);
   void flush(std::vector<WriteOp>& out);
 
  private:

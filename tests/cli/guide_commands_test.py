@@ -126,7 +126,9 @@ COMMANDS = {
     "dynamorph bench write [--items N] [--mode batch|update|transact] [--in-flight LIST] "
     "[--item-bytes B] [--table T]": Synopsis(),
     "dynamorph bench migrate [VERSION] [--segments LIST] [--sample P]": Synopsis(),
-    "dynamorph up --worker --lock-ttl 30s": Parses(),  # several workers: tests/cli/workers_test.py
+    "dynamorph up --worker --lock-ttl 30s": Parses(),
+    # Dead letters: the quick start's project has none (tests/cli/dead_letters_test.py retries).
+    "dynamorph up --retry-dead-letters": Run(0, "no dead letters to retry"),  # several workers: tests/cli/workers_test.py
     # README.md: build, install, Using it (init, generate add_status and status are run).
     "build/cli/dynamorph --help": Help(),
     "dynamorph --version": Run(0, f"dynamorph {VERSION}\n"),

@@ -26,7 +26,8 @@ USERS = 3000
 
 STEP_COUNTERS = {"dynamorph_items_scanned": "scanned", "dynamorph_items_matched": "matched",
                  "dynamorph_items_written": "written", "dynamorph_items_skipped": "skipped",
-                 "dynamorph_items_failed": "failed", "dynamorph_conflicts": "conflicts",
+                 "dynamorph_items_failed": "failed",
+                 "dynamorph_items_dead_lettered": "dead_letters", "dynamorph_conflicts": "conflicts",
                  "dynamorph_retries": "retries", "dynamorph_consumed_rcu": "consumed_rcu",
                  "dynamorph_consumed_wcu": "consumed_wcu"}
 STEP_GAUGES = ["dynamorph_segments_done", "dynamorph_segments_total", "dynamorph_leases_held"]

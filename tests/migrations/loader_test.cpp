@@ -212,7 +212,8 @@ TEST(Loader, SuggestsTheNearestKeyAndChecksNames) {
   EXPECT_EQ(error_of("version: 7\nup:\n  - pipeline:\n      source: { table: app }\n"
                      "      trasnform: []\n"),
             "migrations/7_x.yaml:5: unknown key 'trasnform' in pipeline (did you mean "
-            "'transform'? expected one of: names, source, transform, values, where, write)");
+            "'transform'? expected one of: max_item_errors, names, on_item_error, source, "
+            "transform, values, where, write)");
   const std::string long_name(253, 'x');  // 256 characters with the namespace "ns-"
   EXPECT_EQ(error_of("version: 7\nup:\n  - delete_table: { table: " + long_name + " }\n"),
             "migrations/7_x.yaml:3: delete_table.table: 'ns-" + long_name +
