@@ -5,7 +5,10 @@ command line against DynamoDB Local:
   every other item is migrated exactly, the 7 are in .dynamorph/dead-letters/<version>.jsonl
   with their reason and the item as read, `status` counts them; after the data is fixed,
   `up --retry-dead-letters` writes exactly them and empties the file;
+- the same in transactions (a copy in transact mode): each refused transaction is written again
+  item by item, and only the 7 are skipped;
 - the same with max_item_errors 5: exit 1, the version failed;
+- Lua errors and items grown past 400 KB by a Lua transform: dead letters with their reasons;
 - 7 items a non-idempotent transform rejects, in update mode with version_attribute, the run
   killed with SIGKILL and resumed: every other item changed exactly once, the 7 in the file once
   each; the file fixed (a transform that reads the text numbers), retried: exactly once each;
@@ -85,8 +88,8 @@ class Project:
         self.test.assertEqual(r.returncode, 0, f"{args}: {r.stdout}\n{r.stderr}")
         return r
 
-    def items(self):
-        out, kw = {}, {"TableName": self.ns + "app", "ConsistentRead": True}
+    def items(self, table="app"):
+        out, kw = {}, {"TableName": self.ns + table, "ConsistentRead": True}
         while True:
             page = DDB.scan(**kw)
             for it in page["Items"]:
@@ -194,6 +197,71 @@ class ServerRejections(unittest.TestCase):
             keys = [d["key"]["pk"]["S"] for d in p.dead_letters()]
             self.assertEqual(len(keys), len(set(keys)))
             self.assertLessEqual(set(keys), {f"item-{i:05d}" for i in POISONED})
+
+
+    def test_transactions_refused_for_one_item_are_written_item_by_item(self):
+        # A copy, so that the transactions' actions are Puts: DynamoDB Local does not check an
+        # index key's type in an Update action (the service does), only in a Put.
+        step = LABEL_STEP.format(max=10).replace("mode: batch", "table: copy, mode: transact")
+        p = Project(self, step, lambda i: {"tag": {"N": str(i)}})
+        DDB.create_table(
+            TableName=p.ns + "copy", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "label", "AttributeType": "S"}],
+            GlobalSecondaryIndexes=[{"IndexName": "by_label",
+                                     "KeySchema": [{"AttributeName": "label", "KeyType": "HASH"}],
+                                     "Projection": {"ProjectionType": "ALL"}}])
+        self.addCleanup(DDB.delete_table, TableName=p.ns + "copy")
+        p.ok("up")
+        got = p.items("copy")
+        self.assertEqual(got, {name: labelled(it) for name, it in p.original.items()
+                               if int(name[5:]) not in POISONED})
+        letters = p.dead_letters()
+        self.assertEqual(sorted(d["key"]["pk"]["S"] for d in letters),
+                         [f"item-{i:05d}" for i in POISONED])
+        for d in letters:
+            self.assertIn("TransactionCanceledException", d["reason"])
+        self.assertEqual(p.status_json()["counters"]["dead_letters"], 7)
+
+
+# Lua: an error for some items, an item grown past DynamoDB's 400 KB for others.
+LUA_STEP = """\
+source: { table: app, segments: 2 }
+transform:
+  - lua:
+      code: |
+        function transform(item, ctx)
+          local i = tonumber(item.n)
+          if i % 1000 == 7 then error("no rule for item " .. i) end
+          if i % 1000 == 8 then item.blob = string.rep("x", 410000) end
+          item.seen = "yes"
+          return item
+        end
+write: { mode: batch }
+on_item_error: skip
+max_item_errors: 10
+"""
+
+
+class LuaRejections(unittest.TestCase):
+    def test_lua_errors_and_items_over_400_kb_are_dead_letters(self):
+        p = Project(self, LUA_STEP, lambda i: {})
+        bad = {i: "no rule for item" for i in range(7, ITEMS, 1000)}
+        bad.update({i: "over DynamoDB's item limit of 400 KB" for i in range(8, ITEMS, 1000)})
+        dry = p.ok("up", "--dry-run")
+        self.assertIn(f"{len(bad)} items the transform rejects would go to the dead letters", dry.stdout)
+        p.ok("up")
+        got = p.items()
+        for name, it in p.original.items():
+            i = int(name[5:])
+            self.assertEqual(got[name], it if i in bad else dict(it, seen={"S": "yes"}), name)
+        letters = {d["key"]["pk"]["S"]: d for d in p.dead_letters()}
+        self.assertEqual(sorted(letters), [f"item-{i:05d}" for i in sorted(bad)])
+        for i, why in bad.items():
+            d = letters[f"item-{i:05d}"]
+            self.assertIn(why, d["reason"])
+            self.assertEqual(d["item"], p.original[f"item-{i:05d}"])
 
 
 # A non-idempotent transform the text numbers of the poisoned items make fail.
