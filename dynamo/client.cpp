@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "dynamo/clock.h"
 #include "dynamo/credentials.h"
 #include "dynamo/errors.h"
 #include "dynamo/json.h"
@@ -54,6 +55,30 @@ ServiceError local_error(std::string_view operation, std::string type, std::stri
   e.http_status = 200;
   e.attempts = attempts;
   return e;
+}
+
+// A write the fence stopped: never signed, never sent, never retried.
+ServiceError lock_lost(std::string_view operation, std::int64_t deadline_ms, int attempts) {
+  ServiceError e;
+  e.operation = std::string(operation);
+  e.type = "LockLost";
+  e.message = fmt::format(
+      "not sent: the lock's lease was not renewed in time and nothing is written after its "
+      "safety margin ({})",
+      iso_utc(deadline_ms));
+  e.http_status = -1;
+  e.attempts = attempts;
+  return e;
+}
+
+// A 200 answer must be one whole JSON document; a cut or garbled one (a proxy, a connection
+// cut mid-body that still looked complete) is retried, never parsed into wrong items.
+bool is_json_document(const std::string& body) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  return !parser.parse(body.data(), body.size(), body.capacity() - body.size() <
+                                                     simdjson::SIMDJSON_PADDING)
+              .get(doc);
 }
 
 // Serialize, call, parse: the shape of every typed synchronous operation.
@@ -187,6 +212,10 @@ struct Client::Call {
   int attempt = 0;
   int throttled = 0;
   std::chrono::steady_clock::time_point sent;  // this attempt's (timed calls only)
+  bool fenced = false;  // a write outside a RequestScope that exempts it
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // from the RequestScope
+  std::optional<std::chrono::steady_clock::time_point> reconnecting_since;
+  int reconnect_round = 0;
 };
 
 Client::Client(ClientOptions options)
@@ -226,11 +255,30 @@ void Client::call_async(std::string_view operation, std::string body, RawDone do
   call->operation = std::string(operation);
   call->body = std::make_shared<const std::string>(std::move(body));
   call->done = std::move(done);
+  const RequestScope* scope = RequestScope::current();
+  call->fenced = is_write_operation(call->operation) && !(scope && scope->exempt());
+  if (scope) call->deadline = scope->deadline();
   send(std::move(call));
 }
 
 void Client::send(std::shared_ptr<Call> call) {
   ++call->attempt;
+  // Checked right before each attempt, retries included: the fence may have closed while this
+  // one waited for capacity or back-off.
+  if (call->fenced && !fence_.admit(now_epoch_ms())) {
+    call->done(lock_lost(call->operation, fence_.deadline_ms(), call->attempt));
+    return;
+  }
+  std::chrono::milliseconds timeout{0};
+  if (call->deadline) {
+    timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        *call->deadline - std::chrono::steady_clock::now());
+    if (timeout.count() <= 0) {
+      call->done(local_error(call->operation, "DeadlineExceeded",
+                             "not sent: past the caller's deadline", call->attempt));
+      return;
+    }
+  }
   stats_.requests.fetch_add(1, std::memory_order_relaxed);
   HttpRequest req;
   try {
@@ -240,6 +288,7 @@ void Client::send(std::shared_ptr<Call> call) {
     call->done(missing_credentials("DynamoDB", call->operation, ex.what(), call->attempt));
     return;
   }
+  req.timeout = timeout;
   if (options_.on_attempt) call->sent = std::chrono::steady_clock::now();
   transport_->submit(std::move(req),
                      [this, call](HttpResponse&& r) { on_response(call, std::move(r)); });
@@ -249,28 +298,67 @@ std::chrono::milliseconds Client::backoff(int attempt, bool throttled) const {
   return full_jitter_backoff(options_.retry, attempt, throttled);
 }
 
+void Client::on_success(const std::shared_ptr<Call>& call, HttpResponse&& response) {
+  RawResponse raw;
+  raw.body = std::move(response.body);
+  raw.request_id = std::move(response.request_id);
+  raw.attempts = call->attempt;
+  raw.throttled = call->throttled;
+  call->done(std::move(raw));
+}
+
+std::optional<std::chrono::milliseconds> Client::retry_delay(Call& call, const ServiceError& e,
+                                                             bool throttled, bool skew) {
+  if (!e.retryable()) return std::nullopt;
+  const RetryPolicy& policy = options_.retry;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::milliseconds> delay;
+  // A refused connection to an endpoint that answered before is a server restarting: keep
+  // trying for reconnect_for (later failures of the same request count as the same outage).
+  // Never answered: most often a wrong endpoint, so give up after a short while.
+  const bool reconnect = policy.reconnect_for.count() > 0 && e.transport() && answered_.load() &&
+                         (e.type == "ConnectionRefused" || call.reconnecting_since);
+  if (reconnect) {
+    if (!call.reconnecting_since) call.reconnecting_since = now;
+    if (now - *call.reconnecting_since >= policy.reconnect_for) return std::nullopt;
+    delay = std::min(std::chrono::milliseconds(2000),
+                     std::chrono::milliseconds(100) * (1 << std::min(call.reconnect_round++, 5)));
+    stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    int max_attempts = e.type == "ConnectionRefused" ? std::min(3, policy.max_attempts)
+                                                     : policy.max_attempts;
+    if (call.attempt >= max_attempts) return std::nullopt;
+    delay = skew ? std::chrono::milliseconds(0) : backoff(call.attempt, throttled);
+  }
+  if (call.deadline && now + *delay >= *call.deadline) return std::nullopt;
+  return delay;
+}
+
 void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
+  if (response.status != 0) answered_.store(true, std::memory_order_relaxed);
   if (options_.on_attempt && response.status == 200) {
     options_.on_attempt(
         {call->operation, std::chrono::steady_clock::now() - call->sent, 200, false});
   }
+  ServiceError e;
   if (response.status == 200) {
-    RawResponse raw;
-    raw.body = std::move(response.body);
-    raw.request_id = std::move(response.request_id);
-    raw.attempts = call->attempt;
-    raw.throttled = call->throttled;
-    call->done(std::move(raw));
-    return;
+    if (is_json_document(response.body)) return on_success(call, std::move(response));
+    stats_.malformed.fetch_add(1, std::memory_order_relaxed);
+    e = local_error(call->operation, "MalformedResponse",
+                    fmt::format("the answer's body ({} bytes) is not a JSON document",
+                                response.body.size()),
+                    call->attempt);
+    e.request_id = response.request_id;
+  } else {
+    e = parse_service_error(call->operation, response);
+    e.attempts = call->attempt;
   }
-  ServiceError e = parse_service_error(call->operation, response);
-  e.attempts = call->attempt;
   bool skew = e.clock_skew();
   if (skew) {
     if (auto skew_ms = clock_skew_ms(response.date)) skew_ms_.store(*skew_ms);
   }
   bool throttled = e.throttling();
-  if (options_.on_attempt) {
+  if (options_.on_attempt && response.status != 200) {
     options_.on_attempt({call->operation, std::chrono::steady_clock::now() - call->sent,
                          response.status, throttled});
   }
@@ -278,16 +366,20 @@ void Client::on_response(std::shared_ptr<Call> call, HttpResponse&& response) {
     ++call->throttled;
     stats_.throttles.fetch_add(1, std::memory_order_relaxed);
   }
-  // A refused connection is most often a wrong endpoint: give up after a short while.
-  int max_attempts = e.type == "ConnectionRefused" ? std::min(3, options_.retry.max_attempts)
-                                                   : options_.retry.max_attempts;
-  if (!e.retryable() || call->attempt >= max_attempts) {
+  auto delay = retry_delay(*call, e, throttled, skew);
+  if (!delay) {
+    if (call->reconnecting_since) {
+      e.message += fmt::format(
+          " (no connection for {:.1f} s: reconnect_for spent)",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        *call->reconnecting_since)
+              .count());
+    }
     call->done(std::move(e));
     return;
   }
   stats_.retries.fetch_add(1, std::memory_order_relaxed);
-  auto delay = skew ? std::chrono::milliseconds(0) : backoff(call->attempt, throttled);
-  transport_->schedule(std::chrono::steady_clock::now() + delay, [this, call] { send(call); });
+  transport_->schedule(std::chrono::steady_clock::now() + *delay, [this, call] { send(call); });
 }
 
 Outcome<RawResponse> Client::call(std::string_view operation, std::string body) {

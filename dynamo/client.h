@@ -16,6 +16,7 @@
 #include "dynamo/requests.h"
 #include "dynamo/service_error.h"
 #include "dynamo/sigv4.h"
+#include "dynamo/write_fence.h"
 
 namespace dynamorph::dynamo {
 
@@ -27,6 +28,11 @@ struct RetryPolicy {
   std::chrono::milliseconds throttle_base{100};  // back-off base for throttling
   std::chrono::milliseconds cap{20000};
   int max_unprocessed_rounds = 12;  // BatchWriteItem / BatchGetItem re-sends of leftovers
+  // Once the endpoint has answered at least once, a request that meets a connection failure
+  // (refused, reset, timed out: the server restarting) is sent again, beyond max_attempts, for
+  // up to this long after its first such failure, 100 ms -> 2 s apart. 0: off. An endpoint
+  // never reached still fails after a few tries (most often a wrong address).
+  std::chrono::milliseconds reconnect_for{30000};
 };
 
 // The back-off before attempt `attempt` + 1 (full jitter: uniform in [0, min(cap, base·2^attempt)],
@@ -70,6 +76,8 @@ struct ClientStats {
   std::atomic<std::uint64_t> retries{0};
   std::atomic<std::uint64_t> throttles{0};
   std::atomic<std::uint64_t> unprocessed_resent{0};
+  std::atomic<std::uint64_t> malformed{0};   // 200 answers whose body was not JSON (retried)
+  std::atomic<std::uint64_t> reconnects{0};  // attempts sent again while reconnecting
 };
 
 struct BatchWriteSummary {
@@ -140,6 +148,9 @@ class Client {
   }
 
   const ClientStats& stats() const { return stats_; }
+  // The fence every write attempt passes (open unless a lease closes it; see write_fence.h).
+  WriteFence& write_fence() { return fence_; }
+  const WriteFence& write_fence() const { return fence_; }
   const std::string& endpoint() const { return options_.endpoint; }
   const std::string& region() const { return options_.region; }
   const ClientOptions& options() const { return options_; }
@@ -153,6 +164,10 @@ class Client {
   struct Call;
   void send(std::shared_ptr<Call> call);
   void on_response(std::shared_ptr<Call> call, HttpResponse&& response);
+  void on_success(const std::shared_ptr<Call>& call, HttpResponse&& response);
+  // When `e` is to be retried, how long to wait first; nullopt: give up with `e`.
+  std::optional<std::chrono::milliseconds> retry_delay(Call& call, const ServiceError& e,
+                                                       bool throttled, bool skew);
   std::chrono::milliseconds backoff(int attempt, bool throttled) const;
   HttpRequest build_request(const Call& call);
 
@@ -161,7 +176,9 @@ class Client {
   std::string host_;  // Host header value
   Signer signer_;
   std::atomic<std::int64_t> skew_ms_{0};
+  std::atomic<bool> answered_{false};  // any HTTP answer yet (reconnect_for applies)
   ClientStats stats_;
+  WriteFence fence_;
   std::unique_ptr<HttpTransport> transport_;  // last: its thread stops before the rest dies
 };
 

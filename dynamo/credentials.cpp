@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "dynamo/errors.h"
@@ -275,64 +276,117 @@ class StaticProvider final : public CredentialsProvider {
   const std::string description_;
 };
 
-// Caches what fetch() returns and calls it again when the credentials come within
-// kCredentialsRefreshWindow of expiring. One thread fetches at a time, without holding the
-// lock, so callers with still-valid credentials never wait on the network.
+// Caches what fetch() returns and renews it on a background thread of its own ahead of expiry:
+// at the refresh window before it (kCredentialsRefreshWindow, or half the credentials' lifetime
+// when they live shorter than twice that), so that no caller — least of all the client's I/O
+// thread, which signs every retry — waits on the network for credentials that still work. A
+// failed renewal is tried again 1 s, 2 s … 30 s later while the old credentials are valid.
+// Only when there are none yet, or they have expired, does get() fetch itself (one caller at a
+// time; the others wait for its result).
 class RefreshingProvider : public CredentialsProvider {
  public:
+  ~RefreshingProvider() override { stop_renewing(); }
+
   Credentials get() final {
     std::unique_lock lock(mutex_);
     for (;;) {
-      const auto now = Clock::now();
-      const bool usable = cached_ && !expired(*cached_, now);
-      if (cached_ && !due(*cached_, now)) return *cached_;
-      if (usable && (refreshing_ || now < retry_after_)) return *cached_;
-      if (!refreshing_) break;
-      refreshed_.wait(lock, [&] { return !refreshing_; });
+      if (cached_ && !expired(*cached_, Clock::now())) return *cached_;
+      if (!fetching_) break;
+      fetched_.wait(lock, [&] { return !fetching_; });
     }
-    refreshing_ = true;
+    fetching_ = true;
     lock.unlock();
     std::optional<Credentials> fresh;
     std::exception_ptr failure;
     try {
       fresh = fetch();
     } catch (...) {
-      failure = std::current_exception();  // rethrown below unless old credentials still serve
+      failure = std::current_exception();
     }
     lock.lock();
-    refreshing_ = false;
-    refreshed_.notify_all();
-    if (fresh) {
-      cached_ = std::move(fresh);
-      retry_after_ = {};
-      return *cached_;
-    }
-    const auto now = Clock::now();
-    if (cached_ && !expired(*cached_, now)) {
-      // A failed early refresh is not fatal while the old credentials work; do not make every
-      // request pay for a dead endpoint meanwhile.
-      retry_after_ = now + kRetryFailedRefreshAfter;
-      return *cached_;
-    }
-    std::rethrow_exception(failure);
+    fetching_ = false;
+    fetched_.notify_all();
+    if (!fresh) std::rethrow_exception(failure);
+    store(std::move(*fresh));
+    return *cached_;
   }
 
  protected:
   virtual Credentials fetch() = 0;
 
- private:
-  static bool due(const Credentials& c, Clock::time_point now) {
-    return c.expiration && *c.expiration - now <= kCredentialsRefreshWindow;
+  // Derived classes call this first in their destructor: the renewing thread calls fetch().
+  void stop_renewing() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    fetched_.notify_all();
+    if (renewer_.joinable()) renewer_.join();
   }
+
+ private:
   static bool expired(const Credentials& c, Clock::time_point now) {
     return c.expiration && *c.expiration <= now;
   }
 
+  // Caller holds mutex_. Starts the renewing thread with the first expiring credentials.
+  void store(Credentials c) {
+    const auto now = Clock::now();
+    if (c.expiration) {
+      const auto lifetime = *c.expiration - now;
+      const auto window = std::min<Clock::duration>(kCredentialsRefreshWindow, lifetime / 2);
+      renew_at_ = *c.expiration - window;
+    }
+    const bool expiring = c.expiration.has_value();
+    cached_ = std::move(c);
+    failures_ = 0;
+    if (expiring && !renewer_.joinable() && !stopping_)
+      renewer_ = std::thread([this] { renew_loop(); });
+    wake_.notify_all();
+  }
+
+  void renew_loop() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      if (!cached_ || !cached_->expiration) return;
+      if (Clock::now() < renew_at_) {
+        wake_.wait_until(lock, renew_at_);
+        continue;
+      }
+      if (fetching_) {  // get() is fetching (expired credentials): its result will do
+        fetched_.wait(lock, [&] { return !fetching_ || stopping_; });
+        continue;
+      }
+      fetching_ = true;
+      lock.unlock();
+      std::optional<Credentials> fresh;
+      try {
+        fresh = fetch();
+      } catch (const std::exception&) {
+        // kept below: the old credentials serve until they expire; then get() fetches itself
+      }
+      lock.lock();
+      fetching_ = false;
+      fetched_.notify_all();
+      if (fresh) {
+        store(std::move(*fresh));
+      } else {
+        renew_at_ = Clock::now() + std::min<Clock::duration>(kRetryFailedRefreshAfter,
+                                                             1s * (1 << std::min(failures_, 5)));
+        ++failures_;
+      }
+    }
+  }
+
   std::mutex mutex_;
-  std::condition_variable refreshed_;
+  std::condition_variable fetched_, wake_;
   std::optional<Credentials> cached_;  // guarded by mutex_
-  bool refreshing_ = false;            // guarded by mutex_
-  Clock::time_point retry_after_{};    // guarded by mutex_
+  bool fetching_ = false;              // guarded by mutex_
+  bool stopping_ = false;              // guarded by mutex_
+  Clock::time_point renew_at_{};       // guarded by mutex_
+  int failures_ = 0;                   // guarded by mutex_
+  std::thread renewer_;
 };
 
 std::string checked_header_value(std::string value, std::string_view source) {
@@ -351,6 +405,8 @@ class ContainerProvider final : public RefreshingProvider {
         token_(std::move(token)),
         token_file_(std::move(token_file)),
         timeout_(timeout) {}
+
+  ~ContainerProvider() override { stop_renewing(); }
 
   std::string describe() const override { return fmt::format("container endpoint {}", url_); }
 
@@ -394,6 +450,7 @@ class ImdsProvider final : public RefreshingProvider {
  public:
   ImdsProvider(std::string endpoint, std::chrono::milliseconds timeout)
       : endpoint_(std::move(endpoint)), timeout_(timeout) {}
+  ~ImdsProvider() override { stop_renewing(); }
 
   std::string describe() const override {
     std::lock_guard lock(role_mutex_);

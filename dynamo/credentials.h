@@ -12,17 +12,19 @@
 
 namespace dynamorph::dynamo {
 
-// Credentials that expire within this window are fetched again before use.
+// Expiring credentials are renewed this long before they expire (or half-way through their
+// lifetime when they live shorter than twice this), on the provider's own background thread.
 inline constexpr std::chrono::minutes kCredentialsRefreshWindow{5};
 
 class CredentialsProvider {
  public:
   virtual ~CredentialsProvider() = default;
 
-  // Credentials valid now. Expiring ones are refreshed once they are inside
-  // kCredentialsRefreshWindow; while a refresh is in flight, or after one failed, other callers
-  // keep the old credentials as long as they have not expired (a failed refresh is retried after
-  // 30 s). Throws ConfigError when no valid credentials can be had.
+  // Credentials valid now, without waiting on the network while the cached ones are valid:
+  // expiring ones are renewed ahead of expiry by a background thread (a failed renewal is tried
+  // again 1 s, 2 s … 30 s later while the old ones serve). Only with none yet, or expired ones,
+  // does get() fetch itself (one caller at a time). Throws ConfigError when no valid
+  // credentials can be had.
   virtual Credentials get() = 0;
 
   // Where the credentials come from, for messages ("environment", "profile [dev]

@@ -159,7 +159,9 @@ struct HttpTransport::Impl {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (!t->request.raw) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options.request_timeout.count()));
+    auto timeout = options.request_timeout;
+    if (t->request.timeout.count() > 0 && t->request.timeout < timeout) timeout = t->request.timeout;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     curl_multi_add_handle(multi, e);
     ++running;
     t.release();  // owned through CURLOPT_PRIVATE until finish()

@@ -28,6 +28,8 @@ struct HttpRequest {
   // S3 objects: every response header is kept (HttpResponse::headers), and no Accept-Encoding
   // is sent, so the body arrives exactly as stored (byte ranges and MD5s refer to those bytes).
   bool raw = false;
+  // Non-zero: this request's whole-transfer timeout, when shorter than the transport's.
+  std::chrono::milliseconds timeout{0};
 };
 
 struct HttpResponse {

@@ -28,7 +28,9 @@ ErrorClass classify(std::string_view type, long http_status) {
                                                     "RequestTimeoutException",
                                                     "PriorRequestNotComplete",
                                                     "RequestExpired",
-                                                    "RequestTimeTooSkewed"};
+                                                    "RequestTimeTooSkewed",
+                                                    // a 200 whose body is not JSON (client.cpp)
+                                                    "MalformedResponse"};
   for (auto t : kThrottling) {
     if (type == t) return {true, true};
   }

@@ -12,13 +12,12 @@
 namespace dynamorph::migrations {
 namespace {
 
-const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint",       "namespace",
-                                                     "state_table", "migrations_dir", "lock_ttl",
-                                                     "defaults",    "environments",
-                                                     "pricing",     "journal"};
+const std::set<std::string, std::less<>> kTopKeys = {
+    "region",        "endpoint", "namespace",    "state_table", "migrations_dir", "lock_ttl",
+    "reconnect_for", "defaults", "environments", "pricing",     "journal"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
-    "region",   "endpoint", "namespace", "state_table", "migrations_dir",
-    "lock_ttl", "defaults", "pricing",   "journal"};
+    "region",        "endpoint", "namespace", "state_table", "migrations_dir", "lock_ttl",
+    "reconnect_for", "defaults", "pricing",   "journal"};
 const std::set<std::string, std::less<>> kPricingKeys = {"region", "as_of", "read_per_million",
                                                          "write_per_million"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
@@ -49,6 +48,14 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
         doc.fail(v, fmt::format("lock_ttl: expected a duration like 30s, 5m or 1h, got '{}'",
                                 v.Scalar()));
       c.lock_ttl = *d;
+    } else if (k == "reconnect_for") {
+      const std::string text = doc.string(v, k);
+      auto d = text == "0" ? std::optional(std::chrono::milliseconds(0)) : parse_duration(text);
+      if (!d)
+        doc.fail(v, fmt::format("reconnect_for: expected a duration like 30s or 2m, or 0 (off), "
+                                "got '{}'",
+                                v.Scalar()));
+      c.reconnect_for = *d;
     } else if (k == "pricing") {
       doc.check_map(v, "pricing", kPricingKeys);
       for (auto d = v.begin(); d != v.end(); ++d) {

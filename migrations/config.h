@@ -20,6 +20,9 @@ struct Config {
   std::string state_table = "dynamorph_state";  // logical name
   std::string migrations_dir = "migrations";    // relative to the config file's folder
   std::chrono::milliseconds lock_ttl = std::chrono::minutes(5);
+  // How long a request keeps trying to reach an endpoint that answered before and now refuses
+  // connections (a restart): dynamo::RetryPolicy::reconnect_for. 0: off.
+  std::chrono::milliseconds reconnect_for = std::chrono::seconds(30);
   int segments = 8;
   double max_wcu = 0;  // capacity units per second; 0 = no client-side cap
   double max_rcu = 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 
 #include "dynamo/clock.h"
@@ -56,11 +57,31 @@ Lease::Lease(StateTable& state, OwnerId owner, std::chrono::milliseconds ttl,
       owner_(std::move(owner)),
       ttl_(ttl),
       expires_at_ms_(expires_at),
+      fence_(state.client().write_fence()),
       stop_on_loss_(stop_on_loss) {
+  fence_.close_at(expires_at - safety_margin().count());
   thread_ = std::thread([this] { heartbeat(); });
 }
 
 Lease::~Lease() { release(); }
+
+bool Lease::lost() const { return lost_.load() || !fence_.allows(dynamo::now_epoch_ms()); }
+
+std::int64_t Lease::write_deadline_ms() const { return fence_.deadline_ms(); }
+
+std::optional<std::int64_t> Lease::renew() {
+  // Sent from `now`, so the lease the server grants ends no earlier than now + ttl.
+  const std::int64_t now = dynamo::now_epoch_ms();
+  const auto left = std::chrono::milliseconds(fence_.deadline_ms() - now);
+  const dynamo::RequestScope bounded(true, std::chrono::steady_clock::now() + left);
+  if (!state_.extend_lock(owner_.id(), now + ttl_.count())) return std::nullopt;
+  return now + ttl_.count();
+}
+
+void Lease::lose() {
+  lost_.store(true);
+  if (stop_on_loss_) stop_on_loss_->store(true);
+}
 
 void Lease::heartbeat() {
   const auto period = std::max(std::chrono::milliseconds(100), ttl_ / 3);
@@ -69,25 +90,29 @@ void Lease::heartbeat() {
   while (!stopping_) {
     if (cv_.wait_for(lk, wait, [this] { return stopping_; })) break;
     lk.unlock();
-    const std::int64_t now = dynamo::now_epoch_ms();
-    bool ok = false;
+    std::optional<std::int64_t> renewed;
     bool definitely_lost = false;
     try {
-      ok = state_.extend_lock(owner_.id(), now + ttl_.count());
-      definitely_lost = !ok;
+      renewed = renew();
+      definitely_lost = !renewed;
     } catch (const Error&) {
-      ok = false;  // the network or the server: retry soon, give up once past expiry
+      // The network or the server: retry soon, give up at the fence.
     }
-    if (ok) {
-      expires_at_ms_ = now + ttl_.count();
+    const std::int64_t now = dynamo::now_epoch_ms();
+    if (renewed && fence_.allows(now)) {
+      expires_at_ms_ = *renewed;
+      fence_.close_at(*renewed - safety_margin().count());
       wait = period;
-    } else if (definitely_lost || dynamo::now_epoch_ms() >= expires_at_ms_) {
-      lost_.store(true);
-      if (stop_on_loss_) stop_on_loss_->store(true);
+    } else if (definitely_lost || !fence_.allows(now)) {
+      // Past the fence writes have been refused already; a renewal that came back this late
+      // does not undo that, so the run stops either way.
+      lose();
       lk.lock();
       break;
     } else {
-      wait = std::max(std::chrono::milliseconds(100), period / 4);
+      const auto to_fence = std::chrono::milliseconds(fence_.deadline_ms() - now);
+      wait = std::clamp(to_fence, std::chrono::milliseconds(1),
+                        std::max(std::chrono::milliseconds(100), period / 4));
     }
     lk.lock();
   }
@@ -102,12 +127,12 @@ void Lease::release() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (!lost_.load()) {
-    try {
-      state_.delete_lock(owner_.id());
-    } catch (const Error& e) {
-      std::fprintf(stderr, "warning: %s (the lease expires by itself)\n", e.what());
-    }
+  if (lost()) return;  // the fence stays closed: nothing more is written by this process
+  fence_.open();
+  try {
+    state_.delete_lock(owner_.id());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "warning: %s (the lease expires by itself)\n", e.what());
   }
 }
 

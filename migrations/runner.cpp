@@ -16,6 +16,19 @@
 #include "stages/stream_source.h"
 
 namespace dynamorph::migrations {
+namespace {
+
+// One line for a run stopped by a lost lease, whatever failed first (a write the fence refused,
+// the heartbeat's stop): the user learns that nothing went out after the safety margin.
+StepFailed lost_lock(const StateTable& state, const Lease& lease, const std::string& where) {
+  return StepFailed(fmt::format(
+      "lost the lock in {} (the lease could not be renewed); stopped during {}: nothing was "
+      "written after its safety margin ({}, {} s before the lease could expire)",
+      state.name(), where, dynamo::iso_utc(lease.write_deadline_ms()),
+      std::chrono::duration<double>(lease.safety_margin()).count()));
+}
+
+}  // namespace
 
 VersionRunner::VersionRunner(StepContext context, StateTable& state, Lease& lease,
                              WorkerContext* worker)
@@ -67,10 +80,7 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
         finished = run_schema_step(
             ctx_.client, step, [this](const std::string& l) { ctx_.render.info(l); }, ctx_.stop);
       }
-      if (lease_.lost())
-        throw StepFailed(
-            fmt::format("lost the lock in {} (the lease could not be renewed); stopped during {}",
-                        state_.name(), step.where));
+      if (lease_.lost()) throw lost_lock(state_, lease_, step.where);
     } catch (const UsageError& e) {
       // Plan-time refusal before anything of this step was written.
       if (fresh && i == 0 && !lease_.lost())
@@ -79,11 +89,13 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
         mark_failed(rec, e.what());
       throw;
     } catch (const StepFailed& e) {
-      if (!lease_.lost()) mark_failed(rec, e.what());
+      if (lease_.lost()) throw lost_lock(state_, lease_, step.where);
+      mark_failed(rec, e.what());
       throw;
     } catch (const Error& e) {
+      if (lease_.lost()) throw lost_lock(state_, lease_, step.where);
       std::string msg = fmt::format("{}: {}: {}", step.where, step.kind, e.what());
-      if (!lease_.lost()) mark_failed(rec, msg);
+      mark_failed(rec, msg);
       throw StepFailed(msg);
     }
     if (!finished) {
@@ -302,8 +314,7 @@ ExitCode VersionRunner::follow(const Migration& m, const UpOptions& o) {
     if (r.status == pipeline::RunResult::Status::Failed)
       throw StepFailed(fmt::format("{}: stream replay failed: {}", step.where, r.error));
     ctx_.render.detail(fmt::format("  replay: {}", pipeline::format_counters_text(r.counters)));
-    if (lease_.lost())
-      throw StepFailed(fmt::format("lost the lock in {} while following", state_.name()));
+    if (lease_.lost()) throw lost_lock(state_, lease_, step.where);
     ctx_.render.info(fmt::format("stopped following version {}; positions saved, `dynamorph "
                                  "follow {}` continues",
                                  m.version, m.version));

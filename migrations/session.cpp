@@ -126,6 +126,7 @@ std::unique_ptr<dynamo::Client> connect(
   src.profile = options.profile;
   o.credentials = dynamo::default_credentials_chain(src);
   o.on_attempt = std::move(on_attempt);
+  o.retry.reconnect_for = config.reconnect_for;
   return std::make_unique<dynamo::Client>(std::move(o));
 }
 

@@ -10,8 +10,13 @@
 
 #include "dynamo/clock.h"
 #include "dynamo/json.h"
+#include "dynamo/write_fence.h"
 #include "migrations/errors.h"
 
+// Every write of this file is exempt from the client's write fence (dynamo/write_fence.h): the
+// lease's renewal and release must go out, and the rest is either conditioned on the lock
+// (version records, checkpoints: a ConditionCheck on owner and expiry) or on a segment lease's
+// owner and counter, so a write sent after the lock was lost fails on the server.
 namespace dynamorph::migrations {
 namespace {
 
@@ -296,6 +301,7 @@ bool StateTable::exists() const {
 }
 
 void StateTable::ensure() {
+  const dynamo::RequestScope unfenced(true);
   auto d = client_.describe_table(name_);
   if (!d) {
     if (d.error().type != "ResourceNotFoundException") read_failed(d.error(), "state table");
@@ -433,6 +439,7 @@ std::optional<LockRecord> StateTable::read_lock() const {
 }
 
 bool StateTable::try_put_lock(const LockRecord& lock, std::int64_t now_ms) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::PutItemRequest p;
   p.table = name_;
   p.item = key("lock");
@@ -450,6 +457,7 @@ bool StateTable::try_put_lock(const LockRecord& lock, std::int64_t now_ms) {
 }
 
 bool StateTable::extend_lock(const std::string& owner, std::int64_t expires_at_ms) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::UpdateItemRequest u;
   u.table = name_;
   u.key = key("lock");
@@ -465,6 +473,7 @@ bool StateTable::extend_lock(const std::string& owner, std::int64_t expires_at_m
 }
 
 bool StateTable::delete_lock(const std::string& owner) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::DeleteItemRequest d;
   d.table = name_;
   d.key = key("lock");
@@ -492,6 +501,7 @@ dynamo::TransactAction StateTable::lock_check(const LockProof& proof) const {
 }
 
 dynamo::Outcome<double> StateTable::send(std::vector<dynamo::TransactAction> actions) const {
+  const dynamo::RequestScope unfenced(true);
   // Up to 8 tries, 10 ms to 0.5 s apart (full jitter): a heartbeat's conflict clears at once.
   thread_local std::minstd_rand rng{std::random_device{}()};
   for (int attempt = 1;; ++attempt) {
@@ -704,6 +714,7 @@ std::optional<SegmentLease> StateTable::claim_segment(std::int64_t version, Dire
                                                       const std::string& owner,
                                                       std::int64_t now_ms,
                                                       std::int64_t expires_at_ms) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::UpdateItemRequest u;
   u.table = name_;
   u.key = key(segment_sort_key(version, direction, step, segment));
@@ -736,6 +747,7 @@ std::optional<SegmentLease> StateTable::claim_segment(std::int64_t version, Dire
 bool StateTable::save_segment(std::int64_t version, Direction direction, int step,
                               const pipeline::SegmentCheckpoint& cp, const std::string& owner,
                               std::int64_t counter, std::int64_t expires_at_ms) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::UpdateItemRequest u;
   u.table = name_;
   u.key = key(segment_sort_key(version, direction, step, cp.segment));
@@ -763,6 +775,7 @@ bool StateTable::save_segment(std::int64_t version, Direction direction, int ste
 bool StateTable::extend_segment(std::int64_t version, Direction direction, int step, int segment,
                                 const std::string& owner, std::int64_t counter,
                                 std::int64_t expires_at_ms) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::UpdateItemRequest u;
   u.table = name_;
   u.key = key(segment_sort_key(version, direction, step, segment));
@@ -778,6 +791,7 @@ bool StateTable::extend_segment(std::int64_t version, Direction direction, int s
 bool StateTable::release_segment(std::int64_t version, Direction direction, int step,
                                  int segment, const std::string& owner, std::int64_t counter,
                                  const std::string& error) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::UpdateItemRequest u;
   u.table = name_;
   u.key = key(segment_sort_key(version, direction, step, segment));
@@ -797,6 +811,7 @@ bool StateTable::release_segment(std::int64_t version, Direction direction, int 
 }
 
 void StateTable::clear_segment_errors(std::int64_t version, Direction direction, int step) {
+  const dynamo::RequestScope unfenced(true);
   for (const auto& l : read_segment_leases(version, direction, step)) {
     if (l.error.empty()) continue;
     dynamo::UpdateItemRequest u;
@@ -811,6 +826,7 @@ void StateTable::clear_segment_errors(std::int64_t version, Direction direction,
 }
 
 void StateTable::put_worker(const WorkerRecord& w) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::PutItemRequest p;
   p.table = name_;
   p.item = key("worker#" + w.owner);
@@ -824,6 +840,7 @@ void StateTable::put_worker(const WorkerRecord& w) {
 }
 
 bool StateTable::extend_worker(const std::string& owner, std::int64_t expires_at_ms) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::UpdateItemRequest u;
   u.table = name_;
   u.key = key("worker#" + owner);
@@ -835,6 +852,7 @@ bool StateTable::extend_worker(const std::string& owner, std::int64_t expires_at
 
 bool StateTable::delete_worker(const std::string& owner,
                                std::optional<std::int64_t> expired_before) {
+  const dynamo::RequestScope unfenced(true);
   dynamo::DeleteItemRequest d;
   d.table = name_;
   d.key = key("worker#" + owner);

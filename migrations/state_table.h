@@ -111,6 +111,7 @@ struct LockProof {
 class StateTable {
  public:
   StateTable(dynamo::Client& client, std::string physical_name);
+  dynamo::Client& client() const { return client_; }
 
   const std::string& name() const { return name_; }
   bool exists() const;

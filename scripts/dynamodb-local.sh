@@ -9,7 +9,8 @@
 #   scripts/dynamodb-local.sh install             just fetch and prepare the jar
 #
 # STATE_DIR defaults to .cache/ddb-local. DDB_PORT picks the port; DDB_JAVA_OPTS adds JVM flags
-# (default -Xmx2g). The server has no option to bind to loopback only: it listens on every
+# (default -Xmx2g). DDB_DB_PATH keeps the tables in that folder (-dbPath) instead of in memory,
+# so that they survive the server being killed and started again (tests of a restart). The server has no option to bind to loopback only: it listens on every
 # address, and every client of this project talks to 127.0.0.1.
 set -euo pipefail
 
@@ -73,9 +74,13 @@ case "$cmd" in
     port="${DDB_PORT:-$(free_port)}"
     # shellcheck disable=SC2206
     jopts=(${DDB_JAVA_OPTS:--Xmx2g})
+    storage=(-inMemory)
+    if [[ -n "${DDB_DB_PATH:-}" ]]; then
+      mkdir -p "$DDB_DB_PATH"; storage=(-dbPath "$(cd "$DDB_DB_PATH" && pwd)")  # java runs elsewhere
+    fi
     (cd "$JAR_DIR" && exec java "${jopts[@]}" -Dlog4j2.formatMsgNoLookups=true \
         -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-        -inMemory -sharedDb -port "$port" >"$state/server.log" 2>&1 </dev/null) &
+        "${storage[@]}" -sharedDb -port "$port" >"$state/server.log" 2>&1 </dev/null) &
     pid=$!
     echo "$pid" >"$state/pid"; echo "$port" >"$state/port"
     for _ in $(seq 1 600); do

@@ -578,6 +578,90 @@ TEST_F(ClientFaultsTest, AnUnreachableEndpointFailsFastWithOneLine) {
   EXPECT_NE(line.find("ListTables"), std::string::npos) << line;
 }
 
+// ---- answers cut short or garbled ------------------------------------------------------------
+
+TEST_F(ClientFaultsTest, TruncatedAndMalformedAnswersAreRetriedNeverMisparsed) {
+  // truncate_body: the connection closes mid-body (libcurl sees fewer bytes than announced);
+  // malformed_json: a complete 200 whose body is half a JSON document. Both are retried, so
+  // every page and item comes back exactly; writes answered that way were applied and are
+  // applied again (a put is idempotent).
+  std::vector<Item> items;
+  for (int i = 0; i < 120; ++i) items.push_back(profile(i));
+  for (std::size_t i = 0; i < items.size(); i += 25) {
+    std::vector<Item> chunk(items.begin() + static_cast<long>(i),
+                            items.begin() + static_cast<long>(std::min(i + 25, items.size())));
+    ASSERT_TRUE(direct_->batch_write(puts(table_, chunk)).ok());
+  }
+  rules(R"([{"op":"Scan","fault":"truncate_body","count":2},
+            {"op":"Scan","fault":"malformed_json","count":2,"after":3},
+            {"op":"GetItem","fault":"malformed_json","count":1},
+            {"op":"GetItem","fault":"truncate_body","count":1},
+            {"op":"PutItem","fault":"malformed_json","count":1},
+            {"op":"BatchWriteItem","fault":"truncate_body","count":1}])");
+  const std::uint64_t malformed_before = client_->stats().malformed.load();
+  Counters before = counters(*client_);
+
+  std::vector<Item> got;
+  int pages = 0;
+  ScanRequest scan;
+  scan.table = table_;
+  scan.limit = 10;
+  for (;;) {
+    auto page = client_->scan(scan);
+    ASSERT_TRUE(page.ok()) << page.error().to_string();
+    ++pages;
+    for (auto& i : page.value().items) got.push_back(std::move(i));
+    if (!page.value().last_evaluated_key) break;
+    scan.exclusive_start_key = page.value().last_evaluated_key;
+  }
+  std::map<std::string, Item> by_key;
+  for (const auto& i : got) EXPECT_TRUE(by_key.emplace(key_text(i), i).second) << key_text(i);
+  ASSERT_EQ(by_key.size(), items.size());
+  for (const auto& i : items) EXPECT_EQ(by_key.at(key_text(i)), i) << key_text(i);
+
+  auto one = client_->get_item({table_, key_of(items[7]), true});
+  ASSERT_TRUE(one.ok()) << one.error().to_string();
+  ASSERT_TRUE(one.value().has_value());
+  EXPECT_EQ(*one.value(), items[7]);
+
+  Item changed = items[8];
+  changed.set("username", S("Changed"));
+  auto put = client_->put_item({table_, changed, {}});
+  ASSERT_TRUE(put.ok()) << put.error().to_string();
+  items[8] = changed;
+  std::vector<Item> more = {profile(500), profile(501), profile(502)};
+  auto batch = client_->batch_write(puts(table_, more));
+  ASSERT_TRUE(batch.ok()) << batch.error().to_string();
+  items.insert(items.end(), more.begin(), more.end());
+
+  ProxyStats ps = proxy_stats(*proxy_);
+  EXPECT_EQ(ps.fault("truncate_body"), 4);
+  EXPECT_EQ(ps.fault("malformed_json"), 4);
+  EXPECT_EQ(ps.req("Scan"), pages + 4);
+  EXPECT_EQ(ps.req("GetItem"), 3);
+  EXPECT_EQ(ps.req("PutItem"), 2);
+  EXPECT_EQ(ps.req("BatchWriteItem"), 2);
+  EXPECT_EQ(client_->stats().malformed.load() - malformed_before, 4u);
+  Counters after = counters(*client_);
+  EXPECT_EQ(after.retries - before.retries, 8u);
+  expect_table_is(items);
+}
+
+TEST_F(ClientFaultsTest, AnswersThatStayMalformedEndWithOneClearLine) {
+  auto limited = test::make_client(proxy_->endpoint(), fast_policy(3));
+  rules(R"([{"op":"GetItem","fault":"malformed_json"}])");  // every time
+  auto r = limited->get_item({table_, key_of(profile(1)), false});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "MalformedResponse");
+  EXPECT_EQ(r.error().attempts, 3);
+  const std::string line = r.error().to_string();
+  EXPECT_TRUE(one_line(line)) << line;
+  EXPECT_NE(line.find("GetItem: MalformedResponse: the answer's body ("), std::string::npos) << line;
+  EXPECT_NE(line.find("is not a JSON document"), std::string::npos) << line;
+  EXPECT_NE(line.find("after 3 attempts"), std::string::npos) << line;
+  EXPECT_EQ(proxy_stats(*proxy_).req("GetItem"), 3);
+}
+
 // ---- counters ------------------------------------------------------------------------------
 
 TEST_F(ClientFaultsTest, ClientCountersMatchWhatTheProxyInjected) {

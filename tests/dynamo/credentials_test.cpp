@@ -563,36 +563,61 @@ struct Script {
   }
 };
 
-TEST(ContainerCredentials, RefreshFiveMinutesBeforeExpiry) {
+// Polls `done` for up to `limit`; true once it holds.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+TEST(ContainerCredentials, RenewedOnABackgroundThreadAheadOfExpiry) {
+  // KEY1 lives 2 s: it is renewed half-way (a lifetime shorter than twice the 5-minute window),
+  // by the provider's own thread; callers keep getting KEY1 at once meanwhile, even while the
+  // renewal is slow.
   Script script;
-  script.steps = {{200, "KEY1", Clock::now() + 4min},
-                  {200, "KEY2", Clock::now() + 6min},
-                  {200, "KEY3", Clock::now() + 1h}};
+  script.steps = {{200, "KEY1", Clock::now() + 2s}, {200, "KEY2", Clock::now() + 1h}};
   LocalHttpServer server([&](const HttpRequest&) { return script.serve(); });
   Sandbox box;
   box.env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
   const auto provider = default_credentials_chain(box.sources());
   EXPECT_EQ(server.count("GET", "/c"), 1);
-  // KEY1 expires in 4 minutes: inside the window, so the next get() fetches again.
-  EXPECT_EQ(provider->get().access_key_id, "KEY2");
+  script.delay_ms = 500;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(provider->get().access_key_id, "KEY1");
+  EXPECT_EQ(server.count("GET", "/c"), 1);
+  std::chrono::nanoseconds slowest{0};
+  std::string key;
+  ASSERT_TRUE(eventually([&] {
+    const auto a = std::chrono::steady_clock::now();
+    key = provider->get().access_key_id;
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - a);
+    return key == "KEY2";
+  }));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1s);  // not before half its lifetime
+  EXPECT_LT(slowest, 100ms) << "a caller waited for the renewal";
   EXPECT_EQ(server.count("GET", "/c"), 2);
-  // KEY2 expires in 6 minutes: outside the window, served from the cache.
-  EXPECT_EQ(provider->get().access_key_id, "KEY2");
+  // KEY2 lives an hour: renewed 5 minutes before its end, so nothing more now.
+  std::this_thread::sleep_for(200ms);
   EXPECT_EQ(provider->get().session_token, "token-KEY2");
   EXPECT_EQ(server.count("GET", "/c"), 2);
 }
 
-TEST(ContainerCredentials, FailedEarlyRefreshKeepsValidCredentials) {
+TEST(ContainerCredentials, FailedRenewalIsRetriedWhileTheOldCredentialsServe) {
+  // KEY1 lives 4 s: renewal at 2 s fails (503), is tried again a second later and succeeds.
   Script script;
-  script.steps = {{200, "KEY1", Clock::now() + 3min}, {503, "", {}}};
+  script.steps = {{200, "KEY1", Clock::now() + 4s}, {503, "", {}}, {200, "KEY2", Clock::now() + 1h}};
   LocalHttpServer server([&](const HttpRequest&) { return script.serve(); });
   Sandbox box;
   box.env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
   const auto provider = default_credentials_chain(box.sources());
-  EXPECT_EQ(provider->get().access_key_id, "KEY1");  // refresh attempted, failed, old kept
-  EXPECT_EQ(server.count("GET", "/c"), 2);
-  EXPECT_EQ(provider->get().access_key_id, "KEY1");  // no new attempt within 30 s
-  EXPECT_EQ(server.count("GET", "/c"), 2);
+  ASSERT_TRUE(eventually([&] { return server.count("GET", "/c") == 2; }));
+  EXPECT_EQ(provider->get().access_key_id, "KEY1");  // the renewal failed, KEY1 still serves
+  ASSERT_TRUE(eventually([&] { return provider->get().access_key_id == "KEY2"; }));
+  EXPECT_EQ(server.count("GET", "/c"), 3);
 }
 
 TEST(ContainerCredentials, ExpiredAndRefreshFailingThrows) {
@@ -607,26 +632,21 @@ TEST(ContainerCredentials, ExpiredAndRefreshFailingThrows) {
   EXPECT_EQ(server.count("GET", "/c"), 2);
 }
 
-TEST(ContainerCredentials, ConcurrentCallersShareOneRefresh) {
+TEST(ContainerCredentials, ConcurrentCallersShareOneFetchOfExpiredCredentials) {
   Script script;
-  script.steps = {{200, "KEY1", Clock::now() + 2min}, {200, "KEY2", Clock::now() + 1h}};
+  script.steps = {{200, "KEY1", Clock::now() - 1s}, {200, "KEY2", Clock::now() + 1h}};
   LocalHttpServer server([&](const HttpRequest&) { return script.serve(); });
   Sandbox box;
   box.env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
   const auto provider = default_credentials_chain(box.sources());
-  script.delay_ms = 200;  // the refresh is slow; callers holding valid credentials must not queue
+  script.delay_ms = 200;  // the fetch is slow: one caller makes it, the others wait for it
   std::vector<std::string> seen(8);
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < seen.size(); ++i) {
     threads.emplace_back([&, i] { seen[i] = provider->get().access_key_id; });
   }
   for (auto& t : threads) t.join();
-  int key2 = 0;
-  for (const auto& key : seen) {
-    EXPECT_TRUE(key == "KEY1" || key == "KEY2") << key;
-    key2 += key == "KEY2" ? 1 : 0;
-  }
-  EXPECT_GE(key2, 1);  // the thread that refreshed returns the new credentials
+  for (const auto& key : seen) EXPECT_EQ(key, "KEY2");
   EXPECT_EQ(server.count("GET", "/c"), 2);
   EXPECT_EQ(provider->get().access_key_id, "KEY2");
   EXPECT_EQ(server.count("GET", "/c"), 2);
@@ -684,14 +704,13 @@ TEST(ImdsCredentials, TokenThenRoleThenCredentials) {
 
 TEST(ImdsCredentials, RefreshFetchesANewToken) {
   Imds imds;
-  imds.script.steps = {{200, "KEY1", Clock::now() + 1min}, {200, "KEY2", Clock::now() + 1h}};
+  imds.script.steps = {{200, "KEY1", Clock::now() + 1s}, {200, "KEY2", Clock::now() + 1h}};
   LocalHttpServer server([&](const HttpRequest& r) { return imds.handle(r); });
   Sandbox box;
   box.env.set("AWS_EC2_METADATA_DISABLED", "")
       .set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
   const auto provider = default_credentials_chain(box.sources());
-  EXPECT_EQ(provider->get().access_key_id, "KEY2");
-  EXPECT_EQ(provider->get().access_key_id, "KEY2");
+  ASSERT_TRUE(eventually([&] { return provider->get().access_key_id == "KEY2"; }));
   EXPECT_EQ(imds.tokens.load(), 2);
   EXPECT_EQ(server.count("GET", std::string(kRolePath) + "web-role"), 2);
 }

@@ -86,10 +86,33 @@ TEST_F(FaultsTest, BatchModeSurvivesEveryFaultKind) {
   RunResult r = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Batch), *store, options(4));
   ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
   expect_same(normalized(), read_table(*direct_, table_));
-  std::string stats = proxy.stats_json();
-  for (const char* kind : {"throttle", "http500", "drop_before", "drop_after", "http503", "partial_unprocessed"}) {
-    EXPECT_NE(stats.find(std::string("\"") + kind + "\""), std::string::npos) << kind << " never fired: " << stats;
+  // What was injected, from the proxy's counters (never from the rules it echoes): every rule
+  // with a fixed count fired exactly that often (the run has more Scans and writes than any
+  // rule's after + count), each probability rule at least once.
+  const ProxyStats st = proxy.stats();
+  const std::vector<std::int64_t> fixed = {3, 2, 2, 3, 3, 3, -1, 2, -1};  // -1: a probability
+  ASSERT_EQ(st.fired.size(), fixed.size());
+  for (std::size_t i = 0; i < fixed.size(); ++i) {
+    if (fixed[i] < 0)
+      EXPECT_GT(st.fired[i], 0) << "rule " << i << " never fired: " << proxy.stats_json();
+    else
+      EXPECT_EQ(st.fired[i], fixed[i]) << "rule " << i << ": " << proxy.stats_json();
   }
+  EXPECT_EQ(st.fault("throttle"), 3);
+  EXPECT_EQ(st.fault("http500"), 2);
+  EXPECT_EQ(st.fault("drop_before"), 5);
+  EXPECT_EQ(st.fault("drop_after"), 3);
+  EXPECT_EQ(st.fault("http503"), 3);
+  EXPECT_EQ(st.fault("request_limit"), 2);
+  EXPECT_EQ(st.fault("throttling"), st.fired[6]);
+  EXPECT_EQ(st.fault("partial_unprocessed"), st.fired[8]);
+  // Every injected error was retried once by the client, and so was every drop unless libcurl
+  // sent the request again on its own (a drop on a reused connection, dynamo/http_transport.h);
+  // a partial batch is a re-send of the left-out items, not a retry.
+  const auto retries = static_cast<std::int64_t>(client->stats().retries.load());
+  EXPECT_GE(retries, st.fault("throttle") + st.fault("throttling") + st.fault("request_limit") +
+                         st.fault("http500") + st.fault("http503"));
+  EXPECT_LE(retries, st.total_faults - st.fault("partial_unprocessed"));
   EXPECT_GT(r.counters.retries, 0);
   EXPECT_GT(client->stats().unprocessed_resent.load(), 0u);
 }
@@ -109,6 +132,8 @@ TEST_F(FaultsTest, GuardedUpdatesRereadWhenALostResponseWasApplied) {
   ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
   expect_same(normalized(), read_table(*direct_, table_));
   EXPECT_GE(r.counters.conflicts, 5) << "each lost-but-applied update comes back as a conflict";
+  const ProxyStats st = proxy.stats();
+  EXPECT_EQ(st.fired, (std::vector<std::int64_t>{5, 5, 6})) << proxy.stats_json();
 }
 
 TEST_F(FaultsTest, TransactionsCancelledByConflictsAreSentAgain) {
@@ -125,6 +150,7 @@ TEST_F(FaultsTest, TransactionsCancelledByConflictsAreSentAgain) {
   ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
   expect_same(normalized(), read_table(*direct_, table_));
   EXPECT_GE(r.counters.retries, 4);
+  EXPECT_EQ(proxy.stats().fired, (std::vector<std::int64_t>{4, 2})) << proxy.stats_json();
 }
 
 TEST_F(FaultsTest, BudgetExhaustedStopsTheRunWithoutSkipping) {
@@ -155,6 +181,21 @@ TEST_F(FaultsTest, BudgetExhaustedStopsTheRunWithoutSkipping) {
 TEST_F(FaultsTest, OnlineUpdatesLoseNoConcurrentIncrement) {
   // The step reads `visits` (copies it), so a concurrent increment makes its guard fail; the
   // item is re-read and transformed again. Afterwards every increment is there.
+  //
+  // Collisions made sure of: the proxy holds the step's first UpdateItem of each of three
+  // items for 1.5 s, and a collider increments the item while it is held, so each of those
+  // guards fails (at least 3 conflicts). A random writer adds more, in numbers no one can
+  // predict (they depend on timing), hence >= 3 and not an exact count.
+  const std::vector<std::string> held = {"USER#1003", "USER#1150", "USER#1299"};
+  FaultProxy proxy(ddb_endpoint());
+  std::string rules = "[";
+  for (const auto& pk : held) {
+    if (rules.size() > 1) rules += ",";
+    rules += R"({"op": "UpdateItem", "fault": "delay", "ms": 1500, "count": 1, "body_contains": "\")" +
+             pk + R"(\""})";
+  }
+  proxy.set_rules(rules + "]");
+  auto through_proxy = make_client(proxy.endpoint(), fast_retries());
   auto s = step(table_);
   s.values = {{":profile", S("PROFILE")}};
   s.source.page_size = 20;
@@ -184,13 +225,35 @@ TEST_F(FaultsTest, OnlineUpdatesLoseNoConcurrentIncrement) {
       ++during;
     }
   });
+  std::map<std::string, int> collided;  // the collider's increments
+  std::thread collider([&] {
+    auto app = make_client();
+    while (!done && collided.size() < held.size()) {
+      const ProxyStats st = proxy.stats();
+      for (std::size_t i = 0; i < held.size(); ++i) {
+        if (st.fired[i] == 0 || collided.count(held[i])) continue;
+        dynamo::UpdateItemRequest u;
+        u.table = table_;
+        u.key = {{"PK", S(held[i])}, {"SK", S("PROFILE")}};
+        u.update = {"SET visits = visits + :one", {}, {{":one", N("1")}}};
+        auto r = app->update_item(u);
+        ASSERT_TRUE(r.ok()) << r.error().to_string();
+        ++collided[held[i]];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
   auto o = options(4);
   o.max_wcu = 100;  // a few seconds: long enough for the writer to collide with it
   auto store = pipeline::null_checkpoint_store();
-  RunResult r = pipeline::run_pipeline(*direct_, s, *store, o);
+  RunResult r = pipeline::run_pipeline(*through_proxy, s, *store, o);
   done = true;
   writer.join();
+  collider.join();
   ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  ASSERT_EQ(collided.size(), held.size()) << "an item was never held: " << proxy.stats_json();
+  EXPECT_GE(r.counters.conflicts, static_cast<std::int64_t>(held.size()));
+  for (const auto& [pk, n] : collided) increments[pk] += n;
   // The property needs writes that overlap the run; how many a loaded box manages varies (30 to
   // 200 seen), so ask for enough to have collided, not for a rate.
   EXPECT_GE(during.load(), 10);

@@ -187,19 +187,33 @@ TEST_F(PipelineTest, StopThenResumeFromFileCheckpointsAppliesEachItemOnce) {
   auto path = std::filesystem::temp_directory_path() / (table_ + ".ckpt");
   std::filesystem::remove(path);
 
+  // Stopped once 100 items carry the version (polled), whatever the machine's speed: the first
+  // run surely wrote some and surely not all.
+  const std::int64_t total = static_cast<std::int64_t>(data_.items.size());
+  auto versioned = [&] {
+    std::int64_t n = 0;
+    for (const auto& i : scan_all(*client_, table_)) n += i.find("_v") != nullptr;
+    return n;
+  };
   std::atomic<bool> stop{false};
   auto o = options(4);
   o.stop = &stop;
   o.max_wcu = 150;  // slow enough to stop part-way
   std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    while (!stop && versioned() < 100) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     stop = true;
   });
   auto store = pipeline::file_checkpoint_store(path.string());
   RunResult first = pipeline::run_pipeline(*client_, s, *store, o);
+  stop = true;
   stopper.join();
   ASSERT_EQ(first.status, RunResult::Status::Stopped) << first.error;
-  ASSERT_LT(first.counters.written, static_cast<std::int64_t>(data_.items.size()));
+  const std::int64_t after_first = versioned();
+  EXPECT_GE(after_first, 100);
+  ASSERT_LT(after_first, total);
+  // Committed counters cover acknowledged pages only: some, and never more than was written.
+  EXPECT_GT(first.counters.written, 0);
+  EXPECT_LE(first.counters.written, after_first);
 
   auto store2 = pipeline::file_checkpoint_store(path.string());
   auto o2 = options(7);  // ignored: the checkpoint keeps its 4 segments
@@ -218,8 +232,34 @@ TEST_F(PipelineTest, StopThenResumeFromFileCheckpointsAppliesEachItemOnce) {
   }
   expect_same(expected, read_table(*client_, table_));
   // Counters continue across the resume.
-  EXPECT_EQ(second.counters.written + second.counters.skipped, static_cast<std::int64_t>(data_.items.size()));
+  EXPECT_EQ(second.counters.written + second.counters.skipped, total);
+  // The items the first run wrote past its last checkpoint are read again and skipped (their
+  // version is already there); the others were written once, by one of the two runs.
+  EXPECT_EQ(second.counters.skipped, after_first - first.counters.written);
   std::filesystem::remove(path);
+}
+
+TEST_F(PipelineTest, MaxRcuCapsTheReadRate) {
+  // The read side's cap, as max_wcu caps writes: pages are booked at the estimated RCU of a
+  // page and settled with what the server says it consumed, so the whole scan takes at least
+  // its consumption over the cap, less what may go out before the first answer settles the
+  // estimate (8 pages in flight, and a quarter second of burst).
+  auto s = step(table_);
+  s.source.page_size = 10;
+  auto o = options(4);
+  o.dry_run = true;  // reads only
+  o.max_rcu = 8;
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult r = run(s, o);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  EXPECT_EQ(r.counters.scanned, static_cast<std::int64_t>(data_.items.size()));
+  const double page_rcu = 0.5;  // ten small items, eventually consistent: one half unit a page
+  ASSERT_GT(r.counters.consumed_rcu, 20 * page_rcu) << "the server reported no read capacity";
+  const double free_rcu = 8 * page_rcu + 0.25 * o.max_rcu;
+  EXPECT_GE(took, (r.counters.consumed_rcu - free_rcu) / o.max_rcu)
+      << r.counters.consumed_rcu << " RCU in " << took << " s at max_rcu " << o.max_rcu;
+  RecordProperty("seconds", std::to_string(took));
 }
 
 TEST_F(PipelineTest, DryRunWritesNothingAndSamplesChanges) {

@@ -13,11 +13,34 @@
 // test process dies instead, the proxy exits on its own (it watches its stdin pipe for EOF).
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 namespace dynamorph::test {
+
+// GET /__proxy__/stats, parsed: what the proxy forwarded and what it injected. Tests assert on
+// these counts, never on the raw JSON (which also echoes every rule's settings).
+struct ProxyStats {
+  std::map<std::string, std::int64_t> requests;  // per operation
+  std::map<std::string, std::int64_t> faults;    // per fault kind
+  std::int64_t total_requests = 0;
+  std::int64_t total_faults = 0;
+  std::vector<std::int64_t> fired;  // per rule, in the order set
+  std::vector<std::int64_t> seen;
+
+  std::int64_t req(const std::string& op) const {
+    auto it = requests.find(op);
+    return it == requests.end() ? 0 : it->second;
+  }
+  std::int64_t fault(const std::string& kind) const {
+    auto it = faults.find(kind);
+    return it == faults.end() ? 0 : it->second;
+  }
+};
 
 class FaultProxy {
  public:
@@ -39,6 +62,7 @@ class FaultProxy {
   // {"requests": {op: n}, "faults": {kind: n}, "total_requests": n, "total_faults": n,
   //  "upstream_connections": n, "upstream_idle": n, "rules": [{...rule, "seen": n, "fired": n}]}
   std::string stats_json();
+  ProxyStats stats();  // in proxy_stats.cpp (simdjson), so that this file needs only libcurl
   // Clears the rules and the counters.
   void reset();
 

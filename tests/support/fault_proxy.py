@@ -15,7 +15,10 @@ stdout.  Control endpoint on the same port (paths starting with /__proxy__/):
     GET  /__proxy__/rules   the current rules with their counters
     GET  /__proxy__/stats   {"requests": {op: n}, "faults": {kind: n}, "total_requests": n,
                              "total_faults": n, "upstream_connections": n, "rules": [...]}
-    POST /__proxy__/reset   clears rules and stats
+    GET  /__proxy__/log     the newest requests (at most 20,000), oldest first: [{"op", "t" (epoch
+                            seconds when the request arrived), "bytes" (request body size),
+                            "tables" (the tables it names), "fault" (kind or null)}]
+    POST /__proxy__/reset   clears rules, stats and the log
 
 Rules (a JSON list; a single object is accepted too; unknown keys are rejected with HTTP 400):
 
@@ -38,7 +41,10 @@ forward, never answer: the connection stays open until the client closes it, as 
 the wire when its sender is killed), delay (sleep ms, then forward), partial_unprocessed (BatchWriteItem/BatchGetItem: forward the first
 half, rounded up, of each table's requests and answer with the left-out ones added to
 UnprocessedItems/UnprocessedKeys in DynamoDB's format; with one item per table the last table's
-item is left out; a batch of a single item is not a match).
+item is left out; a batch of a single item is not a match), truncate_body (forward, then send the
+answer's head and only the first half of its body, and close: a connection cut mid-body),
+malformed_json (forward, then answer 200 with the body cut to its first half, with a matching
+Content-Length and x-amz-crc32: a complete HTTP answer that is not JSON).
 
 Per request, every rule whose op matches counts it ("seen"); the first rule in list order whose
 "after" is passed, whose "count" is not used up and whose probability draw succeeds fires
@@ -51,6 +57,7 @@ recomputed when partial_unprocessed rewrites the body).  Upstream connections ar
 
 import argparse
 import asyncio
+import collections
 import copy
 import email.utils
 import gzip
@@ -70,6 +77,7 @@ CONTROL_PREFIX = b"/__proxy__/"
 JSON_CT = "application/x-amz-json-1.0"
 HEAD_LIMIT = 1 << 20          # max bytes of a request/response head
 MAX_IDLE_UPSTREAM = 64        # idle keep-alive connections kept to the upstream
+LOG_LIMIT = 20000             # requests kept in the log
 
 DDB = "com.amazonaws.dynamodb.v20120810#"
 CORAL = "com.amazon.coral.availability#"
@@ -89,7 +97,8 @@ ERROR_FAULTS = {
     "http503": (503, CORAL + "ServiceUnavailableException",
                 "The service is currently unavailable or busy."),
 }
-OTHER_FAULTS = {"drop_before", "drop_after", "partial_unprocessed", "delay", "error", "hang"}
+OTHER_FAULTS = {"drop_before", "drop_after", "partial_unprocessed", "delay", "error", "hang",
+                "truncate_body", "malformed_json"}
 FAULTS = set(ERROR_FAULTS) | OTHER_FAULTS
 BATCH_OPS = {"BatchWriteItem", "BatchGetItem"}
 
@@ -454,6 +463,28 @@ def batch_items(op, body):
         return None
 
 
+def request_tables(body):
+    """The tables a DynamoDB request names (TableName, RequestItems keys, TransactItems), for
+    the log; [] when the body is not such JSON."""
+    try:
+        payload = json.loads(body) if body else {}
+    except ValueError:
+        return []
+    if not isinstance(payload, dict):
+        return []
+    names = []
+    if isinstance(payload.get("TableName"), str):
+        names.append(payload["TableName"])
+    if isinstance(payload.get("RequestItems"), dict):
+        names.extend(payload["RequestItems"])
+    for item in payload.get("TransactItems") or []:
+        if isinstance(item, dict):
+            for action in item.values():
+                if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                    names.append(action["TableName"])
+    return sorted(set(names))
+
+
 def split_batch(op, payload, tables):
     """Build the forwarded payload and the left-out part in DynamoDB's Unprocessed* format."""
     keep = _split_counts([len(items) for _, items in tables])
@@ -515,6 +546,7 @@ class Proxy:
         self.total_requests = 0
         self.total_faults = 0
         self.upstream.connects = 0
+        self.log = collections.deque(maxlen=LOG_LIMIT)
 
     def stats(self):
         return {
@@ -561,6 +593,8 @@ class Proxy:
             return 200, [r.describe() for r in self.rules]
         if name == "stats" and method == b"GET":
             return 200, self.stats()
+        if name == "log" and method == b"GET":
+            return 200, list(self.log)
         if name == "reset" and method == b"POST":
             self.rules = []
             self.reset_stats()
@@ -644,6 +678,8 @@ class Proxy:
         if fault:
             self.total_faults += 1
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
+        self.log.append({"op": op, "t": time.time(), "bytes": len(req.body),
+                         "tables": request_tables(req.body), "fault": fault})
 
         status = "-"
         try:
@@ -686,11 +722,21 @@ class Proxy:
                 self._drop(writer, rule.rst)
                 status = "dropped after %d" % resp.start[1]
                 return False
+            if fault == "truncate_body":
+                head = build_head(b"%s %d %s" % (b"HTTP/1.1", resp.start[1], resp.start[2]),
+                                  resp.headers, len(resp.body), True)
+                writer.write(head + resp.body[:len(resp.body) // 2])
+                await writer.drain()
+                self._drop(writer, False)
+                status = "truncated %d" % resp.start[1]
+                return False
 
             rbody = resp.body
             rheaders = resp.headers
             if left is not None and resp.start[1] == 200:
                 rbody, rheaders = self._rewrite_batch_response(op, resp, left)
+            if fault == "malformed_json" and resp.start[1] == 200:
+                rbody, rheaders = self._cut_body(resp)
             st = resp.start[1]
             status = st
             writer.write(build_head(b"%s %d %s" % (b"HTTP/1.1", st, resp.start[2]),
@@ -717,6 +763,17 @@ class Proxy:
                 v = crc
             out.append((k, v))
         return rbody, out
+
+    @staticmethod
+    def _cut_body(resp):
+        rbody = resp.body
+        headers = resp.headers
+        if resp.get(b"content-encoding", b"").lower() == b"gzip":
+            rbody = gzip.decompress(rbody)
+            headers = [(k, v) for k, v in headers if k.lower() != b"content-encoding"]
+        rbody = rbody[:max(1, len(rbody) // 2)]
+        crc = str(zlib.crc32(rbody)).encode()
+        return rbody, [(k, crc if k.lower() == b"x-amz-crc32" else v) for k, v in headers]
 
     @staticmethod
     def _drop(writer, rst):

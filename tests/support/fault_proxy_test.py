@@ -441,6 +441,61 @@ class DropFaultTest(Base):
         self.assertFalse(self.present(self.key(5)))
 
 
+class CutBodyTest(Base):
+    def test_truncate_body_closes_mid_body_after_the_server_applied(self):
+        proxy.set_rules([{"op": "GetItem", "fault": "truncate_body", "count": 1}])
+        self.put_via(1)
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(raw_request("GetItem", {"TableName": TABLE, "Key": self.key(1)}))
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertEqual(len(body), length // 2)   # then the connection closed
+        self.assertEqual(proxy.stats()["faults"], {"truncate_body": 1})
+        self.assertEqual(self.via.get_item(TableName=TABLE, Key=self.key(1))["Item"], self.item(1))
+
+    def test_malformed_json_is_a_complete_answer_that_is_not_json(self):
+        proxy.set_rules([{"op": "PutItem", "fault": "malformed_json", "count": 1}])
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(raw_request("PutItem", {"TableName": TABLE, "Item": self.item(1),
+                                              "ReturnValues": "ALL_OLD"}))
+            resp = http.client.HTTPResponse(s)
+            resp.begin()
+            body = resp.read()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("x-amz-crc32"), str(zlib.crc32(body)))
+        with self.assertRaises(ValueError):
+            json.loads(body)
+        self.assertTrue(self.present(self.key(1)))  # forwarded: the server applied it
+        self.assertEqual(proxy.stats()["faults"], {"malformed_json": 1})
+
+
+class RequestLogTest(Base):
+    def test_log_names_op_time_size_tables_and_fault(self):
+        proxy.set_rules([{"op": "GetItem", "fault": "throttle", "count": 1}])
+        t0 = time.time()
+        self.put_via(1)
+        with self.assertRaises(botocore.exceptions.ClientError):
+            self.via.get_item(TableName=TABLE, Key=self.key(1))
+        self.via.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": self.item(2)}}]})
+        status, log = proxy.control("GET", "log")
+        self.assertEqual(status, 200)
+        self.assertEqual([(e["op"], e["tables"], e["fault"]) for e in log],
+                         [("PutItem", [TABLE], None), ("GetItem", [TABLE], "throttle"),
+                          ("BatchWriteItem", [TABLE], None)])
+        self.assertTrue(all(t0 <= e["t"] <= time.time() for e in log))
+        self.assertTrue(all(e["bytes"] > 0 for e in log))
+        proxy.reset()
+        self.assertEqual(proxy.control("GET", "log")[1], [])
+
+
 class PartialUnprocessedTest(Base):
     def test_batch_write_item(self):
         # a pre-existing item in the other table, deleted by the batch
