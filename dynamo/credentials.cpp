@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dynamo/errors.h"
+#include "dynamo/redact.h"
 
 namespace dynamorph::dynamo {
 namespace {
@@ -259,7 +260,9 @@ Credentials parse_credentials_json(std::string_view body, std::string_view sourc
 class StaticProvider final : public CredentialsProvider {
  public:
   StaticProvider(Credentials credentials, std::string description)
-      : credentials_(std::move(credentials)), description_(std::move(description)) {}
+      : credentials_(std::move(credentials)), description_(std::move(description)) {
+    remember_secrets(credentials_);
+  }
 
   Credentials get() override {
     if (credentials_.expiration && *credentials_.expiration <= Clock::now()) {
@@ -303,6 +306,7 @@ class RefreshingProvider : public CredentialsProvider {
     refreshing_ = false;
     refreshed_.notify_all();
     if (fresh) {
+      remember_secrets(*fresh);
       cached_ = std::move(fresh);
       retry_after_ = {};
       return *cached_;

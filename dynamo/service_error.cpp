@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "dynamo/redact.h"
+
 namespace dynamorph::dynamo {
 
 ErrorClass classify(std::string_view type, long http_status) {
@@ -105,7 +107,7 @@ std::string ServiceError::to_string() const {
     out += ")";
   }
   if (attempts > 1) out += fmt::format(" after {} attempts", attempts);
-  return out;
+  return redact(out);  // a server may echo the request (canonical request, headers) back
 }
 
 }  // namespace dynamorph::dynamo
