@@ -4,7 +4,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <vector>
 
 #include "dynamo/errors.h"
@@ -108,6 +111,16 @@ std::string checked_endpoint(std::string url, std::string_view source) {
   return url;
 }
 
+// A certificate file named by `source`: readable, or a ConfigError saying which and why.
+std::string checked_ca_bundle(std::string path, std::string_view source) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError(fmt::format("ca_bundle '{}' from {}: cannot read it ({})", path, source,
+                                  std::strerror(errno)));
+  }
+  return path;
+}
+
 }  // namespace
 
 std::optional<std::string> system_getenv(std::string_view name) {
@@ -204,6 +217,22 @@ S3Endpoint resolve_s3_endpoint(std::string_view region, const GetEnv& getenv) {
       region.starts_with("cn-") ? ".amazonaws.com.cn" : ".amazonaws.com";
   return {fmt::format("https://s3.{}{}", checked_region(std::string(region), "the region"), suffix),
           false};
+}
+
+std::optional<std::string> resolve_ca_bundle(const GetEnv& getenv,
+                                             std::optional<std::string> profile_flag) {
+  if (auto path = getenv("AWS_CA_BUNDLE")) {
+    return checked_ca_bundle(std::move(*path), "AWS_CA_BUNDLE");
+  }
+  const ProfileChoice choice = choose_profile(profile_flag, getenv);
+  const Profile profile = load_profile(shared_files(getenv), choice.name);
+  const ProfileSetting* bundle = profile.find("ca_bundle");
+  if (bundle == nullptr || bundle->value.empty()) return std::nullopt;
+  std::string path = bundle->value;
+  if (path == "~" || path.starts_with("~/")) {
+    if (const auto home = home_directory(getenv)) path = *home + path.substr(1);
+  }
+  return checked_ca_bundle(std::move(path), bundle->where);
 }
 
 }  // namespace dynamorph::dynamo

@@ -78,4 +78,10 @@ struct S3Endpoint {
 };
 S3Endpoint resolve_s3_endpoint(std::string_view region, const GetEnv& getenv = system_getenv);
 
+// The certificates to trust for https instead of the system's: AWS_CA_BUNDLE, else `ca_bundle`
+// of the profile (see choose_profile), as the AWS CLI reads them; nullopt: the system's store.
+// Throws ConfigError naming the source when the file cannot be read.
+std::optional<std::string> resolve_ca_bundle(const GetEnv& getenv = system_getenv,
+                                             std::optional<std::string> profile = std::nullopt);
+
 }  // namespace dynamorph::dynamo

@@ -37,7 +37,8 @@ ErrorClass classify(std::string_view type, long http_status) {
   for (auto t : kTransient) {
     if (type == t) return {true, false};
   }
-  if (http_status == 0) return {type != "UnknownHost", false};  // reset, refused, timeout
+  // Reset, refused, timeout; a certificate that fails verification will fail again.
+  if (http_status == 0) return {type != "UnknownHost" && type != "TlsVerificationFailed", false};
   if (http_status < 0) return {false, false};  // failed before sending (no credentials)
   if (http_status == 429) return {true, true};
   if (http_status >= 500) return {true, false};

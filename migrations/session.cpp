@@ -120,6 +120,8 @@ std::unique_ptr<dynamo::Client> connect(
   dynamo::ClientOptions o;
   o.region = dynamo::resolve_region(config.region, dynamo::system_getenv, options.profile);
   o.endpoint = dynamo::resolve_endpoint(config.endpoint, o.region);
+  o.transport.ca_bundle =
+      dynamo::resolve_ca_bundle(dynamo::system_getenv, options.profile).value_or("");
   dynamo::CredentialSources src;
   src.profile = options.profile;
   o.credentials = dynamo::default_credentials_chain(src);

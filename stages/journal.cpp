@@ -400,7 +400,7 @@ std::shared_ptr<JournalStore> JournalStore::open(const std::string& location,
   if (dynamo::is_s3_url(location)) {
     auto url = dynamo::parse_s3_url(location);
     auto s3 = std::make_shared<dynamo::S3Client>(
-        dynamo::s3_client_options(client.region(), client.credentials()));
+        dynamo::s3_client_options_for(client.options()));
     return std::make_shared<S3Store>(std::move(url), std::move(s3));
   }
   return std::make_shared<LocalStore>(std::filesystem::path(location));
