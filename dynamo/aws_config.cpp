@@ -1,5 +1,6 @@
 #include "dynamo/aws_config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -109,6 +110,27 @@ std::string checked_endpoint(std::string url, std::string_view source) {
   }
   while (url.size() > scheme_length + authority.size() && url.back() == '/') url.pop_back();
   return url;
+}
+
+// The host of an http(s) URL, lowercased, without port, user info or IPv6 brackets.
+std::string url_host(std::string_view url) {
+  const std::size_t scheme_end = url.find("://");
+  std::string_view rest = scheme_end == std::string_view::npos ? url : url.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    rest.remove_prefix(at + 1);
+  }
+  std::string_view host;
+  if (!rest.empty() && rest.front() == '[') {
+    host = rest.substr(1, rest.find(']') - 1);  // npos - 1: to the end
+  } else {
+    host = rest.substr(0, rest.find(':'));
+  }
+  std::string out(host);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
 }
 
 // A certificate file named by `source`: readable, or a ConfigError saying which and why.
@@ -233,6 +255,25 @@ std::optional<std::string> resolve_ca_bundle(const GetEnv& getenv,
     if (const auto home = home_directory(getenv)) path = *home + path.substr(1);
   }
   return checked_ca_bundle(std::move(path), bundle->where);
+}
+
+bool loopback_endpoint(std::string_view endpoint) {
+  const std::string host = url_host(endpoint);
+  if (host == "localhost" || host == "localhost.") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+void check_plain_http(std::string_view endpoint, std::string_view what, bool allowed) {
+  if (allowed || !starts_with_ci(endpoint, "http://") || loopback_endpoint(endpoint)) return;
+  throw ConfigError(fmt::format(
+      "{} {} is plain http to a host that is not loopback: signed requests and session tokens "
+      "would cross the network unencrypted; use https://, or set allow_insecure_http: true in "
+      "dynamorph.yaml",
+      what, endpoint));
 }
 
 }  // namespace dynamorph::dynamo

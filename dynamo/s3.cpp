@@ -242,6 +242,8 @@ S3ClientOptions s3_client_options(std::string region,
 S3ClientOptions s3_client_options_for(const ClientOptions& dynamodb, const GetEnv& getenv) {
   S3ClientOptions o = s3_client_options(dynamodb.region, dynamodb.credentials, getenv);
   o.transport.ca_bundle = dynamodb.transport.ca_bundle;
+  o.transport.allow_insecure_http = dynamodb.transport.allow_insecure_http;
+  check_plain_http(o.endpoint, "the S3 endpoint", o.transport.allow_insecure_http);
   return o;
 }
 

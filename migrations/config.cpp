@@ -15,10 +15,11 @@ namespace {
 const std::set<std::string, std::less<>> kTopKeys = {"region",      "endpoint",       "namespace",
                                                      "state_table", "migrations_dir", "lock_ttl",
                                                      "defaults",    "environments",
-                                                     "pricing",     "journal"};
+                                                     "pricing",     "journal",
+                                                     "allow_insecure_http"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
     "region",   "endpoint", "namespace", "state_table", "migrations_dir",
-    "lock_ttl", "defaults", "pricing",   "journal"};
+    "lock_ttl", "defaults", "pricing",   "journal", "allow_insecure_http"};
 const std::set<std::string, std::less<>> kPricingKeys = {"region", "as_of", "read_per_million",
                                                          "write_per_million"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
@@ -36,6 +37,8 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
       if (c.endpoint->rfind("http://", 0) != 0 && c.endpoint->rfind("https://", 0) != 0)
         doc.fail(
             v, fmt::format("endpoint: expected an http:// or https:// URL, got '{}'", *c.endpoint));
+    } else if (k == "allow_insecure_http") {
+      c.allow_insecure_http = doc.boolean(v, k);
     } else if (k == "namespace") {
       c.table_namespace = is_null_scalar(v) ? std::string() : doc.string(v, k);
     } else if (k == "state_table") {

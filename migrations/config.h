@@ -27,6 +27,9 @@ struct Config {
   // Where pipeline steps keep the before-images of what they change (stages/journal.h): a local
   // folder (relative to the config file's folder) or s3://bucket/prefix. Absent: no journal.
   std::optional<std::string> journal;
+  // Signed requests in plain http to a host that is not loopback (dynamo::check_plain_http):
+  // refused unless the user says so here.
+  bool allow_insecure_http = false;
 
   std::string physical(std::string_view logical) const {
     return table_namespace + std::string(logical);

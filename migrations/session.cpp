@@ -120,6 +120,8 @@ std::unique_ptr<dynamo::Client> connect(
   dynamo::ClientOptions o;
   o.region = dynamo::resolve_region(config.region, dynamo::system_getenv, options.profile);
   o.endpoint = dynamo::resolve_endpoint(config.endpoint, o.region);
+  o.transport.allow_insecure_http = config.allow_insecure_http;
+  dynamo::check_plain_http(o.endpoint, "the DynamoDB endpoint", o.transport.allow_insecure_http);
   o.transport.ca_bundle =
       dynamo::resolve_ca_bundle(dynamo::system_getenv, options.profile).value_or("");
   dynamo::CredentialSources src;

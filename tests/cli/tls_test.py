@@ -1,4 +1,4 @@
-"""TLS through the command line.
+"""TLS and plain http through the command line.
 
 - A loopback TLS-terminating proxy (Python's ssl module) in front of DynamoDB Local, with a
   self-signed certificate for 127.0.0.1 made by openssl at test time: without its CA every
@@ -6,6 +6,9 @@
   AWS_CA_BUNDLE or `ca_bundle` in the profile of ~/.aws/config a migration applies exactly; the
   same certificate reached as `localhost` fails the host name check; a CA bundle that cannot be
   read is exit 2 naming where it came from.
+- Plain http to a host that is not loopback is refused before any request (exit 2, one line
+  naming the endpoint and the fix) unless `allow_insecure_http: true` in dynamorph.yaml;
+  loopback (127.0.0.0/8, localhost) stays allowed.
 Data are checked with boto3 against DynamoDB Local directly."""
 import os
 import shutil
@@ -211,6 +214,59 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertEqual(r.stderr, f"dynamorph: ca_bundle '{missing}' from {config}:2: cannot read "
                                    "it (No such file or directory)\n")
+
+
+class PlainHttpTest(unittest.TestCase):
+    def setUp(self):
+        self.p = Project(self)
+        self.app = self.p.table("app")
+        make_table(self.app)
+        put_all(self.app, [{"PK": S(f"U#{i}"), "SK": S("PROFILE")} for i in range(10)])
+        self.p.write("1_mark.yaml", MIGRATION.format(mark="http"))
+
+    def run_cli(self, *args):
+        return subprocess.run([BIN, *args], cwd=self.p.dir, capture_output=True, text=True,
+                              timeout=120, env=BASE_ENV)
+
+    def test_plain_http_to_a_host_that_is_not_loopback_is_refused(self):
+        for endpoint in ("http://192.0.2.1:9", "http://dynamodb.internal.example:8000",
+                         "http://[2001:db8::1]:8000", "http://0.0.0.0:" + PORT):
+            for args in (["status"], ["up"], ["up", "--dry-run"], ["bench", "write", "--yes"]):
+                with self.subTest(endpoint=endpoint, args=args):
+                    t0 = time.time()
+                    r = self.run_cli("--endpoint", endpoint, *args)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertEqual(r.stdout, "")
+                    self.assertEqual(
+                        r.stderr,
+                        f"dynamorph: the DynamoDB endpoint {endpoint} is plain http to a host that "
+                        "is not loopback: signed requests and session tokens would cross the "
+                        "network unencrypted; use https://, or set allow_insecure_http: true in "
+                        "dynamorph.yaml\n")
+                    self.assertLess(time.time() - t0, 5, "refused before any request")
+        self.assertEqual([i for i in scan(self.app) if "marked" in i], [])
+
+    def test_allow_insecure_http_lets_it_through(self):
+        # 0.0.0.0 is not a loopback address, yet Linux delivers a connection to it to the local
+        # host, where DynamoDB Local listens on 127.0.0.1: a real run over non-loopback http.
+        with open(os.path.join(self.p.dir, "dynamorph.yaml"), "a") as f:
+            f.write("allow_insecure_http: true\n")
+        r = self.run_cli("--endpoint", f"http://0.0.0.0:{PORT}", "up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(i["marked"]["S"] for i in scan(self.app)), ["http"] * 10)
+
+    def test_loopback_stays_allowed(self):
+        for host in ("127.0.0.1", "localhost"):
+            with self.subTest(host=host):
+                r = self.run_cli("--endpoint", f"http://{host}:{PORT}", "status")
+                self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_wrong_type_is_refused_with_its_line(self):
+        with open(os.path.join(self.p.dir, "dynamorph.yaml"), "a") as f:
+            f.write("allow_insecure_http: sometimes\n")
+        r = self.run_cli("status")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "dynamorph: dynamorph.yaml:6: allow_insecure_http: expected true or false\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-// What the client trusts: where the CA bundle comes from (AWS_CA_BUNDLE, then the profile).
+// What the client trusts and where it may send signed requests: loopback endpoints, the refusal
+// of plain http elsewhere, and where the CA bundle comes from (AWS_CA_BUNDLE, then the profile).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -13,6 +14,35 @@ namespace dynamorph::dynamo {
 namespace {
 
 namespace fs = std::filesystem;
+
+TEST(LoopbackEndpoint, LoopbackHostsOnly) {
+  for (const char* url : {"http://127.0.0.1:8000", "http://127.255.0.9", "HTTP://LOCALHOST:1/x",
+                          "http://localhost", "http://[::1]:8000", "https://[0:0:0:0:0:0:0:1]/",
+                          "http://user@127.0.0.1:80"}) {
+    EXPECT_TRUE(loopback_endpoint(url)) << url;
+  }
+  for (const char* url : {"http://128.0.0.1", "http://0.0.0.0:8000", "http://192.0.2.1:9",
+                          "http://127.0.0.1.example.com", "http://localhost.example.com",
+                          "http://[2001:db8::1]:8000", "http://127.0.0.1@192.0.2.1/",
+                          "https://dynamodb.us-east-1.amazonaws.com", "http://10.0.0.1"}) {
+    EXPECT_FALSE(loopback_endpoint(url)) << url;
+  }
+}
+
+TEST(CheckPlainHttp, RefusesPlainHttpAwayFromLoopbackUnlessAllowed) {
+  EXPECT_NO_THROW(check_plain_http("http://127.0.0.1:8000", "the DynamoDB endpoint", false));
+  EXPECT_NO_THROW(check_plain_http("https://192.0.2.1:9", "the DynamoDB endpoint", false));
+  EXPECT_NO_THROW(check_plain_http("http://192.0.2.1:9", "the DynamoDB endpoint", true));
+  try {
+    check_plain_http("HTTP://192.0.2.1:9", "the S3 endpoint", false);
+    FAIL() << "no exception";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the S3 endpoint HTTP://192.0.2.1:9 is plain http to a host that is not "
+                 "loopback: signed requests and session tokens would cross the network "
+                 "unencrypted; use https://, or set allow_insecure_http: true in dynamorph.yaml");
+  }
+}
 
 class CaBundle : public ::testing::Test {
  protected:
