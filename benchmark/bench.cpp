@@ -557,7 +557,8 @@ struct Bench::Impl {
   // ---- bench migrate ------------------------------------------------------------------------
   ExitCode migrate() {
     migrations::History history(migrations::load_migrations(
-        config.migrations_dir, migrations::LoadOptions{config.table_namespace, now_iso}));
+        config.migrations_dir,
+        migrations::LoadOptions{config.table_namespace, now_iso, config.path_roots()}));
     const migrations::Migration* m = nullptr;
     auto has_pipeline = [](const migrations::Migration& mig) {
       for (const auto& s : mig.up)

@@ -127,6 +127,8 @@ Config load_config(const std::optional<std::string>& path,
   ss << in.rdbuf();
   YamlDoc doc = YamlDoc::parse(ss.str(), file);
   c.file = file;
+  if (const auto folder = std::filesystem::path(file).parent_path(); !folder.empty())
+    c.project_dir = folder.string();
   const YAML::Node& root = doc.root();
   if (root.IsNull()) {
     if (!env.empty())

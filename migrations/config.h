@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "migrations/estimate.h"
 
@@ -13,6 +14,9 @@ namespace dynamorph::migrations {
 
 struct Config {
   std::string file;         // display path of the file read; empty: none (built-in defaults)
+  // The folder of that file, else the current directory: the relative paths of migration files
+  // stay inside it (or the migrations folder); see LoadOptions::roots.
+  std::string project_dir = ".";
   std::string environment;  // overlay applied; empty: none
   std::optional<std::string> region;
   std::optional<std::string> endpoint;
@@ -34,6 +38,8 @@ struct Config {
   std::string physical(std::string_view logical) const {
     return table_namespace + std::string(logical);
   }
+  // What migration files may name by a relative path: the project and migrations folders.
+  std::vector<std::string> path_roots() const { return {project_dir, migrations_dir}; }
 };
 
 // Reads `path` (or ./dynamorph.yaml when path is empty and that file exists; else returns the

@@ -140,7 +140,8 @@ Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
 Session::~Session() = default;
 
 std::vector<Migration> Session::load() {
-  return load_migrations(config_.migrations_dir, LoadOptions{config_.table_namespace, now_iso_});
+  return load_migrations(config_.migrations_dir,
+                         LoadOptions{config_.table_namespace, now_iso_, config_.path_roots()});
 }
 
 dynamo::Client& Session::client() {

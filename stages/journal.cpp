@@ -1,6 +1,7 @@
 #include "stages/journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -127,12 +128,22 @@ class LocalStore final : public JournalStore {
         made.push_back(d);
       std::filesystem::create_directories(dir, ec);
       if (ec) throw Error(fmt::format("journal: cannot create {}: {}", dir.string(), ec.message()));
+      for (const auto& d : made) {
+        // Before-images are the table's data: only the owner may list or read them.
+        std::filesystem::permissions(d, std::filesystem::perms::owner_all, ec);
+        if (ec)
+          throw Error(fmt::format("journal: cannot restrict {}: {}", d.string(), ec.message()));
+      }
       for (const auto& d : made) fsync_path(d.parent_path(), true);
     }
     const std::filesystem::path tmp =
         dir / fmt::format(".{}.tmp{}", path.filename().string(), counter_.fetch_add(1));
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) sys_fail(fmt::format("create {}", tmp.string()));
+    if (::fchmod(fd, 0600) != 0) {  // 0600 whatever the umask
+      ::close(fd);
+      sys_fail(fmt::format("chmod {}", tmp.string()));
+    }
     std::size_t done = 0;
     while (done < bytes.size()) {
       ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
