@@ -191,7 +191,7 @@ std::string generate_migration(const std::string& migrations_dir, const Generate
   out.close();
   make_shareable(file);
   // A starter must load as written.
-  load_migration_file(file.string(), LoadOptions{"", dynamo::iso_utc(now)});
+  load_migration_file(file.string(), LoadOptions{"", dynamo::iso_utc(now), {}});
   return file.string();
 }
 
