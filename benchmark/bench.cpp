@@ -15,6 +15,7 @@
 #include "benchmark/recorder.h"
 #include "benchmark/report.h"
 #include "benchmark/synthetic.h"
+#include "dynamo/aws_config.h"
 #include "dynamo/client.h"
 #include "dynamo/clock.h"
 #include "migrations/dry_run.h"
@@ -53,13 +54,6 @@ std::vector<int> parse_positive_list(const std::string& text, const std::string&
 }
 
 namespace {
-
-bool is_loopback(const std::string& endpoint) {
-  std::string host = dynamo::endpoint_host(endpoint);
-  if (!host.empty() && host[0] == '[') return host.rfind("[::1]", 0) == 0;
-  host = host.substr(0, host.find(':'));
-  return host == "localhost" || host.rfind("127.", 0) == 0;
-}
 
 std::string random_suffix() {
   std::random_device rd;
@@ -305,7 +299,7 @@ struct Bench::Impl {
 
   // ---- the cost check before touching AWS ---------------------------------------------------
   void confirm(double rcu, double wcu, const std::string& what) {
-    if (is_loopback(client->endpoint())) return;
+    if (dynamo::loopback_endpoint(client->endpoint())) return;
     const double usd = config.prices.cost(rcu, wcu);
     const std::string line = fmt::format(
         "bench {} against {} will {}: about {:.0f} RCU and {:.0f} WCU, ${:.4f} on demand ({} "
@@ -563,7 +557,8 @@ struct Bench::Impl {
   // ---- bench migrate ------------------------------------------------------------------------
   ExitCode migrate() {
     migrations::History history(migrations::load_migrations(
-        config.migrations_dir, migrations::LoadOptions{config.table_namespace, now_iso}));
+        config.migrations_dir,
+        migrations::LoadOptions{config.table_namespace, now_iso, config.path_roots()}));
     const migrations::Migration* m = nullptr;
     auto has_pipeline = [](const migrations::Migration& mig) {
       for (const auto& s : mig.up)

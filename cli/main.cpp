@@ -11,6 +11,7 @@
 
 #include "benchmark/bench.h"
 #include "dynamo/http_transport.h"
+#include "dynamo/redact.h"
 #include "dynamo/suggest.h"
 #include "benchmark/synthetic.h"
 #include "migrations/config.h"
@@ -96,7 +97,7 @@ class MetricsScope {
 };
 
 int fail(ExitCode code, const std::string& message) {
-  std::cerr << "dynamorph: " << message << "\n";
+  std::cerr << "dynamorph: " << dynamo::redact(message) << "\n";
   return static_cast<int>(code);
 }
 

@@ -1,10 +1,14 @@
 #include "dynamo/aws_config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <vector>
 
 #include "dynamo/errors.h"
@@ -108,6 +112,37 @@ std::string checked_endpoint(std::string url, std::string_view source) {
   return url;
 }
 
+// The host of an http(s) URL, lowercased, without port, user info or IPv6 brackets.
+std::string url_host(std::string_view url) {
+  const std::size_t scheme_end = url.find("://");
+  std::string_view rest = scheme_end == std::string_view::npos ? url : url.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    rest.remove_prefix(at + 1);
+  }
+  std::string_view host;
+  if (!rest.empty() && rest.front() == '[') {
+    host = rest.substr(1, rest.find(']') - 1);  // npos - 1: to the end
+  } else {
+    host = rest.substr(0, rest.find(':'));
+  }
+  std::string out(host);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// A certificate file named by `source`: readable, or a ConfigError saying which and why.
+std::string checked_ca_bundle(std::string path, std::string_view source) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError(fmt::format("ca_bundle '{}' from {}: cannot read it ({})", path, source,
+                                  std::strerror(errno)));
+  }
+  return path;
+}
+
 }  // namespace
 
 std::optional<std::string> system_getenv(std::string_view name) {
@@ -204,6 +239,41 @@ S3Endpoint resolve_s3_endpoint(std::string_view region, const GetEnv& getenv) {
       region.starts_with("cn-") ? ".amazonaws.com.cn" : ".amazonaws.com";
   return {fmt::format("https://s3.{}{}", checked_region(std::string(region), "the region"), suffix),
           false};
+}
+
+std::optional<std::string> resolve_ca_bundle(const GetEnv& getenv,
+                                             std::optional<std::string> profile_flag) {
+  if (auto path = getenv("AWS_CA_BUNDLE")) {
+    return checked_ca_bundle(std::move(*path), "AWS_CA_BUNDLE");
+  }
+  const ProfileChoice choice = choose_profile(profile_flag, getenv);
+  const Profile profile = load_profile(shared_files(getenv), choice.name);
+  const ProfileSetting* bundle = profile.find("ca_bundle");
+  if (bundle == nullptr || bundle->value.empty()) return std::nullopt;
+  std::string path = bundle->value;
+  if (path == "~" || path.starts_with("~/")) {
+    if (const auto home = home_directory(getenv)) path = *home + path.substr(1);
+  }
+  return checked_ca_bundle(std::move(path), bundle->where);
+}
+
+bool loopback_endpoint(std::string_view endpoint) {
+  const std::string host = url_host(endpoint);
+  if (host == "localhost" || host == "localhost.") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+void check_plain_http(std::string_view endpoint, std::string_view what, bool allowed) {
+  if (allowed || !starts_with_ci(endpoint, "http://") || loopback_endpoint(endpoint)) return;
+  throw ConfigError(fmt::format(
+      "{} {} is plain http to a host that is not loopback: signed requests and session tokens "
+      "would cross the network unencrypted; use https://, or set allow_insecure_http: true in "
+      "dynamorph.yaml",
+      what, endpoint));
 }
 
 }  // namespace dynamorph::dynamo

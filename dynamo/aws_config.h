@@ -78,4 +78,18 @@ struct S3Endpoint {
 };
 S3Endpoint resolve_s3_endpoint(std::string_view region, const GetEnv& getenv = system_getenv);
 
+// The certificates to trust for https instead of the system's: AWS_CA_BUNDLE, else `ca_bundle`
+// of the profile (see choose_profile), as the AWS CLI reads them; nullopt: the system's store.
+// Throws ConfigError naming the source when the file cannot be read.
+std::optional<std::string> resolve_ca_bundle(const GetEnv& getenv = system_getenv,
+                                             std::optional<std::string> profile = std::nullopt);
+
+// True when the endpoint's host is loopback: 127.0.0.0/8, ::1 or localhost.
+bool loopback_endpoint(std::string_view endpoint);
+
+// Signed requests in plain http to a host that is not loopback would carry the credentials'
+// signatures and session token across the network in the clear: throws ConfigError naming the
+// endpoint, `what` uses it ("the DynamoDB endpoint") and the fix, unless `allowed`.
+void check_plain_http(std::string_view endpoint, std::string_view what, bool allowed);
+
 }  // namespace dynamorph::dynamo

@@ -139,12 +139,19 @@ ServiceError parse_service_error(std::string_view operation, const HttpResponse&
       case 6: e.type = "UnknownHost"; break;        // CURLE_COULDNT_RESOLVE_HOST
       case 7: e.type = "ConnectionRefused"; break;  // CURLE_COULDNT_CONNECT
       case 28: e.type = "Timeout"; break;           // CURLE_OPERATION_TIMEDOUT
+      case 60:                                      // CURLE_PEER_FAILED_VERIFICATION
+      case 77: e.type = "TlsVerificationFailed"; break;  // CURLE_SSL_CACERT_BADFILE
       case 52:
       case 55:
       case 56: e.type = "ConnectionReset"; break;  // nothing / send / recv
       default: e.type = "TransportError";
     }
     e.message = response.curl_error;
+    if (e.type == "TlsVerificationFailed")
+      e.message = fmt::format(
+          "TLS verification of the server's certificate failed ({}); trust its CA with "
+          "AWS_CA_BUNDLE or ca_bundle in the AWS profile",
+          response.curl_error);
     return e;
   }
   try {

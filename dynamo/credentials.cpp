@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dynamo/errors.h"
+#include "dynamo/redact.h"
 
 namespace dynamorph::dynamo {
 namespace {
@@ -260,7 +261,9 @@ Credentials parse_credentials_json(std::string_view body, std::string_view sourc
 class StaticProvider final : public CredentialsProvider {
  public:
   StaticProvider(Credentials credentials, std::string description)
-      : credentials_(std::move(credentials)), description_(std::move(description)) {}
+      : credentials_(std::move(credentials)), description_(std::move(description)) {
+    remember_secrets(credentials_);
+  }
 
   Credentials get() override {
     if (credentials_.expiration && *credentials_.expiration <= Clock::now()) {
@@ -332,6 +335,7 @@ class RefreshingProvider : public CredentialsProvider {
 
   // Caller holds mutex_. Starts the renewing thread with the first expiring credentials.
   void store(Credentials c) {
+    remember_secrets(c);  // redacted from every message from now on
     const auto now = Clock::now();
     if (c.expiration) {
       const auto lifetime = *c.expiration - now;

@@ -120,6 +120,17 @@ struct HttpTransport::Impl {
     return size * n;
   }
 
+  // Set on every transfer, never left to libcurl's defaults or the environment: https always
+  // verifies the peer's chain and host name, only http and https are spoken, no redirect is
+  // followed (a signed request must not go elsewhere).
+  void secure(CURL* e) const {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (!options.ca_bundle.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_bundle.c_str());
+  }
+
   void start(std::unique_ptr<Transfer> t) {
     CURL* e;
     if (!idle_handles.empty()) {
@@ -162,6 +173,7 @@ struct HttpTransport::Impl {
     auto timeout = options.request_timeout;
     if (t->request.timeout.count() > 0 && t->request.timeout < timeout) timeout = t->request.timeout;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    secure(e);
     curl_multi_add_handle(multi, e);
     ++running;
     t.release();  // owned through CURLOPT_PRIVATE until finish()

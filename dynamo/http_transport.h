@@ -49,6 +49,13 @@ struct TransportOptions {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds request_timeout{30000};
   long max_connections = 64;  // per host
+  // https: the peer's certificate is always verified (chain and host name); this file of PEM
+  // certificates is trusted instead of the system's (AWS_CA_BUNDLE, a profile's ca_bundle).
+  // Empty: the system's store.
+  std::string ca_bundle;
+  // Plain http to a host that is not loopback, with signed requests: refused unless true
+  // (`allow_insecure_http` in dynamorph.yaml; see check_plain_http in aws_config.h).
+  bool allow_insecure_http = false;
 };
 
 // HTTP requests submitted and not yet answered, over every transport of the process. Lock-free:

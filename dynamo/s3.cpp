@@ -239,6 +239,14 @@ S3ClientOptions s3_client_options(std::string region,
   return o;
 }
 
+S3ClientOptions s3_client_options_for(const ClientOptions& dynamodb, const GetEnv& getenv) {
+  S3ClientOptions o = s3_client_options(dynamodb.region, dynamodb.credentials, getenv);
+  o.transport.ca_bundle = dynamodb.transport.ca_bundle;
+  o.transport.allow_insecure_http = dynamodb.transport.allow_insecure_http;
+  check_plain_http(o.endpoint, "the S3 endpoint", o.transport.allow_insecure_http);
+  return o;
+}
+
 // ---- errors -----------------------------------------------------------------------------------
 
 ServiceError parse_s3_error(std::string_view operation, const HttpResponse& response) {

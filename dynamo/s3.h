@@ -63,6 +63,10 @@ struct S3ClientOptions {
 S3ClientOptions s3_client_options(std::string region,
                                   std::shared_ptr<CredentialsProvider> credentials,
                                   const GetEnv& getenv = system_getenv);
+// The S3 client that goes with a DynamoDB client: its region, credentials and TLS settings (CA
+// bundle, allow_insecure_http). Throws ConfigError when check_plain_http refuses the endpoint.
+S3ClientOptions s3_client_options_for(const ClientOptions& dynamodb,
+                                      const GetEnv& getenv = system_getenv);
 
 struct S3Object {
   std::string body;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "dynamo/redact.h"
+
 namespace dynamorph::dynamo {
 
 ErrorClass classify(std::string_view type, long http_status) {
@@ -37,7 +39,8 @@ ErrorClass classify(std::string_view type, long http_status) {
   for (auto t : kTransient) {
     if (type == t) return {true, false};
   }
-  if (http_status == 0) return {type != "UnknownHost", false};  // reset, refused, timeout
+  // Reset, refused, timeout; a certificate that fails verification will fail again.
+  if (http_status == 0) return {type != "UnknownHost" && type != "TlsVerificationFailed", false};
   if (http_status < 0) return {false, false};  // failed before sending (no credentials)
   if (http_status == 429) return {true, true};
   if (http_status >= 500) return {true, false};
@@ -116,7 +119,7 @@ std::string ServiceError::to_string() const {
     out += ")";
   }
   if (attempts > 1) out += fmt::format(" after {} attempts", attempts);
-  return out;
+  return redact(out);  // a server may echo the request (canonical request, headers) back
 }
 
 }  // namespace dynamorph::dynamo

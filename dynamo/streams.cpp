@@ -93,6 +93,7 @@ ClientOptions streams_client_options(const ClientOptions& dynamodb, const GetEnv
   ClientOptions o = dynamodb;
   o.endpoint = resolve_streams_endpoint(dynamodb.endpoint, dynamodb.region, getenv);
   o.target_prefix = "DynamoDBStreams_20120810";
+  check_plain_http(o.endpoint, "the DynamoDB Streams endpoint", o.transport.allow_insecure_http);
   return o;
 }
 

@@ -14,10 +14,10 @@ namespace {
 
 const std::set<std::string, std::less<>> kTopKeys = {
     "region",        "endpoint", "namespace",    "state_table", "migrations_dir", "lock_ttl",
-    "reconnect_for", "defaults", "environments", "pricing",     "journal"};
+    "reconnect_for", "defaults", "environments", "pricing",     "journal",        "allow_insecure_http"};
 const std::set<std::string, std::less<>> kOverlayKeys = {
     "region",        "endpoint", "namespace", "state_table", "migrations_dir", "lock_ttl",
-    "reconnect_for", "defaults", "pricing",   "journal"};
+    "reconnect_for", "defaults", "pricing",   "journal",     "allow_insecure_http"};
 const std::set<std::string, std::less<>> kPricingKeys = {"region", "as_of", "read_per_million",
                                                          "write_per_million"};
 const std::set<std::string, std::less<>> kDefaultsKeys = {"segments", "max_wcu", "max_rcu"};
@@ -35,6 +35,8 @@ void apply(const YamlDoc& doc, const YAML::Node& node, std::string_view what,
       if (c.endpoint->rfind("http://", 0) != 0 && c.endpoint->rfind("https://", 0) != 0)
         doc.fail(
             v, fmt::format("endpoint: expected an http:// or https:// URL, got '{}'", *c.endpoint));
+    } else if (k == "allow_insecure_http") {
+      c.allow_insecure_http = doc.boolean(v, k);
     } else if (k == "namespace") {
       c.table_namespace = is_null_scalar(v) ? std::string() : doc.string(v, k);
     } else if (k == "state_table") {
@@ -131,6 +133,8 @@ Config load_config(const std::optional<std::string>& path,
   ss << in.rdbuf();
   YamlDoc doc = YamlDoc::parse(ss.str(), file);
   c.file = file;
+  if (const auto folder = std::filesystem::path(file).parent_path(); !folder.empty())
+    c.project_dir = folder.string();
   const YAML::Node& root = doc.root();
   if (root.IsNull()) {
     if (!env.empty())

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "migrations/estimate.h"
 
@@ -13,6 +14,9 @@ namespace dynamorph::migrations {
 
 struct Config {
   std::string file;         // display path of the file read; empty: none (built-in defaults)
+  // The folder of that file, else the current directory: the relative paths of migration files
+  // stay inside it (or the migrations folder); see LoadOptions::roots.
+  std::string project_dir = ".";
   std::string environment;  // overlay applied; empty: none
   std::optional<std::string> region;
   std::optional<std::string> endpoint;
@@ -30,10 +34,15 @@ struct Config {
   // Where pipeline steps keep the before-images of what they change (stages/journal.h): a local
   // folder (relative to the config file's folder) or s3://bucket/prefix. Absent: no journal.
   std::optional<std::string> journal;
+  // Signed requests in plain http to a host that is not loopback (dynamo::check_plain_http):
+  // refused unless the user says so here.
+  bool allow_insecure_http = false;
 
   std::string physical(std::string_view logical) const {
     return table_namespace + std::string(logical);
   }
+  // What migration files may name by a relative path: the project and migrations folders.
+  std::vector<std::string> path_roots() const { return {project_dir, migrations_dir}; }
 };
 
 // Reads `path` (or ./dynamorph.yaml when path is empty and that file exists; else returns the

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "dynamo/json.h"
+#include "dynamo/s3.h"
 #include "migrations/checksum.h"
 #include "migrations/config.h"
 #include "migrations/yaml_util.h"
@@ -66,6 +67,8 @@ class Parser {
   dynamo::AttributeValue value(const YAML::Node& n);
   dynamo::AttributeValue typed_value(const std::string& tag, const YAML::Node& n);
   YAML::Node required(const YAML::Node& map, std::string_view key, std::string_view what);
+  void check_confined(const YAML::Node& n, std::string_view what, const std::string& written,
+                      const fs::path& resolved) const;
 
   const YamlDoc& doc_;
   const LoadOptions& options_;
@@ -277,6 +280,37 @@ stages::Expression Parser::expression(const YAML::Node& n, std::string_view what
   return stages::Expression{std::move(text), fmt::format("{}: {}", doc_.where(n), what)};
 }
 
+// `path` with every symbolic link of its existing part resolved, made absolute.
+fs::path real_path(const fs::path& path) {
+  std::error_code ec;
+  fs::path real = fs::weakly_canonical(fs::absolute(path), ec);
+  return ec ? fs::absolute(path).lexically_normal() : real;
+}
+
+bool inside(const fs::path& path, const fs::path& folder) {
+  auto p = path.begin();
+  for (auto f = folder.begin(); f != folder.end(); ++f, ++p) {
+    if (f->empty()) continue;  // a trailing separator
+    if (p == path.end() || *p != *f) return false;
+  }
+  return true;
+}
+
+// A relative path from a migration file must not lead out of the project (a file checked into
+// the repository reading ~/.aws/credentials through '../..' or a symbolic link); an absolute one
+// says plainly where it goes.
+void Parser::check_confined(const YAML::Node& n, std::string_view what, const std::string& written,
+                            const fs::path& resolved) const {
+  if (options_.roots.empty() || fs::path(written).is_absolute()) return;
+  const fs::path real = real_path(resolved);
+  for (const auto& root : options_.roots)
+    if (inside(real, real_path(root))) return;
+  doc_.fail(n, fmt::format("{}: '{}' leads outside the project folder {} (to {}, through '..' or "
+                           "a symbolic link); write an absolute path to use a file there",
+                           what, written, real_path(options_.roots.front()).string(),
+                           real.string()));
+}
+
 stages::LuaSpec Parser::lua(const YAML::Node& n) {
   doc_.check_map(n, "lua", Keys{"file", "code", "max_instructions", "max_memory_mb"});
   if (!n["file"] == !n["code"])
@@ -286,6 +320,7 @@ stages::LuaSpec Parser::lua(const YAML::Node& n) {
     const std::string file = doc_.string(f, "lua.file");
     if (file.empty()) doc_.fail(f, "lua.file: must not be empty");
     const fs::path path = (fs::path(doc_.display()).parent_path() / file).lexically_normal();
+    check_confined(f, "lua.file", file, path);
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
     if (in) ss << in.rdbuf();
@@ -463,6 +498,8 @@ PipelineStep Parser::pipeline(const YAML::Node& n, const std::string& where) {
     spec.source.kind = "export";
     spec.source.export_location = doc_.string(e, "export");
     if (spec.source.export_location.empty()) doc_.fail(e, "export: expected a folder or s3://bucket/prefix");
+    if (!dynamo::is_s3_url(spec.source.export_location))  // relative to the current directory
+      check_confined(e, "export", spec.source.export_location, spec.source.export_location);
     const YAML::Node w = n["write"];
     if (!w || !w["table"])
       doc_.fail(e, "export: a step reading an export copies into a table: set write.table");

@@ -79,6 +79,10 @@ struct Migration {
 struct LoadOptions {
   std::string table_namespace;  // prefix for every table name in the file
   std::string now_iso;          // bound to :now unless a step defines it
+  // Folders that the relative paths a file names (lua.file, a local source.export) must stay in
+  // once `..` and symbolic links are resolved: the project folder and the migrations folder.
+  // An absolute path is taken as written. Empty: no confinement (the parser alone, in tests).
+  std::vector<std::string> roots;
 };
 
 // Parses one file's text. `file_name` is the base name ("20261122101500_users.yaml"), whose

@@ -5,6 +5,7 @@
 
 #include <ostream>
 
+#include "dynamo/redact.h"
 #include "migrations/history.h"
 #include "migrations/json_writer.h"
 #include "migrations/lease.h"
@@ -83,18 +84,20 @@ Renderer::Renderer(const GlobalOptions& options, std::ostream& out, std::ostream
     : options_(options), out_(out), err_(err) {}
 
 void Renderer::info(const std::string& line) {
-  if (options_.verbosity >= 0 && !options_.json) out_ << line << "\n" << std::flush;
+  if (options_.verbosity >= 0 && !options_.json) out_ << dynamo::redact(line) << "\n" << std::flush;
 }
 
 void Renderer::result(const std::string& line) {
-  if (!options_.json) out_ << line << "\n" << std::flush;
+  if (!options_.json) out_ << dynamo::redact(line) << "\n" << std::flush;
 }
 
 void Renderer::detail(const std::string& line) {
-  if (options_.verbosity > 0 && !options_.json) out_ << line << "\n" << std::flush;
+  if (options_.verbosity > 0 && !options_.json) out_ << dynamo::redact(line) << "\n" << std::flush;
 }
 
-void Renderer::warning(const std::string& line) { err_ << "warning: " << line << "\n"; }
+void Renderer::warning(const std::string& line) {
+  err_ << "warning: " << dynamo::redact(line) << "\n";
+}
 
 std::function<void(const pipeline::ProgressEvent&)> Renderer::progress(const Migration& m) const {
   if (options_.verbosity < 0) return {};
@@ -126,7 +129,7 @@ void Renderer::status_row(const StatusRow& r) {
         .integer("step", r.step)
         .raw("counters", format_counters_json(r.counters))
         .object("checkpoints", cost_json(r.checkpoints))
-        .string("note", r.note);
+        .string("note", dynamo::redact(r.note));
     if (r.dead_letters > 0) {
       JsonObject d;
       d.integer("items", r.dead_letters).string("file", r.dead_letter_file);

@@ -110,6 +110,12 @@ std::string gsi_entry(const std::string& spec) {
       sk_name, pk, sk);
 }
 
+// Files for the repository: rw-r--r-- whatever the umask, like any source file.
+void make_shareable(const fs::path& file) {
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+}
+
 }  // namespace
 
 std::vector<std::string> init_project(const std::string& dir) {
@@ -124,8 +130,12 @@ std::vector<std::string> init_project(const std::string& dir) {
     out << config_text();
     if (!out) throw Error(fmt::format("{}: cannot write", cfg.string()));
   }
+  make_shareable(cfg);
   fs::path keep = base / "migrations" / ".gitkeep";
-  if (!fs::exists(keep)) std::ofstream(keep, std::ios::binary);
+  if (!fs::exists(keep)) {
+    std::ofstream(keep, std::ios::binary);
+    make_shareable(keep);
+  }
   return {cfg.lexically_normal().string(), (base / "migrations").lexically_normal().string() + "/"};
 }
 
@@ -179,8 +189,9 @@ std::string generate_migration(const std::string& migrations_dir, const Generate
   out << text;
   if (!out) throw Error(fmt::format("{}: cannot write", file.string()));
   out.close();
+  make_shareable(file);
   // A starter must load as written.
-  load_migration_file(file.string(), LoadOptions{"", dynamo::iso_utc(now)});
+  load_migration_file(file.string(), LoadOptions{"", dynamo::iso_utc(now), {}});
   return file.string();
 }
 

@@ -122,6 +122,10 @@ std::unique_ptr<dynamo::Client> connect(
   dynamo::ClientOptions o;
   o.region = dynamo::resolve_region(config.region, dynamo::system_getenv, options.profile);
   o.endpoint = dynamo::resolve_endpoint(config.endpoint, o.region);
+  o.transport.allow_insecure_http = config.allow_insecure_http;
+  dynamo::check_plain_http(o.endpoint, "the DynamoDB endpoint", o.transport.allow_insecure_http);
+  o.transport.ca_bundle =
+      dynamo::resolve_ca_bundle(dynamo::system_getenv, options.profile).value_or("");
   dynamo::CredentialSources src;
   src.profile = options.profile;
   o.credentials = dynamo::default_credentials_chain(src);
@@ -139,7 +143,8 @@ Session::Session(GlobalOptions options, std::ostream& out, std::ostream& err)
 Session::~Session() = default;
 
 std::vector<Migration> Session::load() {
-  return load_migrations(config_.migrations_dir, LoadOptions{config_.table_namespace, now_iso_});
+  return load_migrations(config_.migrations_dir,
+                         LoadOptions{config_.table_namespace, now_iso_, config_.path_roots()});
 }
 
 dynamo::Client& Session::client() {

@@ -11,6 +11,7 @@
 #include "dynamo/clock.h"
 #include "dynamo/json.h"
 #include "dynamo/write_fence.h"
+#include "dynamo/redact.h"
 #include "migrations/errors.h"
 
 // Every write of this file is exempt from the client's write fence (dynamo/write_fence.h): the
@@ -591,7 +592,7 @@ dynamo::TransactAction StateTable::version_put(const VersionRecord& v,
   opt("started_at", v.started_at);
   opt("updated_at", v.updated_at);
   opt("finished_at", v.finished_at);
-  opt("error", v.error);
+  opt("error", dynamo::redact(v.error));
   i.set("counters", counters_to_value(v.counters));
   if (v.counters_before_step)
     i.set("counters_before_step", counters_to_value(*v.counters_before_step));
@@ -803,7 +804,7 @@ bool StateTable::release_segment(std::int64_t version, Direction direction, int 
   if (!error.empty()) {
     u.update.text = "SET expires_at = :zero, #err = :err REMOVE #o ADD lease_writes :one";
     u.update.names["#err"] = "error";
-    u.update.values[":err"] = AttributeValue(error);
+    u.update.values[":err"] = AttributeValue(dynamo::redact(error));
   }
   held_by(u, owner, counter);
   return conditional(client_.update_item(u), name_,

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -89,6 +90,11 @@ class FileStore : public CheckpointStore {
       out << text;
       if (!out.flush()) throw Error(fmt::format("cannot write checkpoint file {}", tmp));
     }
+    // Resume tokens hold key values of the table: the owner's only, whatever the umask.
+    std::error_code ec;
+    std::filesystem::permissions(tmp, std::filesystem::perms::owner_read |
+                                          std::filesystem::perms::owner_write, ec);
+    if (ec) throw Error(fmt::format("cannot restrict checkpoint file {}: {}", tmp, ec.message()));
     if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
       throw Error(fmt::format("cannot replace checkpoint file {}", path_));
     }

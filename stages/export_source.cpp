@@ -80,7 +80,7 @@ std::unique_ptr<Source> make_export_source(const SourceContext& c) {
   ExportLocation location = ExportLocation::parse(where);
   std::shared_ptr<dynamo::S3Client> s3;
   if (location.is_s3()) {
-    s3 = std::make_shared<dynamo::S3Client>(dynamo::s3_client_options(c.client.region(), c.client.credentials()));
+    s3 = std::make_shared<dynamo::S3Client>(dynamo::s3_client_options_for(c.client.options()));
   }
   std::shared_ptr<const ExportFiles> files;
   try {

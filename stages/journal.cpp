@@ -1,6 +1,7 @@
 #include "stages/journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -127,12 +128,22 @@ class LocalStore final : public JournalStore {
         made.push_back(d);
       std::filesystem::create_directories(dir, ec);
       if (ec) throw Error(fmt::format("journal: cannot create {}: {}", dir.string(), ec.message()));
+      for (const auto& d : made) {
+        // Before-images are the table's data: only the owner may list or read them.
+        std::filesystem::permissions(d, std::filesystem::perms::owner_all, ec);
+        if (ec)
+          throw Error(fmt::format("journal: cannot restrict {}: {}", d.string(), ec.message()));
+      }
       for (const auto& d : made) fsync_path(d.parent_path(), true);
     }
     const std::filesystem::path tmp =
         dir / fmt::format(".{}.tmp{}", path.filename().string(), counter_.fetch_add(1));
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) sys_fail(fmt::format("create {}", tmp.string()));
+    if (::fchmod(fd, 0600) != 0) {  // 0600 whatever the umask
+      ::close(fd);
+      sys_fail(fmt::format("chmod {}", tmp.string()));
+    }
     std::size_t done = 0;
     while (done < bytes.size()) {
       ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -400,7 +411,7 @@ std::shared_ptr<JournalStore> JournalStore::open(const std::string& location,
   if (dynamo::is_s3_url(location)) {
     auto url = dynamo::parse_s3_url(location);
     auto s3 = std::make_shared<dynamo::S3Client>(
-        dynamo::s3_client_options(client.region(), client.credentials()));
+        dynamo::s3_client_options_for(client.options()));
     return std::make_shared<S3Store>(std::move(url), std::move(s3));
   }
   return std::make_shared<LocalStore>(std::filesystem::path(location));

@@ -206,9 +206,10 @@ class BenchTest(unittest.TestCase):
 
     def test_non_loopback_endpoint_needs_yes(self):
         # 192.0.2.1 is TEST-NET-1: nothing answers there, and nothing must be sent before --yes.
-        r = self.p.run("--endpoint", "http://192.0.2.1:9", "bench", "write", "--items", "100000")
+        # https: plain http to a host that is not loopback is refused before anything else.
+        r = self.p.run("--endpoint", "https://192.0.2.1:9", "bench", "write", "--items", "100000")
         self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertIn("bench write against http://192.0.2.1:9 will write 100000 items 3 times", r.stderr)
+        self.assertIn("bench write against https://192.0.2.1:9 will write 100000 items 3 times", r.stderr)
         self.assertRegex(r.stderr, r"about 0 RCU and 300000 WCU, \$0\.1875 on demand \(us-east-1 prices as of 2024-11-01\)")
         self.assertIn("is not a loopback endpoint and there is no terminal to ask: pass --yes", r.stderr)
 

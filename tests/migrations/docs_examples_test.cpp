@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 const std::regex kMigrationName(R"(^\d+_[^/]+\.ya?ml$)");
 const std::regex kVersionLine(R"((^|\n)version:\s*(\d+))");
 
-LoadOptions opts() { return LoadOptions{"docs-", "2026-11-22T10:15:00.000Z"}; }
+LoadOptions opts() { return LoadOptions{"docs-", "2026-11-22T10:15:00.000Z", {}}; }
 
 std::string read(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -13,7 +13,7 @@
 namespace dynamorph::migrations {
 namespace {
 
-LoadOptions opts() { return LoadOptions{"ns-", "2026-11-22T10:15:00.000Z"}; }
+LoadOptions opts() { return LoadOptions{"ns-", "2026-11-22T10:15:00.000Z", {}}; }
 
 Migration parse(const std::string& text, const std::string& file = "7_x.yaml") {
   return parse_migration(text, "migrations/" + file, file, opts());

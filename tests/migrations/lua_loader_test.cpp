@@ -20,7 +20,7 @@ using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-LoadOptions opts() { return LoadOptions{"ns-", "2026-11-22T10:15:00.000Z"}; }
+LoadOptions opts() { return LoadOptions{"ns-", "2026-11-22T10:15:00.000Z", {}}; }
 
 class LuaLoader : public ::testing::Test {
  protected:

@@ -23,7 +23,7 @@ class SchemaStepsTest : public ::testing::Test {
 
   std::vector<Step> steps(const std::string& yaml) {
     auto m = parse_migration("version: 1\nup:\n" + yaml, "migrations/1_x.yaml", "1_x.yaml",
-                             LoadOptions{ns_, "2026-11-22T10:15:00.000Z"});
+                             LoadOptions{ns_, "2026-11-22T10:15:00.000Z", {}});
     return m.up;
   }
   // Each step twice in a row: the second run is what a resumed version does after a crash
