@@ -19,13 +19,20 @@ namespace dynamorph::migrations {
 namespace {
 
 // One line for a run stopped by a lost lease, whatever failed first (a write the fence refused,
-// the heartbeat's stop): the user learns that nothing went out after the safety margin.
-StepFailed lost_lock(const StateTable& state, const Lease& lease, const std::string& where) {
-  return StepFailed(fmt::format(
+// the heartbeat's stop): the user learns that nothing went out after the safety margin, and
+// what else stopped the step, when it was not the fence (an endpoint gone longer than the lease
+// could wait: the root cause).
+StepFailed lost_lock(const StateTable& state, const Lease& lease, const std::string& where,
+                     std::string_view cause = {}) {
+  std::string line = fmt::format(
       "lost the lock in {} (the lease could not be renewed); stopped during {}: nothing was "
       "written after its safety margin ({}, {} s before the lease could expire)",
       state.name(), where, dynamo::iso_utc(lease.write_deadline_ms()),
-      std::chrono::duration<double>(lease.safety_margin()).count()));
+      std::chrono::duration<double>(lease.safety_margin()).count());
+  if (!cause.empty() && cause.find("LockLost") == std::string_view::npos &&
+      cause.find("lock's lease was not renewed") == std::string_view::npos)
+    line += fmt::format("; the step had failed: {}", cause);
+  return StepFailed(line);
 }
 
 }  // namespace
@@ -89,11 +96,11 @@ ExitCode VersionRunner::run(const Migration& m, Direction direction, const UpOpt
         mark_failed(rec, e.what());
       throw;
     } catch (const StepFailed& e) {
-      if (lease_.lost()) throw lost_lock(state_, lease_, step.where);
+      if (lease_.lost()) throw lost_lock(state_, lease_, step.where, e.what());
       mark_failed(rec, e.what());
       throw;
     } catch (const Error& e) {
-      if (lease_.lost()) throw lost_lock(state_, lease_, step.where);
+      if (lease_.lost()) throw lost_lock(state_, lease_, step.where, e.what());
       std::string msg = fmt::format("{}: {}: {}", step.where, step.kind, e.what());
       mark_failed(rec, msg);
       throw StepFailed(msg);

@@ -5,10 +5,16 @@
   after the lease's safety margin; a later `up` finishes exactly;
 - DynamoDB Local killed (by pid) and started again mid-run, on its own port with its tables on
   disk: the run reconnects within reconnect_for and finishes exactly; with an outage longer
-  than reconnect_for it exits 1 with its checkpoints, and `up` resumes exactly.
+  than reconnect_for it exits 1 with its checkpoints, and `up` resumes exactly;
+- credentials from a container endpoint (a loopback server here) that last 4 s and take 1 s to
+  fetch: renewed ahead of expiry without stalling requests, every key used, none past its
+  expiry, the data exact.
 
-Figures are printed (last write before the lease's end, the outage survived)."""
+Figures are printed (last write before the lease's end, the outage survived, requests during
+credential rotation)."""
 import datetime
+import http.server
+import json
 import os
 import re
 import shutil
@@ -16,13 +22,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_test import ENDPOINT, N, S, Project, dataset  # noqa: E402
+from cli_test import BIN, ENDPOINT, N, Project, dataset  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "support"))
@@ -217,14 +224,16 @@ class FaultsTest(unittest.TestCase):
     def test_outage_longer_than_reconnect_for_exits_1_and_resumes_exactly(self):
         server = OwnDynamoDB(self)
         p, client, before = self.restart_project(server, 1200, "2s")
-        # The lease (9 s, writes fenced 3 s before its end) outlasts the 2 s budget, so what
-        # stops the run is the endpoint, not the lock.
+        # The endpoint stops the run after the 2 s budget; the lease (9 s, writes fenced 3 s
+        # before its end) may be lost too while the run waits on the dead endpoint to save its
+        # checkpoints, and then the line names both, the endpoint as the step's failure.
         proc = p.start("--endpoint", server.url, "up", "--max-wcu", "150", "--lock-ttl", "9s")
         self.wait_for_checkpoints(client, p, proc)
         server.kill()
         out, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 1, out + err)
         self.assertIn("reconnect_for spent", err)
+        print("outage past reconnect_for: " + err.strip().splitlines()[-1], flush=True)
         server.start()
         # The lock's release could not be sent: it expires by itself.
         lock = [i for i in scan(client, p.state) if i["sk"]["S"] == "lock"]
@@ -233,6 +242,85 @@ class FaultsTest(unittest.TestCase):
         r = p.run("--endpoint", server.url, "up")
         self.assertExit(r, 0)
         self.assertEqual(visits(client, p.table("app")), {k: v + 1 for k, v in before.items()})
+
+
+class RotatingCredentials:
+    """A container credentials endpoint on 127.0.0.1: each GET /creds hands out a new key
+    (ROT1, ROT2 …) valid for `lifetime` seconds, after `delay` seconds. Notes each issue."""
+
+    def __init__(self, test, lifetime, delay):
+        self.issued = []  # (key, fetch started, answered, expires), epoch seconds
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                started = time.time()
+                time.sleep(delay)
+                with outer.lock:
+                    key = f"ROT{len(outer.issued) + 1}"
+                    expires = time.time() + lifetime
+                    outer.issued.append((key, started, time.time(), expires))
+                stamp = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc)
+                body = json.dumps({"AccessKeyId": key, "SecretAccessKey": "secret-" + key,
+                                   "Token": "token-" + key,
+                                   "Expiration": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/creds"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        test.addCleanup(self.server.shutdown)
+
+
+class CredentialsTest(unittest.TestCase):
+    def test_short_lived_container_credentials_rotate_under_a_run(self):
+        users = 1500
+        p = Project(self)
+        before = {i["PK"]["S"]: int(i["visits"]["N"]) for i in seed(ddb(ENDPOINT), p.table("app"), users)
+                  if i["SK"]["S"] == "PROFILE"}
+        p.write("8_visits.yaml", VISITS)
+        proxy = fault_proxy.Spawned(ENDPOINT)  # to see which key signed each request
+        self.addCleanup(proxy.stop)
+        creds = RotatingCredentials(self, lifetime=4, delay=1.0)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                            "AWS_PROFILE")}
+        env.update(AWS_CONTAINER_CREDENTIALS_FULL_URI=creds.url, AWS_EC2_METADATA_DISABLED="true",
+                   AWS_SHARED_CREDENTIALS_FILE=os.path.join(p.dir, "none"),
+                   AWS_CONFIG_FILE=os.path.join(p.dir, "none"))
+        r = subprocess.run([BIN, "--endpoint", proxy.url, "up", "--max-wcu", "150"], cwd=p.dir,
+                           env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(visits(ddb(ENDPOINT), p.table("app")), {k: v + 1 for k, v in before.items()})
+
+        log = proxy.control("GET", "log")
+        issued = {key: (answered, expires) for key, _, answered, expires in creds.issued}
+        used = [e["key"] for e in log]
+        self.assertGreaterEqual(len(issued), 4, "the run should outlive a few keys")
+        for e in log:  # every request signed by a key it had been handed, before its expiry
+            self.assertIn(e["key"], issued)
+            answered, expires = issued[e["key"]]
+            self.assertLess(e["t"], expires, f"{e['key']} used after its expiry")
+        # Every key was used, but the newest may have come after the last request.
+        unused = set(issued) - set(used)
+        self.assertLessEqual(unused, {creds.issued[-1][0]})
+        # A renewal takes a second; requests never wait for it: no gap of that size.
+        times = [e["t"] for e in log]
+        gap = max(b - a for a, b in zip(times, times[1:]))
+        self.assertLess(gap, 0.9, "requests stalled while credentials were renewed")
+        during = sum(1 for e in log for _, started, answered, _ in creds.issued[1:]
+                     if started <= e["t"] <= answered)
+        print(f"{len(issued)} keys over {times[-1] - times[0]:.1f} s, {len(log)} requests, "
+              f"{during} of them while a renewal was in flight; longest gap {gap * 1000:.0f} ms",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ stdout.  Control endpoint on the same port (paths starting with /__proxy__/):
                              "total_faults": n, "upstream_connections": n, "rules": [...]}
     GET  /__proxy__/log     the newest requests (at most 20,000), oldest first: [{"op", "t" (epoch
                             seconds when the request arrived), "bytes" (request body size),
-                            "tables" (the tables it names), "fault" (kind or null)}]
+                            "tables" (the tables it names), "fault" (kind or null), "key"
+                            (the SigV4 access key id, or null)}]
     POST /__proxy__/reset   clears rules, stats and the log
 
 Rules (a JSON list; a single object is accepted too; unknown keys are rejected with HTTP 400):
@@ -463,6 +464,14 @@ def batch_items(op, body):
         return None
 
 
+def access_key(authorization):
+    """The access key id a SigV4 Authorization header names ("Credential=AKID/..."), or None."""
+    i = authorization.find(b"Credential=")
+    if i < 0:
+        return None
+    return authorization[i + len(b"Credential="):].split(b"/", 1)[0].decode("latin-1")
+
+
 def request_tables(body):
     """The tables a DynamoDB request names (TableName, RequestItems keys, TransactItems), for
     the log; [] when the body is not such JSON."""
@@ -679,7 +688,8 @@ class Proxy:
             self.total_faults += 1
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
         self.log.append({"op": op, "t": time.time(), "bytes": len(req.body),
-                         "tables": request_tables(req.body), "fault": fault})
+                         "tables": request_tables(req.body), "fault": fault,
+                         "key": access_key(req.get(b"authorization", b""))})
 
         status = "-"
         try:

@@ -492,6 +492,7 @@ class RequestLogTest(Base):
                           ("BatchWriteItem", [TABLE], None)])
         self.assertTrue(all(t0 <= e["t"] <= time.time() for e in log))
         self.assertTrue(all(e["bytes"] > 0 for e in log))
+        self.assertEqual({e["key"] for e in log}, {"test"})  # the clients' access key id
         proxy.reset()
         self.assertEqual(proxy.control("GET", "log")[1], [])
 
