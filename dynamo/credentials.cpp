@@ -354,6 +354,12 @@ class RefreshingProvider : public CredentialsProvider {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
       if (!cached_ || !cached_->expiration) return;
+      if (expired(*cached_, Clock::now())) {
+        // Expired credentials are fetched by the get() that needs them (it waits anyway); a
+        // renewal racing it would only ask the endpoint twice.
+        wake_.wait(lock);
+        continue;
+      }
       if (Clock::now() < renew_at_) {
         wake_.wait_until(lock, renew_at_);
         continue;
