@@ -46,7 +46,7 @@ std::optional<std::int64_t> clock_skew_ms(const std::string& http_date);
 struct AttemptRecord {
   std::string_view operation;  // "Scan", "BatchWriteItem", …
   std::chrono::nanoseconds latency;  // request handed to the transport → answer (or error)
-  int status = 0;                    // HTTP status; 0: transport error (reset, timeout)
+  long status = 0;                   // HTTP status; 0: transport error (reset, timeout)
   bool throttled = false;
 };
 

@@ -632,7 +632,10 @@ CheckpointCost StateTable::put_checkpoints(
   const std::string prefix = checkpoint_step_prefix(version, direction, step, family);
   std::vector<Planned> planned;
   planned.reserve(checkpoints.size());
-  for (const auto& [cp, total] : checkpoints) {
+  for (const auto& entry : checkpoints) {
+    // Named references, not a structured binding: clang before 16 cannot capture those.
+    const pipeline::SegmentCheckpoint& cp = entry.first;
+    const int total = entry.second;
     auto& next = planned.emplace_back(Planned{[&] {
       dynamo::TransactAction put;
       put.kind = dynamo::TransactAction::Kind::Put;
