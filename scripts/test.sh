@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): install what is missing, configure a Release build with
 # Ninja into build/, build with every core, run the whole ctest suite. ctest starts and stops
-# DynamoDB Local itself as a fixture. Meanwhile the sanitized tree build-san/ (clang, ASan +
-# UBSan, scripts/build-san.sh) builds in the background at idle priority; then its unit tests
-# (ctest -L unit) and brief fuzz runs (ctest -L fuzz) run. Exits non-zero when anything fails.
+# DynamoDB Local itself as a fixture. With --sanitize, the sanitized tree build-san/ (clang, ASan
+# + UBSan, scripts/build-san.sh) builds meanwhile in the background at idle priority; then its
+# unit tests (ctest -L unit) and brief fuzz runs (ctest -L fuzz) run. Exits non-zero when
+# anything fails.
 #
-#   scripts/test.sh [--no-sanitize] [--tsan] [extra ctest arguments, e.g. -R codec or -L dynamo]
-#     --no-sanitize  skip build-san/
+#   scripts/test.sh [--sanitize] [--tsan] [extra ctest arguments, e.g. -R codec or -L dynamo]
+#     --sanitize     also build-san/ (not yet in CI: its time on a clean 2-core clone is not
+#                    measured yet; docs/architecture.md)
 #     --tsan         also build the pipeline tests with ThreadSanitizer (build-tsan/) and run them
 #                    (ctest -L pipeline) after the rest; not in CI (see docs/architecture.md)
 #   Extra arguments go to the main tree's ctest only; a filter that matches no test fails
@@ -19,11 +21,12 @@ BUILD="${BUILD_DIR:-$ROOT/build}"
 SAN="${SAN_BUILD:-$ROOT/build-san}"
 TSAN="${TSAN_BUILD:-$ROOT/build-tsan}"
 JOBS="${JOBS:-$(nproc)}"
-SANITIZE=1
+SANITIZE=0
 THREADS=0
 CTEST_ARGS=()
 for arg in "$@"; do
   case "$arg" in
+    --sanitize) SANITIZE=1 ;;
     --no-sanitize) SANITIZE=0 ;;
     --tsan) THREADS=1 ;;
     *) CTEST_ARGS+=("$arg") ;;
