@@ -1,12 +1,7 @@
 #include "migrations/dead_letters.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -15,51 +10,16 @@
 #include "dynamo/errors.h"
 #include "dynamo/json.h"
 #include "migrations/config.h"
+#include "stages/private_files.h"
 
 namespace dynamorph::migrations {
 namespace {
 
-[[noreturn]] void sys_fail(const std::string& what) {
-  throw Error(fmt::format("dead letters: {}: {}", what, std::strerror(errno)));
-}
+using stages::append_private_file;
+using stages::make_private_folder;
+using stages::replace_private_file;
 
-void write_all(int fd, std::string_view bytes, const std::filesystem::path& file) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      sys_fail(fmt::format("write {}", file.string()));
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
-void sync_fd(int fd, const std::filesystem::path& file) {
-  if (::fdatasync(fd) != 0) sys_fail(fmt::format("fsync {}", file.string()));
-}
-
-void sync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) sys_fail(fmt::format("open {}", dir.string()));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) sys_fail(fmt::format("fsync {}", dir.string()));
-}
-
-// The folder, private to the user (the files hold whole items), made durable up to its parent.
-void make_folder(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(dir, ec)) return;
-  std::vector<std::filesystem::path> made;
-  for (auto d = dir; !d.empty() && !std::filesystem::exists(d, ec); d = d.parent_path())
-    made.push_back(d);
-  for (auto it = made.rbegin(); it != made.rend(); ++it) {
-    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST)
-      sys_fail(fmt::format("create {}", it->string()));
-    const auto parent = it->parent_path();
-    sync_dir(parent.empty() ? std::filesystem::path(".") : parent);
-  }
-}
+constexpr std::string_view kWho = "dead letters";
 
 std::string key_string(int step, const dynamo::Item& key) {
   std::string out = std::to_string(step) + ':';
@@ -158,25 +118,13 @@ void write_dead_letters(const std::filesystem::path& file,
                         const std::vector<DeadLetterRecord>& records) {
   std::error_code ec;
   if (records.empty()) {
-    if (std::filesystem::remove(file, ec)) sync_dir(file.parent_path());
+    std::filesystem::remove(file, ec);
     return;
   }
-  make_folder(file.parent_path());
+  make_private_folder(file.parent_path(), kWho);
   std::string text;
   for (const auto& r : records) append_line(text, r.step, r.key, r.item, r.reason, r.at);
-  const std::filesystem::path tmp = file.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) sys_fail(fmt::format("create {}", tmp.string()));
-  try {
-    write_all(fd, text, tmp);
-    sync_fd(fd, tmp);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), file.c_str()) != 0) sys_fail(fmt::format("rename to {}", file.string()));
-  sync_dir(file.parent_path());
+  replace_private_file(file, text, kWho);
 }
 
 DeadLetterFile::DeadLetterFile(std::filesystem::path file, int step)
@@ -184,14 +132,13 @@ DeadLetterFile::DeadLetterFile(std::filesystem::path file, int step)
 
 void DeadLetterFile::open_once() {
   if (opened_) return;
-  make_folder(file_.parent_path());
+  make_private_folder(file_.parent_path(), kWho);
   std::error_code ec;
   if (std::filesystem::exists(file_, ec)) {
     const std::string text = read_text(file_);
     const std::size_t whole = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
     if (whole < text.size()) {  // a torn last line: cut it, so that appends start on a line
-      if (::truncate(file_.c_str(), static_cast<off_t>(whole)) != 0)
-        sys_fail(fmt::format("truncate {}", file_.string()));
+      std::filesystem::resize_file(file_, whole);
     }
     for (const auto& r : read_dead_letters(file_))
       if (r.step == step_) known_.insert(key_string(r.step, r.key));
@@ -212,18 +159,7 @@ void DeadLetterFile::append(const std::vector<pipeline::DeadLetter>& letters) {
     added.push_back(std::move(k));
   }
   if (text.empty()) return;
-  const bool created = !std::filesystem::exists(file_);
-  int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) sys_fail(fmt::format("open {}", file_.string()));
-  try {
-    write_all(fd, text, file_);
-    sync_fd(fd, file_);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
-  if (created) sync_dir(file_.parent_path());
+  append_private_file(file_, text, kWho);
   for (auto& k : added) known_.insert(std::move(k));
 }
 

@@ -1,16 +1,10 @@
 #include "stages/journal.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -20,6 +14,7 @@
 #include "dynamo/errors.h"
 #include "dynamo/json.h"
 #include "dynamo/s3.h"
+#include "stages/private_files.h"
 
 namespace dynamorph::stages {
 namespace {
@@ -99,69 +94,15 @@ void canonical(std::string& out, const dynamo::AttributeValue& v) {
   }
 }
 
-[[noreturn]] void sys_fail(const std::string& what) {
-  throw Error(fmt::format("journal: {}: {}", what, std::strerror(errno)));
-}
-
-void fsync_path(const std::filesystem::path& p, bool directory) {
-  int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) sys_fail(fmt::format("open {}", p.string()));
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    sys_fail(fmt::format("fsync {}", p.string()));
-  }
-  ::close(fd);
-}
-
 class LocalStore final : public JournalStore {
  public:
   explicit LocalStore(std::filesystem::path root) : root_(std::move(root)) {}
 
   void put(const std::string& name, std::string bytes) override {
+    // Before-images are the table's data: only the owner may list or read them.
     const std::filesystem::path path = root_ / name;
-    const std::filesystem::path dir = path.parent_path();
-    std::error_code ec;
-    if (!std::filesystem::exists(dir)) {
-      // New folders are made durable up to the root, so that a file's entry survives a crash.
-      std::vector<std::filesystem::path> made;
-      for (auto d = dir; !d.empty() && !std::filesystem::exists(d); d = d.parent_path())
-        made.push_back(d);
-      std::filesystem::create_directories(dir, ec);
-      if (ec) throw Error(fmt::format("journal: cannot create {}: {}", dir.string(), ec.message()));
-      for (const auto& d : made) {
-        // Before-images are the table's data: only the owner may list or read them.
-        std::filesystem::permissions(d, std::filesystem::perms::owner_all, ec);
-        if (ec)
-          throw Error(fmt::format("journal: cannot restrict {}: {}", d.string(), ec.message()));
-      }
-      for (const auto& d : made) fsync_path(d.parent_path(), true);
-    }
-    const std::filesystem::path tmp =
-        dir / fmt::format(".{}.tmp{}", path.filename().string(), counter_.fetch_add(1));
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) sys_fail(fmt::format("create {}", tmp.string()));
-    if (::fchmod(fd, 0600) != 0) {  // 0600 whatever the umask
-      ::close(fd);
-      sys_fail(fmt::format("chmod {}", tmp.string()));
-    }
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        ::close(fd);
-        sys_fail(fmt::format("write {}", tmp.string()));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    if (::fdatasync(fd) != 0) {
-      ::close(fd);
-      sys_fail(fmt::format("fsync {}", tmp.string()));
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      sys_fail(fmt::format("rename to {}", path.string()));
-    fsync_path(dir, true);
+    make_private_folder(path.parent_path(), "journal");
+    replace_private_file(path, bytes, "journal");
   }
 
   std::vector<std::string> list(const std::string& prefix) override {
@@ -193,7 +134,6 @@ class LocalStore final : public JournalStore {
 
  private:
   std::filesystem::path root_;
-  std::atomic<std::uint64_t> counter_{0};
 };
 
 class S3Store final : public JournalStore {

@@ -54,14 +54,7 @@ class Project:
             f.write(f"endpoint: {ENDPOINT}\nregion: us-east-1\nnamespace: {self.ns}\n")
         self.write_migration(pipeline)
         test.addCleanup(self.drop)
-        DDB.create_table(
-            TableName=self.ns + "app", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "label", "AttributeType": "S"}],
-            GlobalSecondaryIndexes=[{"IndexName": "by_label",
-                                     "KeySchema": [{"AttributeName": "label", "KeyType": "HASH"}],
-                                     "Projection": {"ProjectionType": "ALL"}}])
+        self.create_table("app")
         self.original = {}
         for i in range(ITEMS):
             it = dict(key(i), n={"N": str(i)}, tag={"S": f"t{i % 10}"})
@@ -73,6 +66,17 @@ class Project:
             DDB.batch_write_item(RequestItems={self.ns + "app": [
                 {"PutRequest": {"Item": it}} for it in values[at:at + 25]]})
         self.dead_letter_file = os.path.join(self.dir, ".dynamorph", "dead-letters", f"{VERSION}.jsonl")
+
+    def create_table(self, name):
+        """A table keyed by the string `pk`, with the index `by_label` on the string `label`."""
+        DDB.create_table(
+            TableName=self.ns + name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "label", "AttributeType": "S"}],
+            GlobalSecondaryIndexes=[{"IndexName": "by_label",
+                                     "KeySchema": [{"AttributeName": "label", "KeyType": "HASH"}],
+                                     "Projection": {"ProjectionType": "ALL"}}])
 
     def write_migration(self, pipeline):
         text = f"version: {VERSION}\nname: reshape\nup:\n  - pipeline:\n" + \
@@ -204,14 +208,7 @@ class ServerRejections(unittest.TestCase):
         # index key's type in an Update action (the service does), only in a Put.
         step = LABEL_STEP.format(max=10).replace("mode: batch", "table: copy, mode: transact")
         p = Project(self, step, lambda i: {"tag": {"N": str(i)}})
-        DDB.create_table(
-            TableName=p.ns + "copy", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "label", "AttributeType": "S"}],
-            GlobalSecondaryIndexes=[{"IndexName": "by_label",
-                                     "KeySchema": [{"AttributeName": "label", "KeyType": "HASH"}],
-                                     "Projection": {"ProjectionType": "ALL"}}])
+        p.create_table("copy")
         self.addCleanup(DDB.delete_table, TableName=p.ns + "copy")
         p.ok("up")
         got = p.items("copy")
