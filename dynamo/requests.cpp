@@ -166,6 +166,8 @@ std::int64_t integer(value v) {
   if (v.get_int64().get(i)) {
     double d;
     if (v.get_double().get(d)) malformed("expected a number");
+    // Out of int64 range the cast is undefined.
+    if (!(d >= -9.2e18 && d <= 9.2e18)) malformed("number out of range");
     return static_cast<std::int64_t>(d);
   }
   return i;
@@ -180,7 +182,11 @@ double real(value v) {
 double consumed_units(value v) {
   // {"TableName":…, "CapacityUnits": x} or a list of those.
   double total = 0;
-  if (v.type() == simdjson::ondemand::json_type::array) {
+  // Checked, not compared: the comparison's implicit conversion throws simdjson_error on a
+  // malformed value (found by fuzz/response_fuzz), and callers expect dynamorph::Error.
+  simdjson::ondemand::json_type type;
+  if (v.type().get(type)) malformed("ConsumedCapacity: bad value");
+  if (type == simdjson::ondemand::json_type::array) {
     for_each_element(v, [&](value e) { total += consumed_units(e); });
     return total;
   }

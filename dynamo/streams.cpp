@@ -212,6 +212,9 @@ RecordsPage parse_get_records(const std::string& body) {
                 else if (b == "ApproximateCreationDateTime") {
                   double secs = 0;
                   if (z.get_double().get(secs)) malformed("ApproximateCreationDateTime");
+                  // Out of int64 range the cast is undefined (found by fuzz/streams_fuzz).
+                  if (!(secs >= -9.2e15 && secs <= 9.2e15))
+                    malformed("ApproximateCreationDateTime out of range");
                   r.created_ms = static_cast<std::int64_t>(secs * 1000.0);
                 }
               });

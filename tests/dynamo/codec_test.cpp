@@ -10,6 +10,7 @@
 #include "dynamo/errors.h"
 #include "dynamo/json.h"
 #include "dynamo/requests.h"
+#include "dynamo/streams.h"
 
 using namespace dynamorph;
 using namespace dynamorph::dynamo;
@@ -604,6 +605,30 @@ TEST(Number, UserTextIsCanonicalizedAndComparedByValue) {
   EXPECT_EQ(Number::from_canonical("1"), *Number::parse("1.000"));
   EXPECT_LT(Number::from_canonical("9"), Number::from_canonical("10"));
   EXPECT_THROW(AttributeValue::number("abc"), UsageError);
+}
+
+// Found by fuzz/response_fuzz: a malformed ConsumedCapacity value threw simdjson_error, which
+// no caller catches, instead of dynamorph::Error.
+TEST(Codec, MalformedConsumedCapacityIsAnError) {
+  std::string body = R"({"Items":[],"Count":0,"ScannedCount":0,"ConsumedCapacity":})";
+  pad_for_parsing(body);
+  EXPECT_THROW(parse_page(body), Error);
+  std::string batch = R"({"UnprocessedItems":{},"ConsumedCapacity":,})";
+  pad_for_parsing(batch);
+  EXPECT_THROW(parse_batch_write(batch), Error);
+}
+
+// Found by fuzz/streams_fuzz: a creation time past int64 milliseconds was cast anyway
+// (undefined behaviour); it is a malformed response.
+TEST(Codec, StreamRecordTimeOutOfRangeIsAnError) {
+  std::string body = R"({"Records":[{"eventName":"INSERT","dynamodb":{"Keys":{"k":{"S":"a"}},)"
+                     R"("SequenceNumber":"1","ApproximateCreationDateTime":1.8e37}}]})";
+  pad_for_parsing(body);
+  EXPECT_THROW(parse_get_records(body), Error);
+  std::string ok = R"({"Records":[{"eventName":"INSERT","dynamodb":{"Keys":{"k":{"S":"a"}},)"
+                   R"("SequenceNumber":"1","ApproximateCreationDateTime":1700000000}}]})";
+  pad_for_parsing(ok);
+  EXPECT_EQ(parse_get_records(ok).records.at(0).created_ms, 1700000000000);
 }
 
 }  // namespace
