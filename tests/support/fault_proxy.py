@@ -815,15 +815,21 @@ async def amain(args):
                 rules = parse_rules(f.read())
             except RuleError as e:
                 raise SystemExit("fault_proxy: %s: %s" % (args.rules, e))
-    proxy = Proxy(host, port, rules, args.verbose)
-    server = await asyncio.start_server(proxy.handle, "127.0.0.1", args.port, limit=HEAD_LIMIT,
+    await serve(Proxy(host, port, rules, args.verbose), args.port, args.exit_on_stdin_eof)
+
+
+async def serve(proxy, port, exit_on_stdin_eof):
+    """Serves `proxy` (this file's Proxy or a subclass, e.g. bench/capacity_proxy.py's) on
+    127.0.0.1:port until SIGTERM, SIGINT or (exit_on_stdin_eof) the end of stdin; prints
+    "PORT <n>" first."""
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", port, limit=HEAD_LIMIT,
                                         backlog=1024)
     bound = server.sockets[0].getsockname()[1]
     sys.stdout.write("PORT %d\n" % bound)
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    if args.exit_on_stdin_eof:
+    if exit_on_stdin_eof:
         def watch():
             try:
                 while os.read(0, 4096):
@@ -846,12 +852,13 @@ async def amain(args):
 class Spawned:
     """This proxy in a child process of the caller (tests, bench): started in front of
     `upstream`, ready when constructed (`url`), told its rules with control(), ended by stop()
-    (it also exits by itself when the caller dies, --exit-on-stdin-eof)."""
+    (it also exits by itself when the caller dies, --exit-on-stdin-eof). `script` and `args`:
+    another proxy built on this one (bench/capacity_proxy.py) and its own options."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, script=None, args=()):
         import subprocess
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "--upstream",
-                                      upstream, "--exit-on-stdin-eof"],
+        self.proc = subprocess.Popen(["/usr/bin/python3", script or os.path.abspath(__file__),
+                                      "--upstream", upstream, "--exit-on-stdin-eof", *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("PORT "):
