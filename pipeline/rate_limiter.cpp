@@ -43,6 +43,14 @@ RateLimiter::Clock::time_point RateLimiter::reserve(double units) {
 }
 
 RateLimiter::Clock::time_point RateLimiter::reserve_locked(Clock::time_point now, double units) {
+  if (!used_) {
+    // The first request: the first window opens now, so that its consumption is measured over
+    // the time requests were sent, not over the scan's first pages before them.
+    used_ = true;
+    window_start_ = now;
+  }
+  // Along the curve between windows too, not only in steps of one (seconds, when few answer).
+  grow(now, false);
   if (rate_ <= 0) return now;
   next_free_ = std::max(next_free_, now - from_seconds(kBurst));
   auto at = std::max(now, next_free_);
@@ -82,7 +90,10 @@ void RateLimiter::record_locked(Clock::time_point now, double reserved, double c
   ++window_responses_;
   if (throttled) ++window_throttled_;
   window_units_ += consumed;
-  if (window_responses_ >= kMinSamples && seconds(now - window_start_) >= 1.0) close_window(now);
+  const double open_s = seconds(now - window_start_);
+  if ((window_responses_ >= kMinSamples && open_s >= 1.0) ||
+      (window_responses_ >= kFewSamples && open_s >= kLongWindow))
+    close_window(now);
 }
 
 double RateLimiter::floor_rate() const {
@@ -91,7 +102,8 @@ double RateLimiter::floor_rate() const {
 }
 
 void RateLimiter::close_window(Clock::time_point now) {
-  const double length = seconds(now - window_start_);
+  const Clock::time_point opened = window_start_;
+  const double length = seconds(now - opened);
   const double share = static_cast<double>(window_throttled_) / window_responses_;
   const double consumption = window_units_ / length;
   recent_[static_cast<std::size_t>(recent_next_)] = consumption;
@@ -101,10 +113,9 @@ void RateLimiter::close_window(Clock::time_point now) {
   window_responses_ = window_throttled_ = 0;
   window_units_ = 0;
 
-  if (settling_ > 0) {
+  if (opened < settle_until_) {
     // Mostly answers to requests sent before the cut and their retries (whose back-off spans
     // seconds): not yet the cut's effect.
-    --settling_;
     return;
   }
   if (probing_) {
@@ -119,6 +130,7 @@ void RateLimiter::close_window(Clock::time_point now) {
       grow_w_ = saved_w_;
       grow_w0_ = saved_w0_;
       grow_at_ = saved_at_;
+      cut_at_cap_ = saved_cut_at_cap_;
     } else {
       grow_at_ = now;  // overload confirmed: CUBIC from here
     }
@@ -135,32 +147,49 @@ void RateLimiter::close_window(Clock::time_point now) {
     const double current = rate_ > 0 ? rate_ : std::numeric_limits<double>::infinity();
     // Of what was consumed, only the share answered without throttling is surely below the
     // server's limit (failed requests are booked at their estimate, retried ones may be stale).
-    double target = kBeta * std::min(current, consumption * (1 - share));
+    const double sustained = consumption * (1 - share);
+    double target = kBeta * std::min(current, sustained);
     target = with_cap(std::min(current, std::max(target, floor_rate())));
+    // What to regain. The first cut from the cap regains the cap: a cap is the user's (or the
+    // table's provisioned) statement of what the server serves, and a first window at it is
+    // the least reliable measure of consumption there is (the server's bucket may have started
+    // empty; throttled answers come late, after their back-off, so its consumption is far below
+    // what the server gave). Any other cut regains what was consumed without throttling (at
+    // most the rate before the cut): the cap was shown too high, or there is none.
+    const bool from_cap = cap_ > 0 && rate_ >= cap_ && !cut_at_cap_;
     rate_ = target;
-    // Regain what was in use: the rate before the cut, or from unlimited what was consumed
-    // without throttling.
-    grow_w_ = std::max(target, std::min(current, consumption * (1 - share)));
+    saved_cut_at_cap_ = cut_at_cap_;
+    cut_at_cap_ = cut_at_cap_ || from_cap;
+    grow_w_ = from_cap ? cap_ : std::max(target, std::min(current, sustained));
     grow_w0_ = target;
     grow_at_ = now;
     growing_ = true;
-    settling_ = kSettleWindows;
+    settle_until_ = now + from_seconds(kSettleSeconds);
     probing_ = true;
     return;
   }
 
   baseline_ = std::min(baseline_, share_average_);
-  if (!growing_ || rate_ <= 0) return;
+  grow(now, true);
+}
+
+void RateLimiter::grow(Clock::time_point now, bool window_closed) {
+  if (!growing_ || probing_ || rate_ <= 0) return;
   // CUBIC: concave up to the rate before the cut, flat near it, then probing above it. The
   // amplitude has a minimum so that a cut held up by the floor still probes upwards.
   const double t = seconds(now - grow_at_);
   const double amplitude = std::max(grow_w_ - grow_w0_, (1 - kBeta) * grow_w_);
   const double x = (t - kCubicK) / kCubicK;
-  rate_ = std::max(grow_w0_, grow_w_ + amplitude * x * x * x);
+  double next = std::max(grow_w0_, grow_w_ + amplitude * x * x * x);
+  // Between windows only back up to W (regaining what was in use is safe); probing above it
+  // waits for a window's verdict.
+  if (!window_closed) next = std::max(rate_, std::min(next, grow_w_));
+  rate_ = next;
   if (cap_ > 0 && rate_ >= cap_) {
     rate_ = cap_;
     growing_ = false;
-  } else if (cap_ <= 0 && rate_ > 2 * *std::max_element(recent_.begin(), recent_.end())) {
+  } else if (window_closed && cap_ <= 0 &&
+             rate_ > 2 * *std::max_element(recent_.begin(), recent_.end())) {
     rate_ = 0;  // far above what is consumed: unlimited again
     growing_ = false;
   }

@@ -10,9 +10,13 @@
 // seconds (the last request starts at (N - u)/C), and any interval T after an idle spell sees at
 // most C * (T + 0.25 s) plus one request.
 //
-// What it measures. Responses are counted in windows: a window closes at the first response at
-// least 1 s after it opened and after at least kMinSamples (20) responses, so a slow trickle is
-// judged over more time, never on a handful of answers. Per window: the throttled share s
+// What it measures. Responses are counted in windows, the first opening at the first
+// reservation (not over the idle time before it): a window closes at the first response at
+// least 1 s after it opened and after at least kMinSamples (20) responses, or at least
+// kLongWindow (3 s) after it opened and after kFewSamples (10): a slow trickle is judged over more
+// time, never on one or two answers, and a slow run (a table of 100 WCU sees four batches a
+// second; partly unprocessed ones answer after their retries) still decides every few seconds,
+// not every ten or twenty. Per window: the throttled share s
 // (responses whose request saw at least one throttled attempt or unprocessed round, over all
 // responses) and the consumption c (units consumed / window length).
 //
@@ -20,9 +24,10 @@
 // baseline share: the share that cutting was found not to reduce (below). A cut sets the rate to
 // kBeta (0.7) times min(current rate, c * (1 - s)) — from unlimited, 0.7 of what was consumed
 // by the requests answered without throttling, which is surely below the server's limit — never
-// below the floor, never above the cap. The kSettleWindows (3) windows after a cut are left to
-// settle (their answers are mostly to requests sent before the cut, and to their retries, whose
-// back-off spans seconds); the next one is a probe: if its share is not
+// below the floor, never above the cap. The windows that open within kSettleSeconds (3 s) of a
+// cut are left to settle (their answers are mostly to requests sent before the cut, and to their
+// retries, whose back-off spans seconds) — three windows at 1 s, one when few answers make
+// windows long; the next one is a probe: if its share is not
 // below half the share that caused the cut, the throttles do not depend on our rate (a hot
 // partition, a random fault: the client retries those) and the cut is undone — the rate goes
 // back to what it was (unlimited, if it was) and b becomes the probe's share (at most kMaxBaseline,
@@ -30,7 +35,9 @@
 // grows from the cut. b follows the share down in quiet windows (b = min(b, moving average of s)),
 // so a trickle that stops stops being tolerated.
 //
-// How it grows. After a cut from W to W0, while s stays at or below b + kThreshold, the rate at t
+// How it grows. After a cut from W to W0 (W: the cap, at the first cut from the cap; otherwise
+// at most what was consumed without throttling in the window that cut, never above the rate
+// before the cut), while s stays at or below b + kThreshold, the rate at t
 // seconds after the cut is CUBIC's W(t) = W + (W - W0) * ((t - K) / K)^3 with K = kCubicK (4 s):
 // concave back up to W within K seconds, flat near W, then convex probing above it (at 2K, 2W -
 // W0). It never exceeds the cap; without a cap it becomes unlimited again once it is more than
@@ -59,14 +66,16 @@ class RateLimiter {
   using Now = std::function<Clock::time_point()>;
 
   static constexpr double kBurst = 0.25;       // seconds of unused capacity kept
-  static constexpr int kMinSamples = 20;       // responses per window, at least
+  static constexpr int kMinSamples = 20;       // responses per window, at least…
+  static constexpr int kFewSamples = 10;       // …or this many, once a window is this long:
+  static constexpr double kLongWindow = 3.0;   // seconds
   static constexpr double kThreshold = 0.15;   // throttled share above the baseline that cuts
   static constexpr double kBeta = 0.7;         // multiplicative decrease
   static constexpr double kMaxBaseline = 0.5;  // the most throttling ever tolerated as "not ours"
   static constexpr double kCubicK = 4.0;       // seconds to regain the rate before a cut
   static constexpr double kFloor = 0.5;        // of the highest recent consumption
   static constexpr int kFloorWindows = 10;
-  static constexpr int kSettleWindows = 3;  // after a cut, before the probe
+  static constexpr double kSettleSeconds = 3.0;  // after a cut, before the probe
 
   // cap_per_second <= 0: no cap (unlimited until overload is seen).
   explicit RateLimiter(double cap_per_second, Now now = Clock::now);
@@ -97,6 +106,9 @@ class RateLimiter {
   void record_locked(Clock::time_point now, double reserved, double consumed, bool throttled);
   Clock::time_point reserve_locked(Clock::time_point now, double units);
   void close_window(Clock::time_point now);
+  // CUBIC after a confirmed cut: at each reservation back up to W, and at each window's close
+  // (which alone probes above W, and may turn an uncapped rate unlimited again).
+  void grow(Clock::time_point now, bool window_closed);
   double floor_rate() const;
   double with_cap(double r) const { return cap_ > 0 ? std::min(r, cap_) : r; }
 
@@ -106,7 +118,8 @@ class RateLimiter {
   double rate_;  // 0: unlimited
   Clock::time_point next_free_;
 
-  // The open window.
+  bool used_ = false;  // a request was reserved
+  // The open window (from the first reservation).
   Clock::time_point window_start_;
   int window_responses_ = 0, window_throttled_ = 0;
   double window_units_ = 0;
@@ -120,11 +133,13 @@ class RateLimiter {
   // after it is still settling, the probe still to be judged; the growth curve (W, W0, since when)
   // and the one before the cut, put back when the cut is undone.
   double cut_from_ = 0, cut_share_ = 0;
-  int settling_ = 0;  // windows left before the probe
+  Clock::time_point settle_until_{};  // windows opened before this settle; the next probes
   bool probing_ = false;
   bool growing_ = false, saved_growing_ = false;
   double grow_w_ = 0, grow_w0_ = 0, saved_w_ = 0, saved_w0_ = 0;
   Clock::time_point grow_at_{}, saved_at_{};
+  // A cut from the cap was confirmed (not undone): later cuts regain what was consumed.
+  bool cut_at_cap_ = false, saved_cut_at_cap_ = false;
 
   // reserve_estimated(): running average cost, and what outstanding requests booked.
   double estimate_ = 0;
