@@ -6,7 +6,9 @@
 #
 #   scripts/build-san.sh [NINJA TARGETS…]    default: unit_tests fuzz_targets
 #
-# SAN_BUILD overrides build-san/; JOBS the parallel jobs (default: every core). Exits 2 when
+# SAN_BUILD overrides build-san/; JOBS the parallel jobs (default: every core); SAN_OPT the
+# optimization flags of a new tree (default -O1; scripts/test.sh uses -O0, which compiles
+# faster, for its own tree). Exits 2 when
 # clang++ is missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +28,7 @@ if [[ ! -f "$OUT/build.ninja" ]]; then
   # -O1 and no -g: the cheapest build whose reports still name functions (the sanitizers
   # symbolize from the symbol table).
   CXX=clang++ cmake -S "$ROOT" -B "$OUT" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CXX_FLAGS_RELEASE=-O1 "${KIND[@]}" -DDYNAMORPH_BUILD_BENCH=OFF \
+    -DCMAKE_CXX_FLAGS_RELEASE="${SAN_OPT:--O1}" "${KIND[@]}" -DDYNAMORPH_BUILD_BENCH=OFF \
     -DDYNAMORPH_MIMALLOC=OFF >/dev/null
 fi
 cmake --build "$OUT" -j "$JOBS" --target "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the libFuzzer targets (fuzz/, in the sanitized tree of scripts/build-san.sh: clang,
-# ASan + UBSan) and run each for a while from its seeds (fuzz/corpus/<target>/) and dictionary
+# Build the libFuzzer targets (fuzz/, in a sanitized tree of scripts/build-san.sh: clang,
+# ASan + UBSan, -O1: build-fuzz/, not scripts/test.sh's -O0 build-san/) and run each for a while from its seeds (fuzz/corpus/<target>/) and dictionary
 # (fuzz/dict/<target>.dict, when there is one).
 #
 #   scripts/fuzz.sh [--target NAME] [SECONDS]   fuzz NAME (default: every target in turn) for
@@ -9,12 +9,12 @@
 #   scripts/fuzz.sh --no-build …                run what is built (ctest's fuzz_*_brief do)
 #
 # Targets: expression migration config response sigv4 export streams.
-# Environment: FUZZ_BUILD (default build-san/) is the tree; under it fuzz-runs/<target>/ keeps the
+# Environment: FUZZ_BUILD (default build-fuzz/) is the tree; under it fuzz-runs/<target>/ keeps the
 # growing corpus and findings/ the crashing inputs. FUZZ_JOBS runs that many fuzzing processes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="${FUZZ_BUILD:-$ROOT/build-san}"
+OUT="${FUZZ_BUILD:-$ROOT/build-fuzz}"
 ALL_TARGETS=(expression migration config response sigv4 export streams)
 TARGETS=()
 SECONDS_TO_RUN=30
