@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import capacity_proxy  # noqa: E402
 import dataset  # noqa: E402
 from ceiling import Server  # noqa: E402
-from e2e import machine_busy_s  # noqa: E402
+from e2e import last_json, machine_busy_s  # noqa: E402
 
 SEGMENTS = 8
 PROFILE_SHARE = 0.8  # of the data set's items, the ones the job writes
@@ -107,14 +107,7 @@ def peer_job(a, endpoint, table, env):
     if r.returncode != 0:
         # The peer gives up when the SDK's retries run out; that is a result, not a bench error.
         return {"failed": True, "exit": r.returncode, "stderr": r.stderr.strip()[-600:]}, wall
-    return dataset_last_json(r.stdout), wall
-
-
-def dataset_last_json(text):
-    for line in reversed(text.strip().splitlines()):
-        if line.strip().startswith("{"):
-            return json.loads(line)
-    return {}
+    return last_json(r.stdout), wall
 
 
 def series_summary(stats, table, allowance, duration):
