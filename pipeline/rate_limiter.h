@@ -37,10 +37,11 @@
 //
 // How it grows. After a cut from W to W0 (W: the cap, at the first cut from the cap; otherwise
 // at most what was consumed without throttling in the window that cut, never above the rate
-// before the cut), while s stays at or below b + kThreshold, the rate at t
-// seconds after the cut is CUBIC's W(t) = W + (W - W0) * ((t - K) / K)^3 with K = kCubicK (4 s):
-// concave back up to W within K seconds, flat near W, then convex probing above it (at 2K, 2W -
-// W0). It never exceeds the cap; without a cap it becomes unlimited again once it is more than
+// before the cut), while s stays at or below b + kThreshold, the rate t seconds after the probe
+// that confirmed the overload is CUBIC's W(t) = W + (W - W0) * ((t - K) / K)^3 with K = kCubicK
+// (4 s): concave back up to W within K seconds, flat near W, then convex probing above it (at
+// 2K, 2W - W0). It follows the curve at every reservation up to W, and above W only when a
+// window closes (a window's verdict comes first). It never exceeds the cap; without a cap it becomes unlimited again once it is more than
 // twice the highest consumption of the recent windows (we are not using it). Without a cap and
 // without a cut the rate stays unlimited.
 //
