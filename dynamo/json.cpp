@@ -233,6 +233,39 @@ std::string_view get_string(simdjson::ondemand::value v) {
   return s;
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// The shape of a decimal number: [-]digits[.digits][(e|E)[+|-]digits]. Server text is kept as is (it is canonical), and the writers copy it into request
+// bodies unescaped, so it must at least be a number: a malformed response once put a NUL there
+// (found by fuzz/response_fuzz), and a quote would have written attributes of its own.
+bool is_number_text(std::string_view s) {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  if (i < n && s[i] == '-') ++i;
+  auto digits = [&] {
+    const std::size_t from = i;
+    while (i < n && is_digit(s[i])) ++i;
+    return i > from;
+  };
+  if (!digits()) return false;
+  if (i < n && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == n;
+}
+
+Number get_number(simdjson::ondemand::value v) {
+  std::string_view s = get_string(v);
+  if (!is_number_text(s)) bad("a number that is not a decimal number");
+  return Number::from_canonical(std::string(s));
+}
+
 Binary get_binary(simdjson::ondemand::value v) {
   Binary b;
   if (!base64_decode(b.bytes, get_string(v))) bad("invalid base64 in a binary value");
@@ -271,7 +304,7 @@ AttributeValue read_value(simdjson::ondemand::value v) {
       case 1:
         if (tag[0] == 'S') return AttributeValue(std::string(get_string(x)));
         if (tag[0] == 'N')
-          return AttributeValue(Number::from_canonical(std::string(get_string(x))));
+          return AttributeValue(get_number(x));
         if (tag[0] == 'B') return AttributeValue(get_binary(x));
         if (tag[0] == 'M') return AttributeValue(read_item(x));
         if (tag[0] == 'L') {
@@ -303,7 +336,7 @@ AttributeValue read_value(simdjson::ondemand::value v) {
           for (auto e : arr) {
             simdjson::ondemand::value ev;
             if (e.get(ev)) bad("bad set element");
-            s.push_back(Number::from_canonical(std::string(get_string(ev))));
+            s.push_back(get_number(ev));
           }
           return AttributeValue(std::move(s));
         }

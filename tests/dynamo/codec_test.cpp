@@ -618,6 +618,31 @@ TEST(Codec, MalformedConsumedCapacityIsAnError) {
   EXPECT_THROW(parse_batch_write(batch), Error);
 }
 
+// Found by fuzz/response_fuzz (a 10-minute run): number text is kept as the server sent it and
+// copied unescaped into request bodies, so a malformed number (here with a NUL, or a quote that
+// would add an attribute of its own) must be refused when read, not written out.
+TEST(Codec, NumberTextThatIsNotANumberIsMalformed) {
+  for (std::string bad : {R"("2.5)__\u0000__")", R"("1\",\"x\":{\"S\":\"y")", R"("")",
+                          R"("-")", R"(".")", R"("1e")", R"("1e+")", R"("1..2")", R"("0x10")",
+                          R"(" 1")", R"("12.")", R"(".5")"}) {
+    for (std::string tag : {R"("N":)", R"("NS":[)"}) {
+      std::string body = R"({"Items":[{"k":{"S":"a"},"n":{)" + tag + bad +
+                         (tag.back() == '[' ? "]" : "") + R"(}}],"Count":1,"ScannedCount":1})";
+      pad_for_parsing(body);
+      EXPECT_THROW(parse_page(body), Error) << body;
+    }
+  }
+  for (std::string good : {"-1.5E+3", "0", "12.25", "-0.001", "1e-130", "99999999999999999999"}) {
+    std::string body = R"({"Items":[{"n":{"N":")" + good + R"("},"s":{"NS":[")" + good +
+                       R"("]}}],"Count":1,"ScannedCount":1})";
+    pad_for_parsing(body);
+    Page page = parse_page(body);
+    ASSERT_EQ(page.items.size(), 1u);
+    ASSERT_NE(page.items[0].find("n"), nullptr);
+    EXPECT_EQ(page.items[0].find("n")->as<Number>().text(), good);
+  }
+}
+
 // Found by fuzz/streams_fuzz: a creation time past int64 milliseconds was cast anyway
 // (undefined behaviour); it is a malformed response.
 TEST(Codec, StreamRecordTimeOutOfRangeIsAnError) {
