@@ -643,6 +643,18 @@ TEST(Codec, NumberTextThatIsNotANumberIsMalformed) {
   }
 }
 
+// Found by fuzz/streams_fuzz (a 10-minute run): a NextShardIterator that is neither a string nor
+// null (here the start of a word, "nS…") threw simdjson_error, which ends the process, instead
+// of dynamorph::Error. A null one ends the shard, as before.
+TEST(Codec, MalformedNextShardIteratorIsAnError) {
+  std::string body = R"({"Records":[],"NextShardIterator": nShardsme})";
+  pad_for_parsing(body);
+  EXPECT_THROW(parse_get_records(body), Error);
+  std::string end = R"({"Records":[],"NextShardIterator":null})";
+  pad_for_parsing(end);
+  EXPECT_FALSE(parse_get_records(end).next_iterator.has_value());
+}
+
 // Found by fuzz/streams_fuzz: a creation time past int64 milliseconds was cast anyway
 // (undefined behaviour); it is a malformed response.
 TEST(Codec, StreamRecordTimeOutOfRangeIsAnError) {
