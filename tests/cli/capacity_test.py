@@ -20,7 +20,6 @@ properties of the controller at a rate any machine sustains, not measures of our
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import unittest
@@ -31,6 +30,8 @@ from cli_test import BIN, DDB, ENDPOINT, Project  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import capacity_proxy  # noqa: E402
+from ceiling import create_keyed_table, put_items  # noqa: E402
+from faults_test import scan  # noqa: E402
 
 WCU, RCU = 100, 300
 MIGRATED_AT = "2025-01-01T00:00:00.000Z"
@@ -49,29 +50,11 @@ MIGRATION = f"""\
 
 
 def seed(table, n):
-    DDB.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"},
-                                           {"AttributeName": "SK", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"},
-                                {"AttributeName": "SK", "KeyType": "RANGE"}])
+    create_keyed_table(DDB, table)
     DDB.get_waiter("table_exists").wait(TableName=table)
-    items = [{"PK": {"S": f"USER#{i:06}"}, "SK": {"S": "PROFILE"}, "visits": {"N": str(i % 17)},
-              "bio": {"S": "b" * 40}} for i in range(n)]
-    for start in range(0, n, 25):
-        req = {table: [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]}
-        while req:
-            req = DDB.batch_write_item(RequestItems=req).get("UnprocessedItems")
-
-
-def read_back(table):
-    got, kw = {}, {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = DDB.scan(**kw)
-        for i in page["Items"]:
-            got[i["PK"]["S"]] = i
-        if "LastEvaluatedKey" not in page:
-            return got
-        kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    put_items(DDB, table, [{"PK": {"S": f"USER#{i:06}"}, "SK": {"S": "PROFILE"},
+                            "visits": {"N": str(i % 17)}, "bio": {"S": "b" * 40}}
+                           for i in range(n)])
 
 
 class Job:
@@ -117,7 +100,7 @@ class CapacityTest(unittest.TestCase):
             stats = job.finish()
             r = job.result
             self.assertEqual(r.returncode, 0, f"{job.percent}%: {r.stderr}")
-            got = read_back(job.table)
+            got = {i["PK"]["S"]: i for i in scan(DDB, job.table)}
             self.assertEqual(len(got), job.items)
             wrong = [k for k, i in got.items()
                      if i.get("migratedAt") != {"S": MIGRATED_AT}
