@@ -407,12 +407,14 @@ struct BatchState {
   std::function<void(Outcome<BatchWriteSummary>)> done;
   BatchWriteSummary summary;
   int rounds = 0;
+  bool meter = true;
 };
 }  // namespace
 
 void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
-                               std::function<void(Outcome<BatchWriteSummary>)> done) {
+                               std::function<void(Outcome<BatchWriteSummary>)> done, bool meter) {
   auto state = std::make_shared<BatchState>();
+  state->meter = meter;
   state->pending = std::move(entries);
   state->done = std::move(done);
   state->summary.requests = 0;
@@ -422,7 +424,7 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
   *round = [this, state, weak = std::weak_ptr<std::function<void()>>(round)]() {
     std::string body;
     body.reserve(state->pending.size() * 400 + 64);
-    write_batch_write(body, state->pending);
+    write_batch_write(body, state->pending, state->meter);
     ++state->summary.requests;
     auto self = weak.lock();
     call_async("BatchWriteItem", std::move(body), [this, state, self](Outcome<RawResponse> r) {

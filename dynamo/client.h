@@ -101,9 +101,10 @@ class Client {
 
   // BatchWriteItem of ≤ 25 entries; UnprocessedItems are re-sent (with back-off) until none
   // remain. Fails only when the retry budget is spent; then nothing is known about which
-  // entries were written, so the caller must treat the whole batch as not written.
+  // entries were written, so the caller must treat the whole batch as not written. meter false:
+  // no ReturnConsumedCapacity (consumed_capacity stays 0).
   void batch_write_async(std::vector<BatchWriteEntry> entries,
-                         std::function<void(Outcome<BatchWriteSummary>)> done);
+                         std::function<void(Outcome<BatchWriteSummary>)> done, bool meter = true);
   Outcome<BatchWriteSummary> batch_write(std::vector<BatchWriteEntry> entries);
 
   // TransactWriteItems (≤ 100 actions) with a ClientRequestToken, so that a retry after a lost

@@ -446,6 +446,10 @@ void write_condition(std::string& out, const WireExpression& c) {
   out.push_back(',');
   field_string(out, "ConditionExpression", c.text);
 }
+// Closes a write request's object; NONE is the default, so it is simply left out.
+void end_write(std::string& out, bool return_consumed_capacity) {
+  out += return_consumed_capacity ? ",\"ReturnConsumedCapacity\":\"TOTAL\"}" : "}";
+}
 }  // namespace
 
 void write_put_item(std::string& out, const PutItemRequest& r) {
@@ -455,7 +459,7 @@ void write_put_item(std::string& out, const PutItemRequest& r) {
   write_item(out, r.item);
   write_condition(out, r.condition);
   write_names_values(out, r.condition.names, r.condition.values);
-  out += ",\"ReturnConsumedCapacity\":\"TOTAL\"}";
+  end_write(out, r.return_consumed_capacity);
 }
 
 void write_update_item(std::string& out, const UpdateItemRequest& r) {
@@ -476,7 +480,7 @@ void write_update_item(std::string& out, const UpdateItemRequest& r) {
     out.push_back(',');
     field_string(out, "ReturnValues", r.return_values);
   }
-  out += ",\"ReturnConsumedCapacity\":\"TOTAL\"}";
+  end_write(out, r.return_consumed_capacity);
 }
 
 void write_delete_item(std::string& out, const DeleteItemRequest& r) {
@@ -486,10 +490,11 @@ void write_delete_item(std::string& out, const DeleteItemRequest& r) {
   write_item(out, r.key);
   write_condition(out, r.condition);
   write_names_values(out, r.condition.names, r.condition.values);
-  out += ",\"ReturnConsumedCapacity\":\"TOTAL\"}";
+  end_write(out, r.return_consumed_capacity);
 }
 
-void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& entries) {
+void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& entries,
+                       bool return_consumed_capacity) {
   out += "{\"RequestItems\":{";
   // Group by table, keeping the first-seen order of tables.
   std::vector<std::string_view> tables;
@@ -511,7 +516,8 @@ void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& ent
     }
     out.push_back(']');
   }
-  out += "},\"ReturnConsumedCapacity\":\"TOTAL\"}";
+  out.push_back('}');
+  end_write(out, return_consumed_capacity);
 }
 
 void write_batch_get(std::string& out, const BatchGetRequest& r) {

@@ -132,6 +132,7 @@ struct PutItemRequest {
   std::string table;
   Item item;
   WireExpression condition;
+  bool return_consumed_capacity = true;  // ReturnConsumedCapacity TOTAL, else NONE
 };
 
 struct UpdateItemRequest {
@@ -140,12 +141,14 @@ struct UpdateItemRequest {
   WireExpression update;
   WireExpression condition;
   std::string return_values = "NONE";  // NONE, ALL_NEW, ALL_OLD, UPDATED_NEW, UPDATED_OLD
+  bool return_consumed_capacity = true;
 };
 
 struct DeleteItemRequest {
   std::string table;
   Item key;
   WireExpression condition;
+  bool return_consumed_capacity = true;
 };
 
 struct WriteResult {
@@ -204,7 +207,9 @@ void write_get_item(std::string& out, const GetItemRequest& r);
 void write_put_item(std::string& out, const PutItemRequest& r);
 void write_update_item(std::string& out, const UpdateItemRequest& r);
 void write_delete_item(std::string& out, const DeleteItemRequest& r);
-void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& entries);
+// return_consumed_capacity false: no ReturnConsumedCapacity (the answer then has none).
+void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& entries,
+                       bool return_consumed_capacity = true);
 void write_batch_get(std::string& out, const BatchGetRequest& r);
 void write_transact_write(std::string& out, const std::vector<TransactAction>& actions,
                           std::string_view client_request_token);

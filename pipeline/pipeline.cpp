@@ -34,6 +34,7 @@
 #include "dynamo/clock.h"
 #include "dynamo/errors.h"
 #include "pipeline/rate_limiter.h"
+#include "pipeline/write_meter.h"
 #include "stages/step_plan.h"
 
 namespace dynamorph::pipeline {
@@ -302,6 +303,7 @@ class Run {
   CheckpointStore& store_;
   const RunOptions& options_;
   RateLimiter read_limiter_, write_limiter_;
+  WriteMeter write_meter_;
   bool dry_;
   StatePool states_;
   double share_ = 1;  // the capacity share last applied (main thread only)
@@ -588,8 +590,16 @@ void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
   auto at = job.reserved ? std::chrono::steady_clock::now()
                          : write_limiter_.reserve(job.op->wcu_estimate);
   auto go = [this, &gateway, job]() {
+    job.op->meter = write_meter_.sample() || job.op->transaction();  // every request counted
     sink_.send(client_, *job.op, [this, &gateway, job](stages::WriteAnswer a) {
-      double estimate = job.op->wcu_estimate;
+      const double estimate = job.op->wcu_estimate;
+      if (!a.error) {
+        if (a.metered) {
+          write_meter_.observe(estimate, a.consumed_wcu);
+        } else {
+          a.consumed_wcu = write_meter_.cost(estimate);  // not asked, or unreadable
+        }
+      }
       write_limiter_.record(estimate, a.error ? estimate : a.consumed_wcu, a.throttled > 0);
       gateway.try_put(
           WriteDone{job.page, job.op, std::make_shared<stages::WriteAnswer>(std::move(a))});
@@ -955,14 +965,16 @@ RunResult Run::run(int requested_partitions) {
   for (const auto& t : partitions_) result.partition_counters.push_back(t.checkpoint.counters);
   result.samples = std::move(samples_);
   result.estimated_wcu = estimated_wcu_;
+  result.write_requests = write_meter_.requests();
+  result.metered_write_requests = write_meter_.metered();
   const auto& indexes = processor_.target().global_indexes;
   for (std::size_t i = 0; i < estimated_index_wcu_.size() && i < indexes.size(); ++i)
     result.estimated_index_wcu.emplace_back(indexes[i].name, estimated_index_wcu_[i]);
   result.warnings = plan_.warnings;
   if (auto n = capacity_unreadable_.load()) {
     result.warnings.push_back(
-        fmt::format("{} write answers had no readable ConsumedCapacity: consumed WCU is "
-                    "undercounted",
+        fmt::format("{} write answers had no readable ConsumedCapacity: their WCU are "
+                    "estimated from the item sizes",
                     n));
   }
   if (failed_) {

@@ -69,6 +69,10 @@ struct WriteOp {
   double wcu_estimate = 0;  // WriteCost::wcu of its writes (indexes included)
   std::vector<double> index_wcu;  // WriteCost::index: the indexes' share, by index
   void add_cost(const WriteCost& c);
+  // Ask the server what it consumed (ReturnConsumedCapacity). The pipeline asks on a sample of
+  // requests and prices the others from wcu_estimate (pipeline/write_meter.h); transactions
+  // always ask.
+  bool meter = true;
   // Opaque to the pipeline and to the write-mode sinks: what a sink wrapper attaches to an op it
   // passes on, and reads back in its own send() and classify() (the journal: the page's
   // before-image record that must be durable before the op is sent). A resend that classify()
@@ -80,7 +84,8 @@ struct WriteOp {
 // The answer to one sent WriteOp.
 struct WriteAnswer {
   std::shared_ptr<dynamo::ServiceError> error;  // null: success
-  double consumed_wcu = 0;
+  double consumed_wcu = 0;  // the server's figure when `metered`; 0 otherwise
+  bool metered = false;
   int throttled = 0;  // attempts (or unprocessed rounds) that were throttled
   int attempts = 1;
   // A ConsumedCapacity that could not be read (the write itself succeeded).

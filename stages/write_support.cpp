@@ -297,15 +297,19 @@ std::unique_ptr<SinkState> make_batch_page_state(const ItemProcessor& p) {
 
 void send_write_request(dynamo::Client& client, WriteOp& op,
                         std::function<void(WriteAnswer)> done) {
-  auto single = [done](dynamo::Outcome<dynamo::RawResponse> r) {
+  const bool meter = op.meter;
+  auto single = [done, meter](dynamo::Outcome<dynamo::RawResponse> r) {
     if (!r) return done(failure(std::move(r.error())));
     WriteAnswer a;
     a.throttled = r.value().throttled;
     a.attempts = r.value().attempts;
-    try {
-      a.consumed_wcu = dynamo::parse_consumed_total(r.value().body);
-    } catch (const std::exception&) {
-      a.capacity_unreadable = true;  // the write succeeded; only its cost is unknown
+    if (meter) {
+      try {
+        a.consumed_wcu = dynamo::parse_consumed_total(r.value().body);
+        a.metered = true;
+      } catch (const std::exception&) {
+        a.capacity_unreadable = true;  // the write succeeded; only its cost is unknown
+      }
     }
     done(std::move(a));
   };
@@ -316,22 +320,28 @@ void send_write_request(dynamo::Client& client, WriteOp& op,
         if constexpr (std::is_same_v<T, BatchWrite>) {
           // The entries are not needed after sending: a failed batch fails the run, it is
           // never rebuilt from them.
-          client.batch_write_async(std::move(req.entries),
-                                   [done](dynamo::Outcome<dynamo::BatchWriteSummary> r) {
-                                     if (!r) return done(failure(std::move(r.error())));
-                                     WriteAnswer a;
-                                     a.consumed_wcu = r.value().consumed_capacity;
-                                     a.throttled = r.value().throttled;
-                                     a.attempts = r.value().requests;
-                                     done(std::move(a));
-                                   });
+          client.batch_write_async(
+              std::move(req.entries),
+              [done, meter](dynamo::Outcome<dynamo::BatchWriteSummary> r) {
+                if (!r) return done(failure(std::move(r.error())));
+                WriteAnswer a;
+                a.consumed_wcu = r.value().consumed_capacity;
+                a.metered = meter;
+                a.throttled = r.value().throttled;
+                a.attempts = r.value().requests;
+                done(std::move(a));
+              },
+              meter);
         } else if constexpr (std::is_same_v<T, UpdateWrite>) {
+          req.request.return_consumed_capacity = meter;
           dynamo::write_update_item(body, req.request);
           client.call_async("UpdateItem", std::move(body), single);
         } else if constexpr (std::is_same_v<T, PutWrite>) {
+          req.request.return_consumed_capacity = meter;
           dynamo::write_put_item(body, req.request);
           client.call_async("PutItem", std::move(body), single);
         } else if constexpr (std::is_same_v<T, DeleteWrite>) {
+          req.request.return_consumed_capacity = meter;
           dynamo::write_delete_item(body, req.request);
           client.call_async("DeleteItem", std::move(body), single);
         } else {
@@ -339,6 +349,7 @@ void send_write_request(dynamo::Client& client, WriteOp& op,
             if (!r) return done(failure(std::move(r.error())));
             WriteAnswer a;
             a.consumed_wcu = r.value();
+            a.metered = true;
             done(std::move(a));
           });
         }

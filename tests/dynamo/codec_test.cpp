@@ -669,3 +669,32 @@ TEST(Codec, StreamRecordTimeOutOfRangeIsAnError) {
 }
 
 }  // namespace
+
+TEST(Codec, WritesAskForTheirConsumedCapacityOnlyWhenTold) {
+  const Item item{{"PK", AttributeValue("a")}};
+  std::vector<BatchWriteEntry> entries{{"t", BatchWriteEntry::Kind::Put, item}};
+  std::string asked, silent;
+  write_batch_write(asked, entries);
+  write_batch_write(silent, entries, false);
+  EXPECT_EQ(asked,
+            R"({"RequestItems":{"t":[{"PutRequest":{"Item":{"PK":{"S":"a"}}}}]},)"
+            R"("ReturnConsumedCapacity":"TOTAL"})");
+  EXPECT_EQ(silent, R"({"RequestItems":{"t":[{"PutRequest":{"Item":{"PK":{"S":"a"}}}}]}})");
+
+  UpdateItemRequest u{"t", item, {"SET n = :one", {}, {{":one", AttributeValue("1")}}}, {}};
+  u.return_consumed_capacity = false;
+  std::string update;
+  write_update_item(update, u);
+  EXPECT_EQ(update,
+            R"({"TableName":"t","Key":{"PK":{"S":"a"}},"UpdateExpression":"SET n = :one",)"
+            R"("ExpressionAttributeValues":{":one":{"S":"1"}}})");
+  PutItemRequest p{"t", item, {}};
+  p.return_consumed_capacity = false;
+  std::string put;
+  write_put_item(put, p);
+  EXPECT_EQ(put, R"({"TableName":"t","Item":{"PK":{"S":"a"}}})");
+  DeleteItemRequest d{"t", item, {}};
+  std::string del;
+  write_delete_item(del, d);  // asks by default
+  EXPECT_EQ(del, R"({"TableName":"t","Key":{"PK":{"S":"a"}},"ReturnConsumedCapacity":"TOTAL"})");
+}

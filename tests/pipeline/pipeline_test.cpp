@@ -73,7 +73,31 @@ TEST_F(PipelineTest, NormalizeUsernamesBatch) {
   EXPECT_EQ(r.counters.matched, changed);
   EXPECT_EQ(r.counters.written, changed);
   EXPECT_EQ(r.counters.puts, changed);
-  EXPECT_GT(r.counters.consumed_wcu, 0);
+  EXPECT_EQ(r.counters.consumed_wcu, static_cast<double>(changed));  // every item < 1 KB
+}
+
+TEST_F(PipelineTest, WriteCapacityIsMeteredOnASampleAndPricedExactly) {
+  // Only a sample of the write requests asks for its ConsumedCapacity: the first 8, then 1 in
+  // 16. The others are priced from their estimate, calibrated by the sampled answers; DynamoDB
+  // Local meters as the estimate says, so the run's total is still exactly what the server
+  // charged: every item is under 1 KB, 1 WCU each.
+  auto s = step(table_);
+  s.values = {{":now", S("2026-11-22T10:15:00.000Z")}};
+  s.source.page_size = 10;
+  s.transform.push_back({ex("SET migratedAt = :now"), {}, {}});
+  auto expected = data_.items;
+  for (auto& [k, item] : expected) item.set("migratedAt", S("2026-11-22T10:15:00.000Z"));
+  RunResult r = run(s);
+  ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
+  expect_same(expected, read_table(*client_, table_));
+  const auto items = static_cast<std::int64_t>(data_.items.size());
+  EXPECT_EQ(r.counters.written, items);
+  const std::int64_t n = r.write_requests;
+  ASSERT_GE(n, items / 10) << "one batch per page at least";
+  EXPECT_EQ(r.metered_write_requests, 8 + (n - 8) / 16);
+  EXPECT_LT(r.metered_write_requests * 4, n);
+  EXPECT_EQ(r.counters.consumed_wcu, static_cast<double>(items));
+  EXPECT_EQ(r.estimated_wcu, static_cast<double>(items));
 }
 
 TEST_F(PipelineTest, AddFieldWithDefaultUpdateMode) {
