@@ -1,6 +1,7 @@
 #include "dynamo/http_transport.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <fmt/format.h>
 
 #include <atomic>
@@ -256,6 +257,7 @@ HttpTransport::HttpTransport(TransportOptions options) : impl_(std::make_unique<
   curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, options.max_connections);
   curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, options.max_connections);
   impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "dynamorph-io");  // for top -H, perf and gdb
     impl_->thread_id = std::this_thread::get_id();
     impl_->loop();
   });

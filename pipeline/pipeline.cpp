@@ -21,6 +21,7 @@
 #include "pipeline/pipeline.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <tbb/flow_graph.h>
 
 #include <algorithm>
@@ -164,7 +165,12 @@ constexpr int page_slot = 0, next_page = 1;  // next_page: sources with serial p
 class LocalReader {
  public:
   explicit LocalReader(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "dynamorph-read");
+        loop();
+      });
+    }
   }
   ~LocalReader() {
     {

@@ -30,17 +30,6 @@ std::string excerpt(std::string_view text, std::size_t max = 80) {
   return out;
 }
 
-std::string hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const char ch : bytes) {
-    const auto c = static_cast<unsigned char>(ch);
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xF]);
-  }
-  return out;
-}
-
 std::optional<std::string> md5_from_text(std::string_view text) {
   std::string bytes;
   if (text.size() == 32) {  // hex, as some tools write it

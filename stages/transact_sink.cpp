@@ -83,8 +83,7 @@ class TransactState final : public SinkState {
   void flush(std::vector<WriteOp>& out) override {
     if (open_actions().empty()) return;
     out.push_back(std::move(open_));
-    open_ = WriteOp{};
-    open_.request = TransactWrite{};
+    open_ = empty_op();
   }
 
  private:
@@ -92,8 +91,14 @@ class TransactState final : public SinkState {
     return std::get<TransactWrite>(open_.request).actions;
   }
 
+  static WriteOp empty_op() {
+    WriteOp op;
+    op.request = TransactWrite{};
+    return op;
+  }
+
   const ItemProcessor& p_;
-  WriteOp open_{TransactWrite{}};
+  WriteOp open_ = empty_op();
 };
 
 class TransactSink final : public Sink {

@@ -96,6 +96,7 @@ std::string decision_word(const stages::Decision& d) {
     case K::Update: return "update";
     case K::Delete: return "delete";
     case K::Many: return d.key_changed ? "many+delete" : "many";
+    case K::DeleteKeys: return "delete_keys";
     case K::Error: return "error: " + d.error;
   }
   return "?";
