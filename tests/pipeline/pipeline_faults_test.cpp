@@ -131,7 +131,12 @@ TEST_F(FaultsTest, GuardedUpdatesRereadWhenALostResponseWasApplied) {
   RunResult r = pipeline::run_pipeline(*client, normalize_step(stages::WriteMode::Update), *store, options(4));
   ASSERT_EQ(r.status, RunResult::Status::Done) << r.error;
   expect_same(normalized(), read_table(*direct_, table_));
-  EXPECT_GE(r.counters.conflicts, 5) << "each lost-but-applied update comes back as a conflict";
+  // Each lost-but-applied update comes back as a conflict, but the 5 drops hit the first 5
+  // UpdateItem requests to arrive, and a quick retry of a dropped one can itself be one of them
+  // (then two drops make one conflict): 5 when no retry arrives among the first 5, fewer under
+  // load (3 seen in a CI run).
+  EXPECT_GE(r.counters.conflicts, 1) << "a lost-but-applied update comes back as a conflict";
+  EXPECT_LE(r.counters.conflicts, 5) << "only the 5 dropped updates can conflict";
   const ProxyStats st = proxy.stats();
   EXPECT_EQ(st.fired, (std::vector<std::int64_t>{5, 5, 6})) << proxy.stats_json();
 }
