@@ -195,8 +195,9 @@ struct RunResult {
   // The global secondary indexes' share of estimated_wcu, by index name (stages/write_support.h
   // index_units: DynamoDB's rules for index writes).
   std::vector<std::pair<std::string, double>> estimated_index_wcu;
-  // Write requests sent, and how many of them asked the server for their ConsumedCapacity; the
-  // others' consumed_wcu is their estimate, calibrated by those answers (pipeline/write_meter.h).
+  // Write requests sent, and how many successful answers carried the ConsumedCapacity they asked
+  // for; the other writes' consumed_wcu is their estimate, calibrated by those answers
+  // (pipeline/write_meter.h).
   std::int64_t write_requests = 0;
   std::int64_t metered_write_requests = 0;
   // Things the user should know that did not stop the run: the plan's (a key change without
