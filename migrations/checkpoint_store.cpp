@@ -100,8 +100,11 @@ void StateCheckpointStore::writer() {
     // Rounds start a second apart (or back to back when one takes longer): each segment is
     // written at most once per round.
     next = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    write_pending(lk);
+    // Taken before the write: a flush() asked for while this round is on the wire (its
+    // checkpoints saved after the round took the batch) sets the flag again and gets a round
+    // of its own at once, not at the next tick a second later.
     flush_requested_ = false;
+    write_pending(lk);
     cv_.notify_all();
     if (stopping_) break;
   }
