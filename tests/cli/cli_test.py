@@ -643,6 +643,26 @@ class CliTest(unittest.TestCase):
         self.assertIn("resuming", r.stdout)
         self.assertEqual(self.visits(p), self.expected_visits(users))
 
+    def test_a_crash_reports_its_stack_and_resumes_like_a_kill(self):
+        # No input should crash dynamorph; if something does, stderr says so with the stack
+        # (resolvable with addr2line), the process dies of that signal, and a resume is exact.
+        users = 1500
+        p = self.slow_project(users)
+        proc = p.start("up", "--max-wcu", "150")
+        self.wait_for_checkpoints(p, proc)
+        proc.send_signal(signal.SIGSEGV)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, -signal.SIGSEGV, out + err)
+        self.assertIn("dynamorph: crashed with signal 11 (SIGSEGV); this is a bug, please report "
+                      "it with this stack:", err)
+        self.assertRegex(err, r"/dynamorph\(\+0x[0-9a-f]+\)\[0x[0-9a-f]+\]")
+        r = p.run("unlock")  # its lease was not released
+        self.assertExit(r, 0)
+        r = p.run("up")
+        self.assertExit(r, 0)
+        self.assertIn("resuming", r.stdout)
+        self.assertEqual(self.visits(p), self.expected_visits(users))
+
     def test_sigterm_under_a_rate_cap_stops_promptly_then_resumes(self):
         # Pages as big as the table (1 MB) at 200 WCU/s: draining what was read would take most
         # of a minute. A stop sends no more writes, waits only for those on the wire, checkpoints
