@@ -3,7 +3,7 @@
 //
 //   migrate_bench --endpoint http://127.0.0.1:PORT --table bench [--segments 8] [--max-writes 16]
 //                 [--mode batch|update] [--filter server|split|client] [--page-size N]
-//                 [--checkpoint FILE] [--progress] [--json]
+//                 [--checkpoint FILE] [--mib-in-flight M] [--progress] [--json]
 //   migrate_bench --inmemory N [--json]
 //   both: [--transform expression|lua|lua-identity]
 //
@@ -19,7 +19,8 @@
 // Prints one JSON line like the peers' ({"peer":"dynamorph","items_scanned",...}). wall_s is the
 // pipeline's own clock (first request to last acknowledged write); client_cpu_s is the whole
 // process (getrusage, start-up included, like the peers), client_cpu_s_timed the part inside
-// the run; peak_rss_mib is ru_maxrss. SIGINT/SIGTERM stop the run cleanly (status "stopped",
+// the run; peak_rss_mib is ru_maxrss, peak_mib_in_flight the most response MiB the pipeline held
+// at once (RunOptions::max_bytes_in_flight, set by --mib-in-flight; 0: no budget). SIGINT/SIGTERM stop the run cleanly (status "stopped",
 // exit 3); with --checkpoint FILE a later run resumes where it stopped.
 //
 // --inmemory N: a synthetic ~1 MB Scan response page of ~300-byte items shaped like the peers'
@@ -74,6 +75,7 @@ struct Args {
   std::string mode = "batch";
   std::string filter = "server";
   int page_size = 0;
+  double mib_in_flight = -1;  // -1: the pipeline's default
   std::string checkpoint;
   bool progress = false;
   bool json = false;
@@ -86,7 +88,7 @@ struct Args {
                "migrate_bench: %s\nusage: migrate_bench --endpoint URL --table T [--segments 8] "
                "[--max-writes 16]\n"
                "       [--mode batch|update] [--filter server|split|client] [--page-size N]\n"
-               "       [--checkpoint FILE] [--progress] [--json]\n"
+               "       [--checkpoint FILE] [--mib-in-flight M] [--progress] [--json]\n"
                "       migrate_bench --inmemory N [--json]\n"
                "       both: [--transform expression|lua|lua-identity]\n",
                msg);
@@ -117,6 +119,8 @@ Args parse_args(int argc, char** argv) {
       a.page_size = std::atoi(val().c_str());
     else if (k == "--checkpoint")
       a.checkpoint = val();
+    else if (k == "--mib-in-flight")
+      a.mib_in_flight = std::atof(val().c_str());
     else if (k == "--progress")
       a.progress = true;
     else if (k == "--json")
@@ -217,6 +221,7 @@ int run_live(const Args& a) {
   pipeline::RunOptions ro;
   ro.segments = a.segments;
   ro.max_writes_in_flight = a.max_writes;
+  if (a.mib_in_flight >= 0) ro.max_bytes_in_flight = static_cast<std::int64_t>(a.mib_in_flight * 1048576);
   ro.now_iso = kMigratedAt;
   ro.version = 20250101000000;
   ro.stop = &g_stop;
@@ -248,11 +253,12 @@ int run_live(const Args& a) {
   std::printf(
       "{\"peer\":\"dynamorph\",\"items_scanned\":%lld,\"items_written\":%lld,\"wall_s\":%.3f,"
       "\"items_per_s\":%.1f,\"client_cpu_s\":%.3f,\"client_cpu_s_timed\":%.3f,\"peak_rss_mib\":%."
-      "1f,"
+      "1f,\"peak_mib_in_flight\":%.1f,\"reads_held_back\":%lld,"
       "\"status\":\"%s\",\"matched\":%lld,\"retries\":%lld,\"requests\":%llu,\"segments\":%d,"
       "\"max_writes\":%d,\"mode\":\"%s\",\"filter\":\"%s\",\"transform\":\"%s\"%s%s}\n",
       static_cast<long long>(c.scanned), static_cast<long long>(c.written), r.wall_s, ips, cpu1,
-      cpu1 - cpu0, peak_rss_mib(), status, static_cast<long long>(c.matched),
+      cpu1 - cpu0, peak_rss_mib(), r.peak_bytes_in_flight / 1048576.0,
+      static_cast<long long>(r.reads_held_back), status, static_cast<long long>(c.matched),
       static_cast<long long>(c.retries),
       static_cast<unsigned long long>(client.stats().requests.load()), a.segments, a.max_writes,
       a.mode.c_str(), a.filter.c_str(), a.transform.c_str(),

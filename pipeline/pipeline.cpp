@@ -97,6 +97,7 @@ struct PageState {
   // page is not fully written, so it is not checkpointed (a resumed run reads it again).
   std::atomic<bool> abandoned{false};
   bool ends_run = false;  // the partition stops here for this run (not done)
+  std::int64_t bytes = 0;  // its response's size: held until it is committed (max_bytes_in_flight)
   Counters counters;
   double estimated_wcu = 0;
   std::vector<double> estimated_index_wcu;  // by the target's global index
@@ -257,6 +258,7 @@ class Run {
  private:
   // ---- bodies ------------------------------------------------------------------------------
   void send_read(const PageRequest& request, ReadGateway::gateway_type& gateway);
+  void read_page(const PageRequest& request, ReadGateway::gateway_type& gateway);
   void process(const RawPage& raw, ProcessNode::output_ports_type& out);
   void send_write(const WriteJob& job, WriteGateway::gateway_type& gateway);
   void ack(const WriteDone& done, AckNode::output_ports_type& out);
@@ -356,6 +358,24 @@ class Run {
       drained_cv_.notify_all();
     }
   }
+  // RunOptions::max_bytes_in_flight. A page read is admitted while less than the budget is
+  // held, and books an estimate (the mean page so far; 1 MiB, DynamoDB's largest page, before
+  // the first) until its answer says how big it is (settle); its bytes are held until it is
+  // committed. A read that finds no room waits in held_back_, in order, and is sent by the
+  // commit (or settle) that makes room: every page booked is eventually committed or dropped,
+  // so a held-back read never waits for nothing. One read per partition is outstanding at a
+  // time, so the estimate booked is kept per partition.
+  bool admit(const PageRequest& request, ReadGateway::gateway_type& gateway);
+  void settle(int partition, std::int64_t bytes);  // the read's real size (0: not read)
+  void unhold(std::int64_t bytes);                  // a page committed
+  void make_room(std::unique_lock<std::mutex>& lock);
+  std::mutex hold_mutex_;
+  std::int64_t booked_ = 0;  // held bytes plus the estimates of reads not yet answered
+  std::int64_t held_ = 0, peak_held_ = 0, held_back_count_ = 0;
+  std::int64_t seen_bytes_ = 0, seen_pages_ = 0;
+  std::vector<std::int64_t> estimate_booked_;  // by partition
+  std::deque<std::pair<PageRequest, ReadGateway::gateway_type*>> held_back_;
+
   std::int64_t resumed_scanned_ = 0;  // from checkpoints: not part of this run's rates
   Counters resumed_;
   std::chrono::steady_clock::time_point start_;
@@ -375,6 +395,69 @@ void Run::fail(const std::string& message) {
 
 void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gateway) {
   if (reading_stopped(request.partition)) {  // not sent: resumes from its checkpoint
+    page_closed();
+    return;
+  }
+  if (admit(request, gateway)) read_page(request, gateway);
+}
+
+bool Run::admit(const PageRequest& request, ReadGateway::gateway_type& gateway) {
+  std::lock_guard lock(hold_mutex_);
+  const std::int64_t budget = options_.max_bytes_in_flight;
+  if (budget > 0 && booked_ >= budget) {
+    gateway.reserve_wait();  // released once make_room() has read it
+    held_back_.emplace_back(request, &gateway);
+    ++held_back_count_;
+    return false;
+  }
+  const std::int64_t estimate = seen_pages_ ? seen_bytes_ / seen_pages_ : std::int64_t{1} << 20;
+  estimate_booked_[static_cast<std::size_t>(request.partition)] = estimate;
+  booked_ += estimate;
+  return true;
+}
+
+void Run::settle(int partition, std::int64_t bytes) {
+  std::unique_lock lock(hold_mutex_);
+  std::int64_t& estimate = estimate_booked_[static_cast<std::size_t>(partition)];
+  booked_ += bytes - estimate;
+  estimate = 0;
+  held_ += bytes;
+  peak_held_ = std::max(peak_held_, held_);
+  if (bytes > 0) {
+    seen_bytes_ += bytes;
+    ++seen_pages_;
+  }
+  make_room(lock);
+}
+
+void Run::unhold(std::int64_t bytes) {
+  std::unique_lock lock(hold_mutex_);
+  booked_ -= bytes;
+  held_ -= bytes;
+  make_room(lock);
+}
+
+void Run::make_room(std::unique_lock<std::mutex>& lock) {
+  std::vector<std::pair<PageRequest, ReadGateway::gateway_type*>> ready;
+  const std::int64_t budget = options_.max_bytes_in_flight;
+  const std::int64_t estimate = seen_pages_ ? seen_bytes_ / seen_pages_ : std::int64_t{1} << 20;
+  while (!held_back_.empty() && booked_ < budget) {
+    auto next = held_back_.front();
+    held_back_.pop_front();
+    estimate_booked_[static_cast<std::size_t>(next.first.partition)] = estimate;
+    booked_ += estimate;
+    ready.push_back(next);
+  }
+  lock.unlock();
+  for (auto& [request, gateway] : ready) {
+    read_page(request, *gateway);
+    gateway->release_wait();
+  }
+}
+
+void Run::read_page(const PageRequest& request, ReadGateway::gateway_type& gateway) {
+  if (reading_stopped(request.partition)) {  // held back, and stopped meanwhile
+    settle(request.partition, 0);
     page_closed();
     return;
   }
@@ -415,10 +498,12 @@ void Run::send_read(const PageRequest& request, ReadGateway::gateway_type& gatew
   };
   auto at = source_.consumes_read_capacity() ? read_limiter_.reserve_estimated()
                                              : std::chrono::steady_clock::now();
-  when(request.partition, at, std::move(go), [this, &gateway] {  // not sent: resumes from its checkpoint
-    page_closed();
-    gateway.release_wait();
-  });
+  when(request.partition, at, std::move(go),
+       [this, &gateway, partition = request.partition] {  // not sent: resumes from its checkpoint
+         settle(partition, 0);
+         page_closed();
+         gateway.release_wait();
+       });
 }
 
 void Run::when(int partition, std::chrono::steady_clock::time_point at, std::function<void()> go,
@@ -513,6 +598,8 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
   auto page = std::make_shared<PageState>();
   page->partition = raw.request.partition;
   page->seq = raw.request.seq;
+  page->bytes = raw.read ? static_cast<std::int64_t>(raw.read->body.size()) : 0;
+  settle(page->partition, page->bytes);
   auto give_up = [&](const std::string& why) {
     fail(fmt::format("{}: {}", where(page->partition), why));
     page->failed = true;
@@ -745,6 +832,7 @@ void Run::commit(const PagePtr& page, CommitNode::output_ports_type& out) {
     Run* run;
     ~Closer() { run->page_closed(); }
   } closer{this};
+  unhold(page->bytes);
   PartitionTrack& track = partitions_[static_cast<std::size_t>(page->partition)];
   track.waiting.emplace(page->seq, page);
   // Commit every page that is next in order; a failed or abandoned page blocks its partition.
@@ -856,6 +944,7 @@ RunResult Run::run(int requested_partitions) {
     }
   }
   readers_.resize(static_cast<std::size_t>(total_partitions_));
+  estimate_booked_.assign(static_cast<std::size_t>(total_partitions_), 0);
   for (const auto& t : partitions_) {
     if (!t.checkpoint.done) {
       readers_[static_cast<std::size_t>(t.checkpoint.segment)] =
@@ -973,6 +1062,11 @@ RunResult Run::run(int requested_partitions) {
   result.estimated_wcu = estimated_wcu_;
   result.write_requests = write_meter_.requests();
   result.metered_write_requests = write_meter_.metered();
+  {
+    std::lock_guard lock(hold_mutex_);
+    result.peak_bytes_in_flight = peak_held_;
+    result.reads_held_back = held_back_count_;
+  }
   const auto& indexes = processor_.target().global_indexes;
   for (std::size_t i = 0; i < estimated_index_wcu_.size() && i < indexes.size(); ++i)
     result.estimated_index_wcu.emplace_back(indexes[i].name, estimated_index_wcu_[i]);

@@ -131,12 +131,19 @@ struct RunOptions {
   double max_wcu = 0;
   double capacity_percent = 0;  // of the table's provisioned capacity; 0 = off
   int max_pages_in_flight = 0;  // 0 = 2 per segment
+  // Response bytes of pages read and not yet committed, summed over all partitions: once they
+  // reach this, a partition's next page is read only when a commit makes room (a page is always
+  // admitted while less is held, so one page larger than the budget still goes through). Memory
+  // is then bounded by bytes whatever the table size, the segment count and the item size (1 MB
+  // pages of 400 KB items as much as 2,000-item pages of 300 bytes); 8 MiB is one 1 MB page per
+  // default segment. 0 = no budget (pages in flight bound memory alone).
+  std::int64_t max_bytes_in_flight = 8 << 20;
   // Scan/Query Limit when the step sets no page_size. 2,000 items is DynamoDB's own 1 MB page
   // for items of 500 bytes and more, and bounds the items (hence the parsed memory) of a page of
   // small items. Measured with `dynamorph bench scan` (docs/benchmarks.md): 500-item pages cost
   // DynamoDB Local ~45% more server CPU per item than 2,000-item ones and scan ~35% slower;
   // 1 MB pages of ~300-byte items were no faster than 2,000 and held more memory. Memory stays
-  // flat in table size: at most 2 pages per segment are in flight. 0 = the server's 1 MB pages.
+  // flat in table size (max_bytes_in_flight). 0 = the server's 1 MB pages.
   int default_page_size = 2000;
   int max_writes_in_flight = 16;
   bool dry_run = false;                     // the none writer, whatever the spec says
@@ -200,6 +207,10 @@ struct RunResult {
   // (pipeline/write_meter.h).
   std::int64_t write_requests = 0;
   std::int64_t metered_write_requests = 0;
+  // The most response bytes held at once by pages read and not yet committed
+  // (RunOptions::max_bytes_in_flight), and how many times a page read waited for room.
+  std::int64_t peak_bytes_in_flight = 0;
+  std::int64_t reads_held_back = 0;
   // Things the user should know that did not stop the run: the plan's (a key change without
   // version_attribute …) and the run's (answers whose ConsumedCapacity could not be read).
   std::vector<std::string> warnings;

@@ -7,11 +7,16 @@ not fit) in front of the tests' DynamoDB Local, at 100 WCU and 300 RCU:
   empty, so the limiter cuts once and regains the cap; after the first 25 s the write units
   consumed average at least 85% of the allowance, and at most 2% of write requests are
   throttled or partly unprocessed;
-- at 50%, it never takes more than its half: every second after the first two stays within
-  50 WCU (plus one batch of slack for a request straddling two seconds), and none of those
-  requests is throttled; after the first 30 s the average is at least 90% of the 50 (the empty
-  bucket's throttles at the start may cause one cut: at two batches a second the limiter judges
-  a window every 5 s, so that cut and its regain take about 15 s).
+- at 50%, it never takes more than its half. The limiter promises (pipeline/rate_limiter.h)
+  that any T seconds see at most C * (T + 0.25 s) plus one request. The proxy counts a second
+  by when requests reach it, so a stall of the client or of the proxies on a busy machine moves
+  a second's requests into the next one (a clean-clone CI run saw both jobs' proxies pause at
+  once: 9 units and then 100 at 50%, 0 and then 200 at 100%). So after the first two seconds
+  the whole span stays within that bound plus one second moved in at its edge, no second
+  exceeds two seconds' worth plus a batch, and none of those requests is throttled; after the
+  first 30 s the average is at least 90% of the 50 (the empty bucket's throttles at the start
+  may cause one cut: at two batches a second the limiter judges a window every 5 s, so that cut
+  and its regain take about 15 s).
 
 Both run at once, each through its own proxy. The items are read back from the server (not
 through the proxy) and checked one by one, and the units the proxy charged equal the items
@@ -126,8 +131,12 @@ class CapacityTest(unittest.TestCase):
             else:
                 span = range(first + 2, last)
                 allowance = WCU * job.percent / 100
-                self.assertEqual([s for s in span if wcu[s] > allowance + 25], [],
-                                 "a second above the half it may use")
+                batch = 25
+                self.assertLessEqual(sum(wcu[s] for s in span),
+                                     allowance * (len(span) + 0.25 + 1) + batch,
+                                     "more than the half over the run")
+                self.assertEqual([s for s in span if wcu[s] > 2 * allowance + batch], [],
+                                 "a burst above the half it may use")
                 self.assertEqual([s for s in span if bad[s]], [],
                                  "throttled at half the capacity")
                 settled = range(first + 30, last)

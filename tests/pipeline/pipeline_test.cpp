@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "dynamo/errors.h"
+#include "dynamo/requests.h"
 #include "tests/pipeline/pipeline_support.h"
 
 using namespace dynamorph;
@@ -98,6 +99,59 @@ TEST_F(PipelineTest, WriteCapacityIsMeteredOnASampleAndPricedExactly) {
   EXPECT_LT(r.metered_write_requests * 4, n);
   EXPECT_EQ(r.counters.consumed_wcu, static_cast<double>(items));
   EXPECT_EQ(r.estimated_wcu, static_cast<double>(items));
+}
+
+TEST_F(PipelineTest, PagesInFlightAreBoundedByTheirBytes) {
+  // The response bytes of pages read and not yet committed stay within max_bytes_in_flight,
+  // the page being admitted last excepted. With a budget of 1 byte the run holds one page at a
+  // time, so its peak is exactly the largest response the same Scans get (read here before the
+  // run, with the request the source sends); without a budget, writes slowed by max_wcu let
+  // pages pile up.
+  auto largest_page = [&] {
+    std::int64_t largest = 0;
+    for (int segment = 0; segment < 4; ++segment) {
+      dynamo::ScanRequest r;
+      r.table = table_;
+      r.segment = segment;
+      r.total_segments = 4;
+      r.limit = 10;
+      do {
+        std::string body;
+        dynamo::write_scan(body, r);
+        auto answer = client_->call("Scan", body);
+        if (!answer) throw std::runtime_error(answer.error().to_string());
+        largest = std::max(largest, static_cast<std::int64_t>(answer.value().body.size()));
+        r.exclusive_start_key = dynamo::parse_page(answer.value().body).last_evaluated_key;
+      } while (r.exclusive_start_key);
+    }
+    return largest;
+  };
+  auto migrate = [&](const std::string& when, std::int64_t budget) {
+    auto s = step(table_);
+    s.values = {{":now", S(when)}};
+    s.source.page_size = 10;
+    s.transform.push_back({ex("SET migratedAt = :now"), {}, {}});
+    auto o = options(4);
+    o.max_wcu = 200;
+    o.max_bytes_in_flight = budget;
+    RunResult r = run(s, o);
+    EXPECT_EQ(r.status, RunResult::Status::Done) << r.error;
+    auto expected = data_.items;
+    for (auto& [k, item] : expected) item.set("migratedAt", S(when));
+    expect_same(expected, read_table(*client_, table_));
+    EXPECT_EQ(r.counters.written, static_cast<std::int64_t>(data_.items.size()));
+    return r;
+  };
+
+  const std::int64_t largest = largest_page();
+  RunResult one = migrate("2026-11-22T10:15:00.000Z", 1);
+  EXPECT_EQ(one.peak_bytes_in_flight, largest);
+  EXPECT_GE(one.reads_held_back, 1);
+
+  const std::int64_t larger = largest_page();  // the items have grown by migratedAt
+  RunResult unbounded = migrate("2026-11-23T10:15:00.000Z", 0);
+  EXPECT_GT(unbounded.peak_bytes_in_flight, larger);
+  EXPECT_EQ(unbounded.reads_held_back, 0);
 }
 
 TEST_F(PipelineTest, AddFieldWithDefaultUpdateMode) {
