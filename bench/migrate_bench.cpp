@@ -20,8 +20,9 @@
 // pipeline's own clock (first request to last acknowledged write); client_cpu_s is the whole
 // process (getrusage, start-up included, like the peers), client_cpu_s_timed the part inside
 // the run; peak_rss_mib is ru_maxrss, peak_mib_in_flight the most response MiB the pipeline held
-// at once (RunOptions::max_bytes_in_flight, set by --mib-in-flight; 0: no budget). SIGINT/SIGTERM stop the run cleanly (status "stopped",
-// exit 3); with --checkpoint FILE a later run resumes where it stopped.
+// at once (RunOptions::max_bytes_in_flight, set by --mib-in-flight; 0: no budget). SIGINT/SIGTERM
+// stop the run cleanly (status "stopped", exit 3); with --checkpoint FILE a later run resumes
+// where it stopped.
 //
 // --inmemory N: a synthetic ~1 MB Scan response page of ~300-byte items shaped like the peers'
 // data set is parsed (dynamo::parse_page), filtered and transformed (stages::ItemProcessor with
@@ -221,7 +222,8 @@ int run_live(const Args& a) {
   pipeline::RunOptions ro;
   ro.segments = a.segments;
   ro.max_writes_in_flight = a.max_writes;
-  if (a.mib_in_flight >= 0) ro.max_bytes_in_flight = static_cast<std::int64_t>(a.mib_in_flight * 1048576);
+  if (a.mib_in_flight >= 0)
+    ro.max_bytes_in_flight = static_cast<std::int64_t>(a.mib_in_flight * 1048576);
   ro.now_iso = kMigratedAt;
   ro.version = 20250101000000;
   ro.stop = &g_stop;

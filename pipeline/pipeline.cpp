@@ -369,6 +369,7 @@ class Run {
   void settle(int partition, std::int64_t bytes);  // the read's real size (0: not read)
   void unhold(std::int64_t bytes);                  // a page committed
   void make_room(std::unique_lock<std::mutex>& lock);
+  void book(int partition);  // books a read's estimate; hold_mutex_ held
   std::mutex hold_mutex_;
   std::int64_t booked_ = 0;  // held bytes plus the estimates of reads not yet answered
   std::int64_t held_ = 0, peak_held_ = 0, held_back_count_ = 0;
@@ -410,10 +411,14 @@ bool Run::admit(const PageRequest& request, ReadGateway::gateway_type& gateway) 
     ++held_back_count_;
     return false;
   }
-  const std::int64_t estimate = seen_pages_ ? seen_bytes_ / seen_pages_ : std::int64_t{1} << 20;
-  estimate_booked_[static_cast<std::size_t>(request.partition)] = estimate;
-  booked_ += estimate;
+  book(request.partition);
   return true;
+}
+
+void Run::book(int partition) {
+  const std::int64_t estimate = seen_pages_ ? seen_bytes_ / seen_pages_ : std::int64_t{1} << 20;
+  estimate_booked_[static_cast<std::size_t>(partition)] = estimate;
+  booked_ += estimate;
 }
 
 void Run::settle(int partition, std::int64_t bytes) {
@@ -439,14 +444,10 @@ void Run::unhold(std::int64_t bytes) {
 
 void Run::make_room(std::unique_lock<std::mutex>& lock) {
   std::vector<std::pair<PageRequest, ReadGateway::gateway_type*>> ready;
-  const std::int64_t budget = options_.max_bytes_in_flight;
-  const std::int64_t estimate = seen_pages_ ? seen_bytes_ / seen_pages_ : std::int64_t{1} << 20;
-  while (!held_back_.empty() && booked_ < budget) {
-    auto next = held_back_.front();
+  while (!held_back_.empty() && booked_ < options_.max_bytes_in_flight) {
+    ready.push_back(held_back_.front());
     held_back_.pop_front();
-    estimate_booked_[static_cast<std::size_t>(next.first.partition)] = estimate;
-    booked_ += estimate;
-    ready.push_back(next);
+    book(ready.back().first.partition);
   }
   lock.unlock();
   for (auto& [request, gateway] : ready) {
