@@ -18,7 +18,9 @@ stdout.  Control endpoint on the same port (paths starting with /__proxy__/):
     GET  /__proxy__/log     the newest requests (at most 20,000), oldest first: [{"op", "t" (epoch
                             seconds when the request arrived), "bytes" (request body size),
                             "tables" (the tables it names), "fault" (kind or null), "key"
-                            (the SigV4 access key id, or null)}]
+                            (the SigV4 access key id, or null), "done" (epoch seconds when
+                            its answer was written or its connection dropped; null while it
+                            is in flight or when it hangs)}]
     POST /__proxy__/reset   clears rules, stats and the log
 
 Rules (a JSON list; a single object is accepted too; unknown keys are rejected with HTTP 400):
@@ -687,9 +689,10 @@ class Proxy:
         if fault:
             self.total_faults += 1
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
-        self.log.append({"op": op, "t": time.time(), "bytes": len(req.body),
-                         "tables": request_tables(req.body), "fault": fault,
-                         "key": access_key(req.get(b"authorization", b""))})
+        entry = {"op": op, "t": time.time(), "bytes": len(req.body),
+                 "tables": request_tables(req.body), "fault": fault,
+                 "key": access_key(req.get(b"authorization", b"")), "done": None}
+        self.log.append(entry)
 
         status = "-"
         try:
@@ -753,6 +756,8 @@ class Proxy:
                                     rheaders, len(rbody), close) + rbody)
             return True
         finally:
+            if status != "hung":
+                entry["done"] = time.time()
             if self.verbose:
                 log("%s %s fault=%s -> %s in %.1f ms" % (req.start[0].decode(), op or "-", fault,
                                                         status, (time.monotonic() - t0) * 1e3))

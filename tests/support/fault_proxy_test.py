@@ -490,7 +490,7 @@ class RequestLogTest(Base):
         self.assertEqual([(e["op"], e["tables"], e["fault"]) for e in log],
                          [("PutItem", [TABLE], None), ("GetItem", [TABLE], "throttle"),
                           ("BatchWriteItem", [TABLE], None)])
-        self.assertTrue(all(t0 <= e["t"] <= time.time() for e in log))
+        self.assertTrue(all(t0 <= e["t"] <= e["done"] <= time.time() for e in log))
         self.assertTrue(all(e["bytes"] > 0 for e in log))
         self.assertEqual({e["key"] for e in log}, {"test"})  # the clients' access key id
         proxy.reset()
