@@ -3,6 +3,7 @@
 
   /usr/bin/python3 bench/e2e.py [--n 100000] [--reps 3] [--peers DIR] [--rss 20000,160000]
                                 [--rss-reps 1] [--bin build-bench/bench/migrate_bench]
+                                [--mib-in-flight M]
 
 Per rep and job: fresh DynamoDB Local (-inMemory, scripts/dynamodb-local.sh, DDB_JAVA_OPTS=-Xmx6g),
 seed N items with bench/dataset.py (deterministic, seed 42), one unmeasured warm-up scan, run the
@@ -107,7 +108,7 @@ def run_job(job, a, n, rep):
         if job == "dynamorph":
             cmd = ["/usr/bin/time", "-v", a.bin, "--endpoint", srv.endpoint, "--table", "bench", "--segments",
                    str(a.segments), "--max-writes", str(a.max_writes), "--mode", a.mode, "--filter", a.filter,
-                   "--json"]
+                   "--json"] + (["--mib-in-flight", str(a.mib_in_flight)] if a.mib_in_flight is not None else [])
             cwd, env = ROOT, None
         else:
             cmd = ["/usr/bin/time", "-v", "node", "--no-warnings", "peer_node_sdkv3.cjs"]
@@ -145,7 +146,8 @@ def summarize(recs, a, path_md, started):
          f"bench/e2e.py: fresh DynamoDB Local (-inMemory, -Xmx6g) per job, {a.n:,} items seeded by bench/dataset.py "
          "(seed 42, ~300 B, 80 % profiles), one warm-up scan, job, full item-by-item verify. "
          f"dynamorph: bench/migrate_bench --segments {a.segments} --max-writes {a.max_writes} --mode {a.mode} "
-         f"--filter {a.filter}. Client CPU = whole process (getrusage, start-up included) per 100k items; "
+         f"--filter {a.filter}"
+         f"{'' if a.mib_in_flight is None else f' --mib-in-flight {a.mib_in_flight:g}'}. Client CPU = whole process (getrusage, start-up included) per 100k items; "
          "server CPU = DynamoDB Local utime+stime during the job; foreign CPU = everything else on the box "
          "(other workloads share this 2-core machine: large values mean a noisy run).", "",
          "| job | runs | items/s median (min..max) | wall s | client CPU s / 100k | server CPU s / 100k | "
@@ -211,6 +213,8 @@ def main():
     ap.add_argument("--max-writes", type=int, default=16)
     ap.add_argument("--mode", default="batch")
     ap.add_argument("--filter", default="server")
+    ap.add_argument("--mib-in-flight", type=float, default=None, metavar="M",
+                    help="dynamorph's byte budget for responses held (default: the pipeline's)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--tag", default="")
     ap.add_argument("--summarize", default="", help="only rebuild the .md from this .jsonl")

@@ -403,7 +403,7 @@ Outcome<RawResponse> Client::call(std::string_view operation, std::string body) 
 
 namespace {
 struct BatchState {
-  std::vector<BatchWriteEntry> pending;
+  std::string body;  // the next round's request, without ReturnConsumedCapacity
   std::function<void(Outcome<BatchWriteSummary>)> done;
   BatchWriteSummary summary;
   int rounds = 0;
@@ -413,18 +413,26 @@ struct BatchState {
 
 void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
                                std::function<void(Outcome<BatchWriteSummary>)> done, bool meter) {
+  std::string body;
+  body.reserve(entries.size() * 400 + 64);
+  write_batch_write(body, entries, false);
+  batch_write_body_async(std::move(body), std::move(done), meter);
+}
+
+void Client::batch_write_body_async(std::string body,
+                                    std::function<void(Outcome<BatchWriteSummary>)> done,
+                                    bool meter) {
   auto state = std::make_shared<BatchState>();
   state->meter = meter;
-  state->pending = std::move(entries);
+  state->body = std::move(body);
   state->done = std::move(done);
   state->summary.requests = 0;
   auto round = std::make_shared<std::function<void()>>();
   // The round function holds itself only through the callbacks it schedules; the cycle ends
   // when a round does not schedule another.
   *round = [this, state, weak = std::weak_ptr<std::function<void()>>(round)]() {
-    std::string body;
-    body.reserve(state->pending.size() * 400 + 64);
-    write_batch_write(body, state->pending, state->meter);
+    std::string body = std::move(state->body);
+    if (state->meter) add_return_consumed_capacity(body);
     ++state->summary.requests;
     auto self = weak.lock();
     call_async("BatchWriteItem", std::move(body), [this, state, self](Outcome<RawResponse> r) {
@@ -455,7 +463,8 @@ void Client::batch_write_async(std::vector<BatchWriteEntry> entries,
         return;
       }
       stats_.unprocessed_resent.fetch_add(parsed.unprocessed.size(), std::memory_order_relaxed);
-      state->pending = std::move(parsed.unprocessed);
+      state->body.clear();
+      write_batch_write(state->body, parsed.unprocessed, false);
       auto delay = backoff(state->rounds, true);
       transport_->schedule(std::chrono::steady_clock::now() + delay, [self] { (*self)(); });
     });

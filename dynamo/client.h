@@ -105,6 +105,11 @@ class Client {
   // no ReturnConsumedCapacity (consumed_capacity stays 0).
   void batch_write_async(std::vector<BatchWriteEntry> entries,
                          std::function<void(Outcome<BatchWriteSummary>)> done, bool meter = true);
+  // The same with the request already written (write_batch_write with return_consumed_capacity
+  // false): a caller that queues batches holds their bytes, not their parsed items.
+  void batch_write_body_async(std::string body,
+                              std::function<void(Outcome<BatchWriteSummary>)> done,
+                              bool meter = true);
   Outcome<BatchWriteSummary> batch_write(std::vector<BatchWriteEntry> entries);
 
   // TransactWriteItems (≤ 100 actions) with a ClientRequestToken, so that a retry after a lost

@@ -520,6 +520,13 @@ void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& ent
   end_write(out, return_consumed_capacity);
 }
 
+void add_return_consumed_capacity(std::string& body) {
+  if (body.empty() || body.back() != '}')
+    throw Error("internal: a request body that does not end its JSON object");
+  body.pop_back();
+  end_write(body, true);
+}
+
 void write_batch_get(std::string& out, const BatchGetRequest& r) {
   out += "{\"RequestItems\":{";
   key_string(out, r.table);

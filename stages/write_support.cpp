@@ -206,21 +206,30 @@ void BatchGrouper::add(std::vector<BatchWriteEntry> entries, bool may_clash, con
           clash || std::find(open_keys_.begin(), open_keys_.end(), keys.back()) != open_keys_.end();
     }
   }
-  auto& batch = std::get<BatchWrite>(open_.request).entries;
-  if (clash || batch.size() + entries.size() > 25) flush(out);
-  auto& open_batch = std::get<BatchWrite>(open_.request).entries;
-  for (auto& e : entries) open_batch.push_back(std::move(e));
+  if (clash || open_entries_.size() + entries.size() > 25) flush(out);
+  for (auto& e : entries) open_entries_.push_back(std::move(e));
   for (auto& k : keys) open_keys_.push_back(std::move(k));
   open_.add_cost(cost);
   open_.puts += puts;
   open_.deletes += deletes;
   ++open_.item_count;
   if (scanned) open_.scanned.push_back(*scanned);
-  if (open_batch.size() >= 25) flush(out);
+  if (open_entries_.size() >= 25) flush(out);
 }
 
 void BatchGrouper::flush(std::vector<WriteOp>& out) {
-  if (std::get<BatchWrite>(open_.request).entries.empty()) return;
+  if (open_entries_.empty()) return;
+  // Written in a scratch buffer and copied once at its size (plus room for the
+  // ReturnConsumedCapacity a metered send appends): the held body wastes no capacity.
+  thread_local std::string scratch;
+  scratch.clear();
+  dynamo::write_batch_write(scratch, open_entries_, false);
+  BatchWrite& batch = std::get<BatchWrite>(open_.request);
+  batch.body.reserve(scratch.size() + 40);
+  batch.body.append(scratch);
+  batch.entries = static_cast<int>(open_entries_.size());
+  open_entries_.clear();
+  if (scratch.capacity() > (1 << 20)) std::string().swap(scratch);  // a batch of large items
   out.push_back(std::move(open_));
   open_ = WriteOp{};
   open_keys_.clear();
@@ -318,10 +327,10 @@ void send_write_request(dynamo::Client& client, WriteOp& op,
       [&](auto& req) {
         using T = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<T, BatchWrite>) {
-          // The entries are not needed after sending: a failed batch fails the run, it is
-          // never rebuilt from them.
-          client.batch_write_async(
-              std::move(req.entries),
+          // The body is not needed after sending: a failed batch fails the run or is
+          // rebuilt item by item from the op's scanned items (on_item_error: skip).
+          client.batch_write_body_async(
+              std::move(req.body),
               [done, meter](dynamo::Outcome<dynamo::BatchWriteSummary> r) {
                 if (!r) return done(failure(std::move(r.error())));
                 WriteAnswer a;

@@ -53,6 +53,7 @@ class BatchGrouper {
  private:
   const ItemProcessor& p_;
   WriteOp open_;
+  std::vector<dynamo::BatchWriteEntry> open_entries_;  // open_'s, written into it by flush
   std::vector<std::string> open_keys_;  // serialized keys in open_, once any may clash
 };
 

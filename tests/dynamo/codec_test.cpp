@@ -680,6 +680,11 @@ TEST(Codec, WritesAskForTheirConsumedCapacityOnlyWhenTold) {
             R"({"RequestItems":{"t":[{"PutRequest":{"Item":{"PK":{"S":"a"}}}}]},)"
             R"("ReturnConsumedCapacity":"TOTAL"})");
   EXPECT_EQ(silent, R"({"RequestItems":{"t":[{"PutRequest":{"Item":{"PK":{"S":"a"}}}}]}})");
+  std::string later = silent;  // a batch written once, metered when sent
+  add_return_consumed_capacity(later);
+  EXPECT_EQ(later, asked);
+  std::string cut = "{\"RequestItems\":{";
+  EXPECT_THROW(add_return_consumed_capacity(cut), Error);
 
   UpdateItemRequest u{"t", item, {"SET n = :one", {}, {{":one", AttributeValue("1")}}}, {}};
   u.return_consumed_capacity = false;

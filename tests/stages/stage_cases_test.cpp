@@ -108,7 +108,8 @@ std::string request_line(const stages::WriteOp& op) {
       [&](const auto& r) -> std::string {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, stages::BatchWrite>) {
-          dynamo::write_batch_write(body, r.entries);
+          body = r.body;  // as a metered send has it
+          dynamo::add_return_consumed_capacity(body);
           return "BatchWriteItem";
         } else if constexpr (std::is_same_v<T, stages::UpdateWrite>) {
           dynamo::write_update_item(body, r.request);
