@@ -40,8 +40,8 @@ struct WriteCost {
 // The request kinds a write operation can be.
 struct BatchWrite {  // BatchWriteItem, ≤ 25 entries, no key twice
   // The request, written when the batch closed (dynamo::write_batch_write, without
-  // ReturnConsumedCapacity): a page's writes waiting for their turn hold its bytes, about a
-  // third of what its parsed items take.
+  // ReturnConsumedCapacity): a page's writes waiting for their turn hold its bytes, a
+  // fraction of what its parsed items take.
   std::string body;
   int entries = 0;
 };

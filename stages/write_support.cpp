@@ -225,7 +225,7 @@ void BatchGrouper::flush(std::vector<WriteOp>& out) {
   scratch.clear();
   dynamo::write_batch_write(scratch, open_entries_, false);
   BatchWrite& batch = std::get<BatchWrite>(open_.request);
-  batch.body.reserve(scratch.size() + 40);
+  batch.body.reserve(scratch.size() + sizeof(",\"ReturnConsumedCapacity\":\"TOTAL\""));
   batch.body.append(scratch);
   batch.entries = static_cast<int>(open_entries_.size());
   open_entries_.clear();
