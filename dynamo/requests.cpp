@@ -448,7 +448,8 @@ void write_condition(std::string& out, const WireExpression& c) {
 }
 // Closes a write request's object; NONE is the default, so it is simply left out.
 void end_write(std::string& out, bool return_consumed_capacity) {
-  out += return_consumed_capacity ? ",\"ReturnConsumedCapacity\":\"TOTAL\"}" : "}";
+  if (return_consumed_capacity) out += kReturnConsumedCapacityTotal;
+  out += '}';
 }
 }  // namespace
 

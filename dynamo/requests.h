@@ -210,7 +210,9 @@ void write_delete_item(std::string& out, const DeleteItemRequest& r);
 // return_consumed_capacity false: no ReturnConsumedCapacity (the answer then has none).
 void write_batch_write(std::string& out, const std::vector<BatchWriteEntry>& entries,
                        bool return_consumed_capacity = true);
-// Turns a request body written without ReturnConsumedCapacity into one that asks for the total.
+// Turns a request body written without ReturnConsumedCapacity into one that asks for the total:
+// its last byte ('}') becomes kReturnConsumedCapacityTotal and '}'.
+inline constexpr std::string_view kReturnConsumedCapacityTotal = ",\"ReturnConsumedCapacity\":\"TOTAL\"";
 void add_return_consumed_capacity(std::string& body);
 void write_batch_get(std::string& out, const BatchGetRequest& r);
 void write_transact_write(std::string& out, const std::vector<TransactAction>& actions,

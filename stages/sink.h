@@ -43,7 +43,6 @@ struct BatchWrite {  // BatchWriteItem, ≤ 25 entries, no key twice
   // ReturnConsumedCapacity): a page's writes waiting for their turn hold its bytes, a
   // fraction of what its parsed items take.
   std::string body;
-  int entries = 0;
 };
 struct UpdateWrite {  // UpdateItem
   dynamo::UpdateItemRequest request;

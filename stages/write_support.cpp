@@ -225,9 +225,8 @@ void BatchGrouper::flush(std::vector<WriteOp>& out) {
   scratch.clear();
   dynamo::write_batch_write(scratch, open_entries_, false);
   BatchWrite& batch = std::get<BatchWrite>(open_.request);
-  batch.body.reserve(scratch.size() + sizeof(",\"ReturnConsumedCapacity\":\"TOTAL\""));
+  batch.body.reserve(scratch.size() + dynamo::kReturnConsumedCapacityTotal.size());
   batch.body.append(scratch);
-  batch.entries = static_cast<int>(open_entries_.size());
   open_entries_.clear();
   if (scratch.capacity() > (1 << 20)) std::string().swap(scratch);  // a batch of large items
   out.push_back(std::move(open_));
