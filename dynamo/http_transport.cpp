@@ -280,7 +280,9 @@ void HttpTransport::submit(HttpRequest request, Callback done) {
     std::lock_guard lock(impl_->mutex);
     impl_->inbox.push_back(std::move(t));
   }
-  curl_multi_wakeup(impl_->multi);
+  // From the I/O thread itself (a request sent from an answer's callback) the loop looks at the
+  // inbox before it polls again: no wake-up, which is a write(2) and a poll(2) per request.
+  if (!on_io_thread()) curl_multi_wakeup(impl_->multi);
 }
 
 void HttpTransport::schedule(std::chrono::steady_clock::time_point when, std::function<void()> fn) {
@@ -288,7 +290,7 @@ void HttpTransport::schedule(std::chrono::steady_clock::time_point when, std::fu
     std::lock_guard lock(impl_->mutex);
     impl_->timer_inbox.push_back({when, std::move(fn)});
   }
-  curl_multi_wakeup(impl_->multi);
+  if (!on_io_thread()) curl_multi_wakeup(impl_->multi);
 }
 
 bool HttpTransport::on_io_thread() const { return std::this_thread::get_id() == impl_->thread_id; }

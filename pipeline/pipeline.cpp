@@ -1,13 +1,12 @@
 // The flow graph of one pipeline step (see pipeline.h for the contract):
 //
-//   requests ─▶ page_limiter ─▶ read_gateway ═(I/O or reader thread)═▶ process ─┬─▶ requests (next
-//   page)
-//                    ▲                                                          ├─▶ writes ─▶
-//                    write_limiter ─▶ write_gateway ═▶ ack └──────────────── commit ◀── page
-//                    complete ◀───────────────┴───────────────────────────────────────────┘
-//                                                                               ack ─▶
-//                                                                               reread_gateway ═▶
-//                                                                               reprocess ─▶ writes
+//   requests ─▶ page_limiter ─▶ read_gateway ═(I/O or reader thread)═▶ process ─┬─▶ requests
+//                    ▲                                          (next page)      │
+//                    │                               write window ◀── writes ────┤
+//                    │                  (outside the graph: sent, answered and   │
+//                    │                   acknowledged on the I/O thread)          │
+//                    └──────────── commit ◀── page complete ◀────────────────────┘
+//                                  ack ─▶ reread_gateway ═▶ reprocess ─▶ writes
 //
 // The engine knows the three stage contracts only: a Source's partitions and their readers give
 // the requests and parse the pages, the ItemProcessor runs where and the transforms, a Sink groups
@@ -15,9 +14,11 @@
 //
 // Gateways are async_nodes: their bodies only hand the request to the client (or its timer, for
 // throttling, or the reader thread, for local reads) and return; the completion puts the answer
-// back into the graph. Limiters bound pages in flight (request to commit) and write requests in
-// flight, so memory is O(in-flight). Commit is serial and orders pages per partition before
-// saving a checkpoint.
+// back into the graph. Writes do not pass through the graph (pipeline/write_window.h): their
+// answers are acknowledged where they arrive, and only a completed page (or a re-read) goes back
+// in, so that a TBB worker wakes once per page rather than once per write request. The page
+// limiter, the byte budget and the write window bound what is in flight, so memory is
+// O(in-flight). Commit is serial and orders pages per partition before saving a checkpoint.
 #include "pipeline/pipeline.h"
 
 #include <fmt/format.h>
@@ -36,6 +37,7 @@
 #include "dynamo/errors.h"
 #include "pipeline/rate_limiter.h"
 #include "pipeline/write_meter.h"
+#include "pipeline/write_window.h"
 #include "stages/step_plan.h"
 
 namespace dynamorph::pipeline {
@@ -84,8 +86,8 @@ struct PageRequest {
 };
 
 // One page from its answer to its commit. Counters are written by process (before any of the
-// page's writes is sent) and then only by the serial ack/reprocess nodes; commit reads them
-// after the last pending unit is released.
+// page's writes is sent) and then only by ack, one answer at a time; commit reads them after the
+// last pending unit is released.
 struct PageState {
   int partition = 0;
   std::int64_t seq = 0;
@@ -102,7 +104,7 @@ struct PageState {
   double estimated_wcu = 0;
   std::vector<double> estimated_index_wcu;  // by the target's global index
   // Items skipped to the dead letters (on_item_error: skip), stored when the page commits.
-  // Added by process and by the serial ack and reprocess nodes, which may run at once.
+  // Added by process, ack and the serial reprocess node, which may run at once.
   std::mutex dead_mutex;
   std::vector<DeadLetter> dead;
 };
@@ -139,23 +141,17 @@ struct ReReadDone {
 };
 
 using ReadGateway = flow::async_node<PageRequest, RawPage>;
-using WriteGateway = flow::async_node<WriteJob, WriteDone>;
 using ReReadGateway = flow::async_node<ReRead, ReReadDone>;
-using ProcessNode = flow::multifunction_node<RawPage, std::tuple<PageRequest, WriteJob, PagePtr>>;
-using AckNode =
-    flow::multifunction_node<WriteDone, std::tuple<flow::continue_msg, PagePtr, ReRead, WriteJob>>;
-using ReprocessNode = flow::multifunction_node<ReReadDone, std::tuple<WriteJob, PagePtr>>;
+using ProcessNode = flow::multifunction_node<RawPage, std::tuple<PageRequest, PagePtr>>;
+using ReprocessNode = flow::multifunction_node<ReReadDone, std::tuple<PagePtr>>;
 using CommitNode = flow::multifunction_node<PagePtr, std::tuple<flow::continue_msg, PageRequest>>;
 
 // Output ports, by name.
 namespace process_port {
-constexpr int next_page = 0, write = 1, page_done = 2;
-}
-namespace ack_port {
-constexpr int write_slot = 0, page_done = 1, reread = 2, write = 3;
+constexpr int next_page = 0, page_done = 1;
 }
 namespace reprocess_port {
-constexpr int write = 0, page_done = 1;
+constexpr int page_done = 0;
 }
 namespace commit_port {
 constexpr int page_slot = 0, next_page = 1;  // next_page: sources with serial pages
@@ -260,8 +256,17 @@ class Run {
   void send_read(const PageRequest& request, ReadGateway::gateway_type& gateway);
   void read_page(const PageRequest& request, ReadGateway::gateway_type& gateway);
   void process(const RawPage& raw, ProcessNode::output_ports_type& out);
-  void send_write(const WriteJob& job, WriteGateway::gateway_type& gateway);
-  void ack(const WriteDone& done, AckNode::output_ports_type& out);
+  // The write path runs outside the graph (pipeline/write_window.h): write() queues a job,
+  // send_write() sends it when it has a slot, answered() (on the I/O thread, or wherever the
+  // job was abandoned) frees the slot and acknowledges it; only a completed page or a re-read
+  // goes back into the graph, a resend back into the window. Every send the window makes runs
+  // inside something the calling thread waits for: a graph task (process, reprocess), or an
+  // answer whose reservation (graph::reserve_wait) is released only after it, so the run is
+  // never torn down under a window still sending.
+  void write(WriteJob job) { writes_->push(std::move(job)); }
+  void send_write(WriteJob&& job);
+  void answered(const WriteDone& done);
+  void ack(const WriteDone& done);
   void send_reread(const ReRead& job, ReReadGateway::gateway_type& gateway);
   void reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& out);
   void commit(const PagePtr& page, CommitNode::output_ports_type& out);
@@ -323,6 +328,13 @@ class Run {
   // threads are joined before the readers their jobs use are destroyed.
   std::unique_ptr<LocalReader> local_reader_;
   std::once_flag local_reader_once_;
+
+  // Set by run() once the graph is built: what the write path, outside the graph, talks to.
+  flow::graph* graph_ = nullptr;
+  CommitNode* commit_node_ = nullptr;
+  ReReadGateway* reread_gateway_ = nullptr;
+  std::unique_ptr<WriteWindow<WriteJob>> writes_;
+  std::mutex ack_mutex_;  // acknowledgements one at a time (a page's counters, classify())
 
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
@@ -675,84 +687,103 @@ void Run::process(const RawPage& raw, ProcessNode::output_ports_type& out) {
     ops.clear();  // this page's writes never go out: the run stops before it is committed
   }
   add_ops(page, ops, jobs);
-  for (auto& j : jobs) std::get<process_port::write>(out).try_put(j);
+  for (auto& j : jobs) write(std::move(j));
   if (release(page)) std::get<process_port::page_done>(out).try_put(page);
 }
 
-void Run::send_write(const WriteJob& job, WriteGateway::gateway_type& gateway) {
-  gateway.reserve_wait();
-  auto at = job.reserved ? std::chrono::steady_clock::now()
-                         : write_limiter_.reserve(job.op->wcu_estimate);
-  auto go = [this, &gateway, job]() {
-    job.op->meter = write_meter_.sample() || job.op->transaction();  // every request counted
-    sink_.send(client_, *job.op, [this, &gateway, job](stages::WriteAnswer a) {
-      const double estimate = job.op->wcu_estimate;
-      if (!a.error) {
-        if (a.metered) {
-          write_meter_.observe(estimate, a.consumed_wcu);
-        } else {
-          a.consumed_wcu = write_meter_.cost(estimate);  // not asked, or unreadable
+void Run::send_write(WriteJob&& job) {
+  if (graph_->is_cancelled()) {  // a node body threw: the run is over, nothing more is sent
+    writes_->release();
+    return;
+  }
+  graph_->reserve_wait();  // until answered(): wait_for_all() waits for the answer too
+  try {
+    auto at = job.reserved ? std::chrono::steady_clock::now()
+                           : write_limiter_.reserve(job.op->wcu_estimate);
+    auto go = [this, job]() {
+      job.op->meter = write_meter_.sample() || job.op->transaction();  // every request counted
+      sink_.send(client_, *job.op, [this, job](stages::WriteAnswer a) {
+        const double estimate = job.op->wcu_estimate;
+        if (!a.error) {
+          if (a.metered) {
+            write_meter_.observe(estimate, a.consumed_wcu);
+          } else {
+            a.consumed_wcu = write_meter_.cost(estimate);  // not asked, or unreadable
+          }
         }
-      }
-      write_limiter_.record(estimate, a.error ? estimate : a.consumed_wcu, a.throttled > 0);
-      gateway.try_put(
-          WriteDone{job.page, job.op, std::make_shared<stages::WriteAnswer>(std::move(a))});
-      gateway.release_wait();
+        write_limiter_.record(estimate, a.error ? estimate : a.consumed_wcu, a.throttled > 0);
+        answered(
+            WriteDone{job.page, job.op, std::make_shared<stages::WriteAnswer>(std::move(a))});
+      });
+    };
+    when(job.page->partition, at, std::move(go), [this, job] {  // stopping: not sent
+      answered(WriteDone{job.page, job.op, nullptr});
     });
-  };
-  when(job.page->partition, at, std::move(go), [&gateway, job] {  // stopping: not sent
-    gateway.try_put(WriteDone{job.page, job.op, nullptr});
-    gateway.release_wait();
-  });
+  } catch (const std::exception& e) {  // not sent: the run fails, the page is not committed
+    fail(fmt::format("{}: sending a write: {}", spec_.label, e.what()));
+    job.page->failed = true;
+    answered(WriteDone{job.page, job.op, nullptr});
+  }
 }
 
-void Run::ack(const WriteDone& done, AckNode::output_ports_type& out) {
-  std::get<ack_port::write_slot>(out).try_put(
-      flow::continue_msg());  // one write request fewer in flight
+void Run::answered(const WriteDone& done) {
+  writes_->release();  // one write request fewer in flight: the next waiting one goes now
+  ack(done);
+  graph_->release_wait();
+}
+
+void Run::ack(const WriteDone& done) {
   const PagePtr& page = done.page;
   if (!done.answer) {
     page->abandoned = true;
-    if (release(page)) std::get<ack_port::page_done>(out).try_put(page);
+    if (release(page)) commit_node_->try_put(page);
     return;
   }
-  const WriteOp& op = *done.op;
-  const stages::WriteAnswer& a = *done.answer;
-  Counters& c = page->counters;
-  c.retries += std::max(0, a.attempts - 1);
-  if (!a.error) c.consumed_wcu += a.consumed_wcu;
-  if (a.capacity_unreadable) capacity_unreadable_.fetch_add(1, std::memory_order_relaxed);
-  stages::Verdict v = sink_.classify(op, a, options_.max_conflict_retries);
-  if (!v.error.empty() && v.item_rejected && skipping()) {
-    if (op.scanned.size() == 1) {
-      dead_letter(page, op.scanned.front(), v.error);
-    } else {
-      std::vector<WriteJob> jobs;
-      isolate(page, op, jobs);
-      for (auto& j : jobs) std::get<ack_port::write>(out).try_put(std::move(j));
+  std::vector<WriteJob> jobs;
+  std::vector<ReRead> rereads;
+  try {
+    std::lock_guard lock(ack_mutex_);
+    const WriteOp& op = *done.op;
+    const stages::WriteAnswer& a = *done.answer;
+    Counters& c = page->counters;
+    c.retries += std::max(0, a.attempts - 1);
+    if (!a.error) c.consumed_wcu += a.consumed_wcu;
+    if (a.capacity_unreadable) capacity_unreadable_.fetch_add(1, std::memory_order_relaxed);
+    stages::Verdict v = sink_.classify(op, a, options_.max_conflict_retries);
+    if (!v.error.empty() && v.item_rejected && skipping()) {
+      if (op.scanned.size() == 1) {
+        dead_letter(page, op.scanned.front(), v.error);
+      } else {
+        isolate(page, op, jobs);
+      }
+      v.error.clear();
+      v.failed = 0;
     }
-    v.error.clear();
-    v.failed = 0;
-  }
-  c.written += v.written;
-  written_live_.fetch_add(v.written, std::memory_order_relaxed);
-  c.conflicts += v.conflicts;
-  c.failed += v.failed;
-  c.retries += v.retries;
-  for (int i : v.reread) {
-    page->pending.fetch_add(1, std::memory_order_relaxed);
-    std::get<ack_port::reread>(out).try_put(
-        ReRead{page, op.scanned[static_cast<std::size_t>(i)], op.conflict_round + 1});
-  }
-  if (v.resend) {
-    page->pending.fetch_add(1, std::memory_order_relaxed);
-    std::get<ack_port::write>(out).try_put(
-        WriteJob{page, std::make_shared<WriteOp>(std::move(*v.resend))});
-  }
-  if (!v.error.empty()) {
+    c.written += v.written;
+    written_live_.fetch_add(v.written, std::memory_order_relaxed);
+    c.conflicts += v.conflicts;
+    c.failed += v.failed;
+    c.retries += v.retries;
+    for (int i : v.reread) {
+      page->pending.fetch_add(1, std::memory_order_relaxed);
+      rereads.push_back(
+          ReRead{page, op.scanned[static_cast<std::size_t>(i)], op.conflict_round + 1});
+    }
+    if (v.resend) {
+      page->pending.fetch_add(1, std::memory_order_relaxed);
+      jobs.push_back(WriteJob{page, std::make_shared<WriteOp>(std::move(*v.resend))});
+    }
+    if (!v.error.empty()) {
+      page->failed = true;
+      fail(v.error);
+    }
+  } catch (const std::exception& e) {  // what was queued above still goes out and comes back
     page->failed = true;
-    fail(v.error);
+    fail(fmt::format("{}: acknowledging a write: {}", spec_.label, e.what()));
   }
-  if (release(page)) std::get<ack_port::page_done>(out).try_put(page);
+  for (auto& j : jobs) write(std::move(j));
+  for (auto& r : rereads) reread_gateway_->try_put(std::move(r));
+  if (release(page)) commit_node_->try_put(page);
 }
 
 void Run::send_reread(const ReRead& job, ReReadGateway::gateway_type& gateway) {
@@ -820,8 +851,7 @@ void Run::reprocess(const ReReadDone& done, ReprocessNode::output_ports_type& ou
       // Counted already when first planned: only the writes themselves go out again.
       for (auto& op : ops) {
         page->pending.fetch_add(1, std::memory_order_relaxed);
-        std::get<reprocess_port::write>(out).try_put(
-            WriteJob{page, std::make_shared<WriteOp>(std::move(op)), true});
+        write(WriteJob{page, std::make_shared<WriteOp>(std::move(op)), true});
       }
     }
   }  // else: deleted meanwhile, nothing left to do
@@ -973,34 +1003,24 @@ RunResult Run::run(int requested_partitions) {
       [this](const PageRequest& r, ReadGateway::gateway_type& gw) { send_read(r, gw); });
   ProcessNode process_node(g, flow::unlimited,
                            [this](const RawPage& raw, auto& out) { process(raw, out); });
-  flow::queue_node<WriteJob> writes(g);
-  flow::limiter_node<WriteJob> write_limiter(g, static_cast<std::size_t>(max_writes));
-  WriteGateway write_gateway(
-      g, flow::unlimited,
-      [this](const WriteJob& j, WriteGateway::gateway_type& gw) { send_write(j, gw); });
-  AckNode ack_node(g, flow::serial, [this](const WriteDone& d, auto& out) { ack(d, out); });
   ReReadGateway reread_gateway(
       g, flow::unlimited,
       [this](const ReRead& r, ReReadGateway::gateway_type& gw) { send_reread(r, gw); });
   ReprocessNode reprocess_node(g, flow::serial,
                                [this](const ReReadDone& d, auto& out) { reprocess(d, out); });
   CommitNode commit_node(g, flow::serial, [this](const PagePtr& p, auto& out) { commit(p, out); });
+  graph_ = &g;
+  commit_node_ = &commit_node;
+  reread_gateway_ = &reread_gateway;
+  writes_ = std::make_unique<WriteWindow<WriteJob>>(
+      static_cast<std::size_t>(max_writes), [this](WriteJob&& j) { send_write(std::move(j)); });
 
   flow::make_edge(requests, page_limiter);
   flow::make_edge(page_limiter, read_gateway);
   flow::make_edge(read_gateway, process_node);
   flow::make_edge(flow::output_port<process_port::next_page>(process_node), requests);
-  flow::make_edge(flow::output_port<process_port::write>(process_node), writes);
   flow::make_edge(flow::output_port<process_port::page_done>(process_node), commit_node);
-  flow::make_edge(writes, write_limiter);
-  flow::make_edge(write_limiter, write_gateway);
-  flow::make_edge(write_gateway, ack_node);
-  flow::make_edge(flow::output_port<ack_port::write_slot>(ack_node), write_limiter.decrementer());
-  flow::make_edge(flow::output_port<ack_port::page_done>(ack_node), commit_node);
-  flow::make_edge(flow::output_port<ack_port::reread>(ack_node), reread_gateway);
-  flow::make_edge(flow::output_port<ack_port::write>(ack_node), writes);
   flow::make_edge(reread_gateway, reprocess_node);
-  flow::make_edge(flow::output_port<reprocess_port::write>(reprocess_node), writes);
   flow::make_edge(flow::output_port<reprocess_port::page_done>(reprocess_node), commit_node);
   flow::make_edge(flow::output_port<commit_port::page_slot>(commit_node),
                   page_limiter.decrementer());

@@ -135,9 +135,14 @@ struct RunOptions {
   // reach this, a partition's next page is read only when a commit makes room (a page is always
   // admitted while less is held, so one page larger than the budget still goes through). Memory
   // is then bounded by bytes whatever the table size, the segment count and the item size (1 MB
-  // pages of 400 KB items as much as 2,000-item pages of 300 bytes); 8 MiB is one 1 MB page per
-  // default segment. 0 = no budget (pages in flight bound memory alone).
-  std::int64_t max_bytes_in_flight = 8 << 20;
+  // pages of 400 KB items as much as 2,000-item pages of 300 bytes). 4 MiB is four 1 MB pages,
+  // or about seven default pages of 300-byte items, ahead of the writer: at the 5,000-8,000
+  // items/s one DynamoDB Local takes, more than a second of writes waiting. Measured on
+  // 2026-12-06 (docs/benchmarks.md): no slower than 8 MiB (alternating runs, medians 7,015 and
+  // 6,974 items/s), and a 20,000-item table (about 6 MB) fills it as a 160,000-item one does,
+  // so peak RSS is flat in table size from there up. 0 = no budget (pages in flight bound
+  // memory alone).
+  std::int64_t max_bytes_in_flight = 4 << 20;
   // Scan/Query Limit when the step sets no page_size. 2,000 items is DynamoDB's own 1 MB page
   // for items of 500 bytes and more, and bounds the items (hence the parsed memory) of a page of
   // small items. Measured with `dynamorph bench scan` (docs/benchmarks.md): 500-item pages cost
