@@ -697,11 +697,13 @@ void Run::send_write(WriteJob&& job) {
     return;
   }
   graph_->reserve_wait();  // until answered(): wait_for_all() waits for the answer too
-  try {
-    auto at = job.reserved ? std::chrono::steady_clock::now()
-                           : write_limiter_.reserve(job.op->wcu_estimate);
-    auto go = [this, job]() {
-      job.op->meter = write_meter_.sample() || job.op->transaction();  // every request counted
+  auto at = job.reserved ? std::chrono::steady_clock::now()
+                         : write_limiter_.reserve(job.op->wcu_estimate);
+  // Runs here or, when capacity says later, on the I/O thread's timer: either way no exception
+  // may leave it (the window and the transport's loop would be left mid-way).
+  auto go = [this, job]() {
+    job.op->meter = write_meter_.sample() || job.op->transaction();  // every request counted
+    try {
       sink_.send(client_, *job.op, [this, job](stages::WriteAnswer a) {
         const double estimate = job.op->wcu_estimate;
         if (!a.error) {
@@ -715,15 +717,15 @@ void Run::send_write(WriteJob&& job) {
         answered(
             WriteDone{job.page, job.op, std::make_shared<stages::WriteAnswer>(std::move(a))});
       });
-    };
-    when(job.page->partition, at, std::move(go), [this, job] {  // stopping: not sent
+    } catch (const std::exception& e) {  // not sent: the run fails, the page is not committed
+      fail(fmt::format("{}: sending a write: {}", spec_.label, e.what()));
+      job.page->failed = true;
       answered(WriteDone{job.page, job.op, nullptr});
-    });
-  } catch (const std::exception& e) {  // not sent: the run fails, the page is not committed
-    fail(fmt::format("{}: sending a write: {}", spec_.label, e.what()));
-    job.page->failed = true;
+    }
+  };
+  when(job.page->partition, at, std::move(go), [this, job] {  // stopping: not sent
     answered(WriteDone{job.page, job.op, nullptr});
-  }
+  });
 }
 
 void Run::answered(const WriteDone& done) {
