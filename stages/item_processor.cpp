@@ -68,7 +68,9 @@ ItemProcessor::ItemProcessor(const StepSpec& spec, const StepExpressions& expres
     auto w = stage->writes();
     if (!w) {
       may_change_key_ = true;
+      spare_slots_ += 4;
     } else {
+      spare_slots_ += w->size();
       for (const auto& name : *w) {
         if (std::find(target_keys.begin(), target_keys.end(), name) != target_keys.end())
           may_change_key_ = writes_key_ = true;
@@ -128,6 +130,20 @@ std::optional<Item> ItemProcessor::target_key(const Item& item) const {
   return key;
 }
 
+bool ItemProcessor::has_target_key(const Item& item) const {
+  return item.find(target_.partition_key.name) &&
+         (!target_.sort_key || item.find(target_.sort_key->name));
+}
+
+bool ItemProcessor::same_target_key(const Item& a, const Item& b) const {
+  auto same = [&](const std::string& name) {
+    const AttributeValue* x = a.find(name);
+    const AttributeValue* y = b.find(name);
+    return x && y && *x == *y;
+  };
+  return same(target_.partition_key.name) && (!target_.sort_key || same(target_.sort_key->name));
+}
+
 Item ItemProcessor::source_key(const Item& item) const {
   Item key;
   if (const AttributeValue* pk = item.find(source_.partition_key.name))
@@ -144,7 +160,7 @@ bool ItemProcessor::finish_item(Item& item, const Item& scanned, Decision& d) co
     item.set(version_attribute_,
              AttributeValue(dynamo::Number::from_decimal(dynamo::Decimal::from_int(version_))));
   }
-  if (!target_key(item)) {
+  if (!has_target_key(item)) {
     d.kind = Decision::Kind::Error;
     d.error =
         fmt::format("item {}: after the transform it has no key for table '{}' (needs {}{})",
@@ -183,6 +199,8 @@ Decision ItemProcessor::process(const Item& scanned, LocalState& state) const {
     d.kind = Decision::Kind::Delete;
     return d;
   }
+  // Room for what the chain may add, so that a SET of a new attribute does not move the item.
+  d.new_item.reserve(scanned.size() + spare_slots_);
   d.new_item = scanned;
   for (std::size_t i = 0; i < transforms_.size(); ++i) {
     TransformResult r = transforms_[i]->apply(d.new_item, state.transforms[i].get(), ctx_);
@@ -209,11 +227,10 @@ Decision ItemProcessor::process(const Item& scanned, LocalState& state) const {
               r.items.size());
           return d;
         }
-        auto old_key = target_key(scanned);
         d.key_changed = same_table_;
         for (auto& item : r.items) {
           if (!finish_item(item, scanned, d)) return d;
-          if (same_table_ && old_key && *target_key(item) == *old_key) d.key_changed = false;
+          if (same_table_ && same_target_key(item, scanned)) d.key_changed = false;
         }
         d.kind = Decision::Kind::Many;
         d.items = std::move(r.items);
@@ -227,11 +244,7 @@ Decision ItemProcessor::process(const Item& scanned, LocalState& state) const {
     return d;
   }
   if (!finish_item(d.new_item, scanned, d)) return d;
-  auto new_key = target_key(d.new_item);
-  if (same_table_) {
-    auto old_key = target_key(scanned);
-    d.key_changed = !old_key || !(*old_key == *new_key);
-  }
+  if (same_table_) d.key_changed = !same_target_key(d.new_item, scanned);
   if (d.key_changed && mode_ == WriteMode::Update) {
     d.kind = Decision::Kind::Error;
     d.error =

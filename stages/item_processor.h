@@ -80,6 +80,10 @@ class ItemProcessor {
 
   // The target table's key of an item (nullopt if a key attribute is missing).
   std::optional<dynamo::Item> target_key(const dynamo::Item& item) const;
+  // Whether the item holds every key attribute of the target table; whether two items hold the
+  // same target key (both whole, equal as DynamoDB compares). Neither copies a value.
+  bool has_target_key(const dynamo::Item& item) const;
+  bool same_target_key(const dynamo::Item& a, const dynamo::Item& b) const;
   dynamo::Item source_key(const dynamo::Item& item) const;
 
  private:
@@ -101,6 +105,7 @@ class ItemProcessor {
   bool reads_everything_ = false;
   bool may_change_key_ = false;  // a transform writes a key attribute, or may (unknown writes)
   bool writes_key_ = false;      // a transform is known to write a key attribute
+  std::size_t spare_slots_ = 1;  // attributes the chain may add (the version, its writes)
   std::vector<std::string> warnings_;
 };
 

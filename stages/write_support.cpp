@@ -118,8 +118,7 @@ WriteCost write_cost(const ItemProcessor& p, const Item* before, const Item* aft
 
 const Item* replaced(const ItemProcessor& p, const Item& scanned, const Item& item) {
   if (!p.same_table()) return nullptr;
-  auto a = p.target_key(scanned), b = p.target_key(item);
-  return a && b && *a == *b ? &scanned : nullptr;
+  return p.same_target_key(scanned, item) ? &scanned : nullptr;
 }
 
 WireExpression guard_condition(const ItemProcessor& p, const Item& scanned, bool whole_item) {
