@@ -1,4 +1,5 @@
-// HTTP transport: one I/O thread drives libcurl's multi interface; any thread submits requests
+// HTTP transport: one I/O thread drives libcurl's multi socket interface (an epoll set of the
+// sockets libcurl names, and an eventfd that wakes it for new work); any thread submits requests
 // and gets a completion callback on the I/O thread. Callbacks must be short and must not block:
 // they hand the response to whoever waits for it. Keep-alive connections are pooled by the
 // multi handle; timers (retry back-off) run on the same thread, so nobody sleeps to wait.
