@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 
 #include "dynamo/errors.h"
@@ -41,14 +43,37 @@ void write_set_strings(std::string& out, const StringSet& s) {
 
 }  // namespace
 
+namespace {
+
+// Where the next byte that needs escaping is, at or after `from` (s.size() if none): eight bytes
+// at a time, since most strings need none.
+std::size_t next_escape(std::string_view s, std::size_t from) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
+  std::size_t i = from;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    const std::uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+    // A byte below 0x20, or one equal to '"' or '\\' (exact for the presence of any).
+    const std::uint64_t hit =
+        ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
+    if (hit & kHighs) break;
+  }
+  while (i < s.size() && !kNeedsEscape[static_cast<unsigned char>(s[i])]) ++i;
+  return i;
+}
+
+}  // namespace
+
 void write_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   std::size_t run = 0;  // start of the pending run of plain bytes
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (!kNeedsEscape[c]) continue;
+  for (;;) {
+    const std::size_t i = next_escape(s, run);
     out.append(s.data() + run, i - run);
+    if (i == s.size()) break;
     run = i + 1;
+    const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -60,7 +85,6 @@ void write_json_string(std::string& out, std::string_view s) {
       default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
     }
   }
-  out.append(s.data() + run, s.size() - run);
   out.push_back('"');
 }
 
@@ -272,15 +296,27 @@ Binary get_binary(simdjson::ondemand::value v) {
   return b;
 }
 
+// The key as it stands in the document when it has no escape (the common case: no copy into the
+// parser's string buffer); otherwise unescaped.
+bool read_key(simdjson::ondemand::field& field, std::string_view& key) {
+  const char* raw = field.key().raw();  // after the opening quote; the closing one is there
+  std::size_t n = 0;
+  while (raw[n] != '"' && raw[n] != '\\') ++n;
+  if (raw[n] == '"') {
+    key = std::string_view(raw, n);
+    return true;
+  }
+  return !field.unescaped_key().get(key);
+}
+
 }  // namespace
 
 void read_item_into(simdjson::ondemand::object obj, Item& out) {
-  for (auto field : obj) {
+  for (auto result : obj) {
+    simdjson::ondemand::field field;
     std::string_view key;
-    if (field.unescaped_key().get(key)) bad("bad attribute name");
-    simdjson::ondemand::value v;
-    if (field.value().get(v)) bad("bad attribute value");
-    out.append(std::string(key), read_value(v));
+    if (std::move(result).get(field) || !read_key(field, key)) bad("bad attribute name");
+    out.append(std::string(key), read_value(field.value()));
   }
 }
 
@@ -295,11 +331,11 @@ Item read_item(simdjson::ondemand::value v) {
 AttributeValue read_value(simdjson::ondemand::value v) {
   simdjson::ondemand::object obj;
   if (v.get_object().get(obj)) bad("expected an attribute value object");
-  for (auto field : obj) {
+  for (auto result : obj) {
+    simdjson::ondemand::field field;
     std::string_view tag;
-    if (field.unescaped_key().get(tag)) bad("bad type tag");
-    simdjson::ondemand::value x;
-    if (field.value().get(x)) bad("bad value");
+    if (std::move(result).get(field) || !read_key(field, tag)) bad("bad type tag");
+    simdjson::ondemand::value x = field.value();
     switch (tag.size()) {
       case 1:
         if (tag[0] == 'S') return AttributeValue(std::string(get_string(x)));

@@ -85,10 +85,13 @@ template <class Map>
 void append_mapped(std::string& out, std::string_view s, Map map) {
   out.reserve(out.size() + s.size());
   for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {  // fast path
-      out.push_back(static_cast<char>(map(c)));
-      ++i;
+    std::size_t ascii = i;  // fast path: a run of ASCII maps byte for byte
+    while (ascii < s.size() && static_cast<unsigned char>(s[ascii]) < 0x80) ++ascii;
+    if (ascii > i) {
+      const std::size_t at = out.size();
+      out.resize(at + (ascii - i));
+      char* p = out.data() + at;
+      for (; i < ascii; ++i) *p++ = static_cast<char>(map(static_cast<unsigned char>(s[i])));
       continue;
     }
     char32_t cp;
@@ -155,8 +158,13 @@ void fill_random(unsigned char* out, std::size_t n) {
 
 }  // namespace
 
-void append_lower(std::string& out, std::string_view s) { append_mapped(out, s, lower_of); }
-void append_upper(std::string& out, std::string_view s) { append_mapped(out, s, upper_of); }
+// Lambdas rather than function pointers, so that the mapping inlines into the loop.
+void append_lower(std::string& out, std::string_view s) {
+  append_mapped(out, s, [](char32_t c) { return lower_of(c); });
+}
+void append_upper(std::string& out, std::string_view s) {
+  append_mapped(out, s, [](char32_t c) { return upper_of(c); });
+}
 
 std::string_view trim_ascii(std::string_view s) {
   constexpr std::string_view kSpace = " \t\n\r\f\v";

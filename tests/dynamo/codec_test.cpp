@@ -3,6 +3,7 @@
 // DynamoDB's limits (38 digits, 1E-130 .. 9.99E+125).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,42 @@ TEST(JsonString, EveryControlCharacterIsEscapedAndParsesBack) {
   EXPECT_EQ(json_string("\x7f"), "\"\x7f\"");
 }
 
+TEST(JsonString, EveryByteAtEveryOffsetOfAWordIsWrittenRight) {
+  // The writer looks at eight bytes at a time: a byte to escape must be found wherever it
+  // stands in a word, or in the tail after the last whole word, and next to any other byte.
+  auto expected = [](unsigned char c) -> std::string {
+    switch (c) {
+      case '"': return "\\\"";
+      case '\\': return "\\\\";
+      case '\n': return "\\n";
+      case '\r': return "\\r";
+      case '\t': return "\\t";
+      case '\b': return "\\b";
+      case '\f': return "\\f";
+      default: break;
+    }
+    if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      return buf;
+    }
+    return std::string(1, static_cast<char>(c));
+  };
+  for (int c = 0; c < 256; ++c) {
+    for (std::size_t len : {1u, 7u, 8u, 9u, 16u, 23u}) {
+      for (std::size_t at = 0; at < len; ++at) {
+        std::string s(len, 'a');
+        s[at] = static_cast<char>(c);
+        if (at + 1 < len) s[at + 1] = static_cast<char>(0xA1);  // a high byte beside it
+        std::string want = "\"";
+        for (unsigned char x : s) want += expected(x);
+        want += '"';
+        ASSERT_EQ(json_string(s), want) << "byte " << c << " at " << at << " of " << len;
+      }
+    }
+  }
+}
+
 TEST(JsonString, Utf8IsWrittenRawAndSurvivesARoundTrip) {
   const std::string s = "h\xc3\xa9llo \xe2\x98\x83 \xf0\x9d\x84\x9e";  // héllo ☃ 𝄞
   EXPECT_EQ(json_string(s), "\"" + s + "\"");
@@ -135,6 +172,21 @@ TEST(JsonString, ParserDecodesUnicodeEscapesIncludingSurrogatePairs) {
   EXPECT_EQ(parse_value(R"({"S":"\ud834\udd1e"})").as<std::string>(), "\xf0\x9d\x84\x9e");
   EXPECT_EQ(parse_value(R"({"S":"\"\\\/\b\f\n\r\t"})").as<std::string>(), "\"\\/\b\f\n\r\t");
   EXPECT_EQ(parse_value(R"({"S":"\u0000"})").as<std::string>(), std::string("\0", 1));
+}
+
+TEST(JsonString, EscapedNamesAndTypeTagsReadAsTheirText) {
+  // Names and tags are read straight from the document unless they hold an escape.
+  Item item = parse_item(R"({"a\"b":{"S":"1"},"\u0063d":{"\u004e":"2"},"plain":{"S":"3"}})");
+  ASSERT_EQ(item.size(), 3u);
+  EXPECT_EQ(item.find("a\"b")->as<std::string>(), "1");
+  EXPECT_EQ(item.find("cd")->as<Number>().text(), "2");
+  EXPECT_EQ(item.find("plain")->as<std::string>(), "3");
+  try {
+    parse_item(R"({"x":{"SSS":"1"}})");
+    FAIL() << "an unknown tag was accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "malformed DynamoDB JSON: unknown type tag 'SSS'");
+  }
 }
 
 TEST(JsonString, MalformedStringsAreRejected) {
