@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -333,8 +335,14 @@ HttpTransport::HttpTransport(TransportOptions options) : impl_(std::make_unique<
   impl_->multi = curl_multi_init();
   impl_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (impl_->multi == nullptr || impl_->epoll_fd < 0 || impl_->wake_fd < 0)
-    throw Error("the HTTP transport could not be set up (libcurl, epoll or eventfd)");
+  if (impl_->multi == nullptr || impl_->epoll_fd < 0 || impl_->wake_fd < 0) {
+    const int err = errno;
+    if (impl_->multi) curl_multi_cleanup(impl_->multi);
+    if (impl_->epoll_fd >= 0) ::close(impl_->epoll_fd);
+    if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
+    throw Error(fmt::format("the HTTP transport could not be set up: {}",
+                            impl_->multi ? std::strerror(err) : "curl_multi_init failed"));
+  }
   epoll_event wake_ev{};
   wake_ev.events = EPOLLIN;
   wake_ev.data.fd = impl_->wake_fd;
