@@ -41,10 +41,6 @@ void write_set_strings(std::string& out, const StringSet& s) {
   out.push_back(']');
 }
 
-}  // namespace
-
-namespace {
-
 // Where the next byte that needs escaping is, at or after `from` (s.size() if none): eight bytes
 // at a time, since most strings need none.
 std::size_t next_escape(std::string_view s, std::size_t from) {
