@@ -82,17 +82,21 @@ EVP_MD_CTX* digest_ctx() {
   return ctx.get();
 }
 
+using MacCtx = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
+
+MacCtx new_hmac_sha256_ctx() {
+  MacCtx made{EVP_MAC_CTX_new(hmac_mac())};
+  if (!made) throw std::bad_alloc();
+  char digest_name[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(made.get(), params) != 1) throw_openssl("HMAC-SHA256 setup");
+  return made;
+}
+
 EVP_MAC_CTX* mac_ctx() {
-  thread_local const std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx = [] {
-    std::unique_ptr<EVP_MAC_CTX, MacCtxFree> made{EVP_MAC_CTX_new(hmac_mac())};
-    if (!made) throw std::bad_alloc();
-    char digest_name[] = "SHA256";
-    const OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-        OSSL_PARAM_construct_end()};
-    if (EVP_MAC_CTX_set_params(made.get(), params) != 1) throw_openssl("HMAC-SHA256 setup");
-    return made;
-  }();
+  thread_local const MacCtx ctx = new_hmac_sha256_ctx();
   return ctx.get();
 }
 
@@ -117,6 +121,33 @@ Digest hmac_sha256(const unsigned char* key, std::size_t key_length, std::string
       EVP_MAC_final(ctx, out.data(), &length, out.size()) != 1 || length != out.size()) {
     throw_openssl("HMAC-SHA256");
   }
+  return out;
+}
+
+// The request signature's HMAC. Its key, the day's signing key, is the same for thousands of
+// requests in a row, so each thread keeps a context keyed with it: re-initializing a context
+// with the key it holds (a null key) restarts from the stored pads instead of setting up both
+// digests and hashing the key into them again. The derivation chain keeps mac_ctx().
+Digest hmac_with_signing_key(const Digest& key, std::string_view data) {
+  struct Keyed {
+    MacCtx ctx = new_hmac_sha256_ctx();
+    Digest key{};
+    bool keyed = false;
+  };
+  thread_local Keyed k;
+  const bool reuse = k.keyed && k.key == key;
+  k.keyed = false;  // until the init below succeeds
+  Digest out;
+  std::size_t length = 0;
+  if (EVP_MAC_init(k.ctx.get(), reuse ? nullptr : key.data(), reuse ? 0 : key.size(), nullptr) !=
+          1 ||
+      EVP_MAC_update(k.ctx.get(), reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1 ||
+      EVP_MAC_final(k.ctx.get(), out.data(), &length, out.size()) != 1 || length != out.size()) {
+    throw_openssl("HMAC-SHA256");
+  }
+  k.key = key;
+  k.keyed = true;
   return out;
 }
 
@@ -474,7 +505,7 @@ std::vector<std::pair<std::string, std::string>> Signer::sign(const SignRequest&
   s.to_sign.clear();
   append_string_to_sign(s.to_sign, ts.view(), region_, service_, sha256(s.canonical));
   const Key key = signing_key(ts.date(), credentials.secret_access_key);
-  const Digest signature = hmac_sha256(key.data(), key.size(), s.to_sign);
+  const Digest signature = hmac_with_signing_key(key, s.to_sign);
 
   constexpr std::string_view kCredential = " Credential=";
   constexpr std::string_view kSignedHeaders = ", SignedHeaders=";
