@@ -80,7 +80,7 @@ const std::string* HttpResponse::header(std::string_view lowercase_name) const {
 struct HttpTransport::Impl {
   struct Transfer {
     CURL* easy = nullptr;
-    curl_slist* headers = nullptr;
+    std::vector<curl_slist> header_list;  // CURLOPT_HTTPHEADER: into request.headers
     HttpRequest request;
     HttpResponse response;
     Callback done;
@@ -136,15 +136,26 @@ struct HttpTransport::Impl {
     return size * n;
   }
 
-  // Set on every transfer, never left to libcurl's defaults or the environment: https always
-  // verifies the peer's chain and host name, only http and https are spoken, no redirect is
-  // followed (a signed request must not go elsewhere).
-  void secure(CURL* e) const {
+  // A handle's fixed options, set once when it is made; a handle is reused without
+  // curl_easy_reset, so every option a request may change is set again by start(). Never left
+  // to libcurl's defaults or the environment: https always verifies the peer's chain and host
+  // name, only http and https are spoken, no redirect is followed (a signed request must not go
+  // elsewhere).
+  CURL* new_handle() const {
+    CURL* e = curl_easy_init();
+    if (e == nullptr) throw std::bad_alloc();
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     if (!options.ca_bundle.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_bundle.c_str());
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+    return e;
   }
 
   void start(std::unique_ptr<Transfer> t) {
@@ -152,17 +163,24 @@ struct HttpTransport::Impl {
     if (!idle_handles.empty()) {
       e = idle_handles.back();
       idle_handles.pop_back();
-      curl_easy_reset(e);
     } else {
-      e = curl_easy_init();
+      e = new_handle();
     }
     t->easy = e;
-    for (const auto& h : t->request.headers) t->headers = curl_slist_append(t->headers, h.c_str());
-    // DynamoDB answers at once; the 100-continue round trip would only add latency.
-    t->headers = curl_slist_append(t->headers, "Expect:");
+    // The header list points into the request's own strings (libcurl only reads it), so a
+    // request's headers cost no copies; the last entry turns off the 100-continue round trip,
+    // which would only add latency (DynamoDB answers at once).
+    static char kNoExpect[] = "Expect:";
+    t->header_list.resize(t->request.headers.size() + 1);
+    for (std::size_t i = 0; i < t->request.headers.size(); ++i) {
+      t->header_list[i].data = t->request.headers[i].data();
+      t->header_list[i].next = &t->header_list[i + 1];
+    }
+    t->header_list.back() = curl_slist{kNoExpect, nullptr};
     curl_easy_setopt(e, CURLOPT_URL, t->request.url.c_str());
     if (t->request.method == "GET") {
       curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
     } else {
       // POST fields carry the body of a PUT too; the method line is then replaced.
       curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -170,26 +188,18 @@ struct HttpTransport::Impl {
       const std::string& body = t->request.body ? *t->request.body : kEmpty;
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
-      if (t->request.method != "POST") {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->request.method.c_str());
-      }
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                       t->request.method == "POST" ? nullptr : t->request.method.c_str());
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header_list.data());
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (!t->request.raw) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, t->request.raw ? nullptr : "");
     auto timeout = options.request_timeout;
     if (t->request.timeout.count() > 0 && t->request.timeout < timeout) timeout = t->request.timeout;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    secure(e);
     curl_multi_add_handle(multi, e);
     ++running;
     t.release();  // owned through CURLOPT_PRIVATE until finish()
@@ -207,7 +217,10 @@ struct HttpTransport::Impl {
       t->response.curl_error = t->error[0] ? t->error : curl_easy_strerror(code);
       t->response.status = 0;
     }
-    curl_slist_free_all(t->headers);
+    // An idle handle keeps no pointer into the transfer that is about to be freed.
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
     idle_handles.push_back(e);
     pad_for_parsing(t->response.body);
     Callback done = std::move(t->done);
