@@ -309,8 +309,7 @@ void journal_records(const ItemProcessor& p, const dynamo::Item& scanned, const 
       break;
     case Decision::Kind::Delete: deleted_old(); break;
     case Decision::Kind::Many: {
-      const auto old_key = in_place ? p.target_key(scanned) : std::nullopt;
-      for (const auto& item : d.items) written(item, old_key && p.target_key(item) == old_key);
+      for (const auto& item : d.items) written(item, p.same_target_key(item, scanned));
       if (d.key_changed) deleted_old();
       break;
     }

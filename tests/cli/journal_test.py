@@ -97,6 +97,26 @@ PATTERNS = {
               - update: "SET user_id = strip_prefix(PK, 'USER#'), kind = SK REMOVE PK, SK"
             write: {{ table: users, mode: batch, version_attribute: _v }}
         """,
+    # In place, a Lua fan-out: a profile keeps its key (the before-image is journaled with it)
+    # and gains a name item; a photo moves to a new key, so its original is deleted.
+    "fan_out": """\
+        - pipeline:
+            source: {{ table: app, segments: 4 }}
+            where: "SK = 'PROFILE' OR begins_with(SK, 'PHOTO#')"
+            transform:
+              - lua:
+                  code: |
+                    function transform(item, ctx)
+                      if item.SK == "PROFILE" then
+                        return dynamorph.many{{
+                          {{ PK = item.PK, SK = "PROFILE", username = ctx.lower(item.username) }},
+                          {{ PK = "NAME#" .. ctx.lower(item.username), SK = item.PK }},
+                        }}
+                      end
+                      return dynamorph.many{{ {{ PK = item.PK, SK = "IMG#" .. item.photo_id }} }}
+                    end
+            write: {{ mode: batch, version_attribute: _v }}
+        """,
     "delete_entity": """\
         - pipeline:
             source: {{ table: app, segments: 4 }}
