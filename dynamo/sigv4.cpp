@@ -112,8 +112,9 @@ Digest sha256(std::string_view data) {
   return out;
 }
 
-Digest hmac_sha256(const unsigned char* key, std::size_t key_length, std::string_view data) {
-  EVP_MAC_CTX* ctx = mac_ctx();
+// HMAC-SHA256 of `data` on `ctx`; a null `key` reuses the key the context already holds.
+Digest hmac_sha256_on(EVP_MAC_CTX* ctx, const unsigned char* key, std::size_t key_length,
+                      std::string_view data) {
   Digest out;
   std::size_t length = 0;
   if (EVP_MAC_init(ctx, key, key_length, nullptr) != 1 ||
@@ -122,6 +123,10 @@ Digest hmac_sha256(const unsigned char* key, std::size_t key_length, std::string
     throw_openssl("HMAC-SHA256");
   }
   return out;
+}
+
+Digest hmac_sha256(const unsigned char* key, std::size_t key_length, std::string_view data) {
+  return hmac_sha256_on(mac_ctx(), key, key_length, data);
 }
 
 // The request signature's HMAC. Its key, the day's signing key, is the same for thousands of
@@ -136,16 +141,9 @@ Digest hmac_with_signing_key(const Digest& key, std::string_view data) {
   };
   thread_local Keyed k;
   const bool reuse = k.keyed && k.key == key;
-  k.keyed = false;  // until the init below succeeds
-  Digest out;
-  std::size_t length = 0;
-  if (EVP_MAC_init(k.ctx.get(), reuse ? nullptr : key.data(), reuse ? 0 : key.size(), nullptr) !=
-          1 ||
-      EVP_MAC_update(k.ctx.get(), reinterpret_cast<const unsigned char*>(data.data()),
-                     data.size()) != 1 ||
-      EVP_MAC_final(k.ctx.get(), out.data(), &length, out.size()) != 1 || length != out.size()) {
-    throw_openssl("HMAC-SHA256");
-  }
+  k.keyed = false;  // until the HMAC below succeeds
+  const Digest out =
+      hmac_sha256_on(k.ctx.get(), reuse ? nullptr : key.data(), reuse ? 0 : key.size(), data);
   k.key = key;
   k.keyed = true;
   return out;
